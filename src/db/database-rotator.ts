@@ -1,0 +1,291 @@
+import { ConfigError, LoginError, type LoginFailure, RotationError, RotationStateError, SecretFormatError, VerificationError, describeError } from '../errors';
+import type { Logger } from '../log';
+import { passwordPolicyFromEnv } from '../password';
+import { Rotator, type StepContext } from '../rotator';
+import { AWSCURRENT, AWSPENDING, AWSPREVIOUS } from '../secrets';
+import type { DatabaseEngine } from './engine';
+import {
+  type DbSecret,
+  defaultAlternateUsername,
+  parseAdminSecret,
+  parseDbSecret,
+  sameHost,
+  strategyOf,
+} from './secret';
+import { parseTlsMode, resolveCa, tlsAttempts } from './tls';
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+
+type Login<C> = { ok: true; conn: C; secret: DbSecret } | { ok: false; failure: LoginFailure };
+
+/**
+ * A rotator for any database engine. It owns both strategies; the engine only connects, changes
+ * passwords, upserts the alternate user and runs a check.
+ *
+ * Single user (no `masterarn`): setSecret logs in with AWSPENDING (already done? stop), else
+ * with AWSCURRENT, else AWSPREVIOUS, and changes the user's own password; user and host must be
+ * the same in every version used.
+ *
+ * Alternating users (`masterarn` set): AWSPENDING names the other user of the pair (`user` <->
+ * `user_clone`). setSecret first proves AWSCURRENT still logs in (so a forged secret cannot
+ * borrow the admin's power: the confused-deputy guard), then logs in as the admin secret, whose
+ * host must match, and creates or updates the alternate user.
+ *
+ * Both strategies finish setSecret by logging in with the new password: a server that answers
+ * OK to a password change that did nothing is caught here, not by the applications.
+ */
+export class DatabaseRotator<C = unknown> extends Rotator {
+  readonly name: string;
+
+  constructor(readonly engine: DatabaseEngine<C>) {
+    super();
+    this.name = engine.name;
+  }
+
+  override validate(secretString: string, label: string, ctx: StepContext): void {
+    this.parse(secretString, label, ctx);
+  }
+
+  /** Parse and check a secret of this engine, including its TLS settings. */
+  parse(secretString: string, label: string, ctx: Pick<StepContext, 'env'>): DbSecret {
+    const secret = parseDbSecret(secretString, label, this.engine.engines);
+    this.engine.validateSecret?.(secret, label);
+    parseTlsMode(secret.ssl, ctx.env, label);
+    return secret;
+  }
+
+  alternateUsername(username: string): string {
+    return this.engine.alternateUsername ? this.engine.alternateUsername(username) : defaultAlternateUsername(username);
+  }
+
+  async generatePending(currentString: string, ctx: StepContext): Promise<string> {
+    const current = this.parse(currentString, AWSCURRENT, ctx);
+    const next: DbSecret = { ...current };
+    if (strategyOf(current) === 'alternating') {
+      next.username = this.alternateUsername(current.username);
+      if ([...next.username].length > this.engine.maxUsernameLength) {
+        throw new SecretFormatError(
+          `The alternate user "${next.username}" would be ${[...next.username].length} characters long; ${this.engine.name} allows ${this.engine.maxUsernameLength}.`,
+          'Use a shorter username for the alternating-users strategy.',
+        );
+      }
+    }
+    const password = await ctx.secrets.randomPassword(passwordPolicyFromEnv(ctx.env, this.engine.passwordDefaults));
+    this.engine.validatePassword?.(password);
+    next.password = password;
+    return JSON.stringify(next);
+  }
+
+  async setSecret(ctx: StepContext): Promise<void> {
+    const current = this.parse(await ctx.secrets.current(), AWSCURRENT, ctx);
+    const pending = this.parse(await ctx.secrets.requirePending(), AWSPENDING, ctx);
+    if (strategyOf(current) !== strategyOf(pending)) {
+      throw new RotationStateError('AWSCURRENT and AWSPENDING use different rotation strategies.', 'Cancel this rotation and start a new one.');
+    }
+
+    const already = await this.login(pending, AWSPENDING, ctx);
+    if (already.ok) {
+      await this.close(already.conn, ctx.log);
+      ctx.log.info('AWSPENDING already logs in; password was set by an earlier attempt', { username: pending.username });
+      return;
+    }
+
+    if (strategyOf(current) === 'alternating') {
+      await this.setAlternating(current, pending, ctx);
+    } else {
+      await this.setSingle(current, pending, ctx);
+    }
+
+    const verify = await this.login(pending, AWSPENDING, ctx);
+    if (!verify.ok) {
+      throw new VerificationError(
+        `The server accepted the password change for "${pending.username}" but the new password does not log in (${verify.failure.reason}).`,
+        'The change had no effect; check the server version and the account\'s authentication plugin.',
+      );
+    }
+    await this.close(verify.conn, ctx.log);
+    ctx.log.info('new password set and verified by login', { username: pending.username });
+  }
+
+  async testSecret(ctx: StepContext): Promise<void> {
+    const pending = this.parse(await ctx.secrets.requirePending(), AWSPENDING, ctx);
+    const login = await this.login(pending, AWSPENDING, ctx);
+    if (!login.ok) throw new LoginError('Unable to log into the database with the AWSPENDING secret.', [login.failure]);
+    try {
+      await this.engine.check(login.conn);
+    } finally {
+      await this.close(login.conn, ctx.log);
+    }
+    ctx.log.info('AWSPENDING logs in and runs the check query', { username: pending.username });
+  }
+
+  private async setSingle(current: DbSecret, pending: DbSecret, ctx: StepContext): Promise<void> {
+    if (current.username !== pending.username) {
+      throw new RotationStateError(
+        `AWSPENDING names user "${pending.username}" but AWSCURRENT names "${current.username}"; single-user rotation never changes the user.`,
+      );
+    }
+    if (!sameHost(current.host, pending.host)) {
+      throw new RotationStateError(`AWSPENDING's host "${pending.host}" differs from AWSCURRENT's "${current.host}".`);
+    }
+
+    const failures: LoginFailure[] = [];
+    let login = await this.login(current, AWSCURRENT, ctx);
+    if (!login.ok) {
+      failures.push(login.failure);
+      const previous = await this.previousFor(pending, current, ctx);
+      if (previous) {
+        login = await this.login(previous, AWSPREVIOUS, ctx);
+        if (!login.ok) failures.push(login.failure);
+      }
+    }
+    if (!login.ok) {
+      throw new LoginError('Unable to log into the database with the pending, current or previous secret.', failures,
+        'Check the password stored in AWSCURRENT still works, and that the function can reach the database.');
+    }
+    try {
+      await this.engine.setOwnPassword(
+        login.conn,
+        { username: pending.username, oldPassword: login.secret.password, newPassword: pending.password },
+        ctx.log,
+      );
+    } finally {
+      await this.close(login.conn, ctx.log);
+    }
+    ctx.log.info('changed own password', { username: pending.username, loggedInWith: login.secret === current ? AWSCURRENT : AWSPREVIOUS });
+  }
+
+  /** AWSPREVIOUS, if usable for the recovery path: same user and host, with current's TLS settings. */
+  private async previousFor(pending: DbSecret, current: DbSecret, ctx: StepContext): Promise<DbSecret | undefined> {
+    const raw = await ctx.secrets.previous();
+    if (raw === undefined) return undefined;
+    let previous: DbSecret;
+    try {
+      previous = this.parse(raw, AWSPREVIOUS, ctx);
+    } catch (err) {
+      ctx.log.warn('ignoring AWSPREVIOUS: it is not a usable secret', { reason: describeError(err) });
+      return undefined;
+    }
+    if (previous.username !== pending.username || !sameHost(previous.host, pending.host)) {
+      ctx.log.warn('ignoring AWSPREVIOUS: it names another user or host');
+      return undefined;
+    }
+    // A stale TLS setting on an old version must not weaken (or break) the connection.
+    const { ssl: _ssl, sslCa: _ca, ...rest } = previous;
+    return { ...rest, ...(current.ssl !== undefined ? { ssl: current.ssl } : {}), ...(current.sslCa !== undefined ? { sslCa: current.sslCa } : {}) } as DbSecret;
+  }
+
+  private async setAlternating(current: DbSecret, pending: DbSecret, ctx: StepContext): Promise<void> {
+    const expected = this.alternateUsername(current.username);
+    if (pending.username !== expected) {
+      throw new RotationStateError(
+        `AWSPENDING names user "${pending.username}" but the alternate of AWSCURRENT's "${current.username}" is "${expected}".`,
+      );
+    }
+    if (!sameHost(current.host, pending.host)) {
+      throw new RotationStateError(`AWSPENDING's host "${pending.host}" differs from AWSCURRENT's "${current.host}".`);
+    }
+
+    // Confused-deputy guard: the admin's power is used only for a secret whose current credential works.
+    const guard = await this.login(current, AWSCURRENT, ctx);
+    if (!guard.ok) {
+      throw new LoginError('Unable to log into the database with the AWSCURRENT secret; refusing to use the admin secret.', [guard.failure],
+        'Fix AWSCURRENT (it must log in) before rotating.');
+    }
+    await this.close(guard.conn, ctx.log);
+
+    const master = await this.adminSecret(current, ctx);
+    const admin = await this.login(master, 'admin secret', ctx);
+    if (!admin.ok) {
+      throw new LoginError(`Unable to log into the database with the admin secret ${current.masterarn}.`, [admin.failure]);
+    }
+    try {
+      await this.engine.upsertAlternateUser(
+        admin.conn,
+        { currentUser: current.username, alternateUser: pending.username, newPassword: pending.password, current },
+        ctx.log,
+      );
+    } finally {
+      await this.close(admin.conn, ctx.log);
+    }
+    ctx.log.info('alternate user created or updated by the admin user', { username: pending.username, adminUser: master.username });
+  }
+
+  /**
+   * The admin secret, as a connectable DbSecret. A secret holding only username and password
+   * (the shape of RDS-managed master secrets) connects to the child's host, port and engine.
+   * A host in the admin secret must equal the child's host.
+   */
+  private async adminSecret(current: DbSecret, ctx: StepContext): Promise<DbSecret> {
+    const arn = current.masterarn;
+    if (!arn) {
+      throw new SecretFormatError('The AWSCURRENT secret has no "masterarn" field; the alternating-users strategy needs the admin secret\'s ARN.');
+    }
+    const raw = parseAdminSecret(await ctx.secrets.other(arn), 'admin');
+    const host = typeof raw.host === 'string' && raw.host ? raw.host : current.host;
+    if (!sameHost(host, current.host)) {
+      throw new RotationStateError(
+        `The admin secret's host "${host}" is not the host "${current.host}" of the secret being rotated.`,
+        'Use an admin secret for the same database server.',
+      );
+    }
+    const engine = typeof raw.engine === 'string' && raw.engine ? raw.engine : current.engine;
+    if (!this.engine.engines.includes(engine)) {
+      throw new SecretFormatError(`The admin secret has engine "${engine.slice(0, 40)}"; expected one of ${this.engine.engines.join(', ')}.`);
+    }
+    const admin = {
+      ...raw,
+      engine,
+      host,
+      port: raw.port ?? current.port,
+      // The admin works in the child's database (AWS's rotators do the same).
+      dbname: current.dbname,
+      // Same server: without TLS settings of its own the admin uses the child's.
+      ssl: raw.ssl ?? current.ssl,
+      sslCa: raw.sslCa ?? current.sslCa,
+    } as DbSecret;
+    parseTlsMode(admin.ssl, ctx.env, 'admin');
+    return admin;
+  }
+
+  /** One login, with the secret's TLS mode ("prefer" may try twice). Never throws for a failed login. */
+  async login(secret: DbSecret, label: string, ctx: Pick<StepContext, 'env' | 'log'>): Promise<Login<C>> {
+    const mode = parseTlsMode(secret.ssl, ctx.env, label);
+    const ca = resolveCa(secret.sslCa, ctx.env);
+    const timeout = connectTimeout(ctx.env);
+    const attempts = tlsAttempts(mode, ca);
+    let failure: LoginFailure | undefined;
+    for (let i = 0; i < attempts.length; i++) {
+      const tls = attempts[i];
+      try {
+        const conn = await this.engine.connect(secret, { tls, connectTimeoutMs: timeout, log: ctx.log });
+        if (i > 0) ctx.log.warn('connected WITHOUT TLS after the TLS attempt failed (ssl: "prefer")', { label, username: secret.username });
+        return { ok: true, conn, secret };
+      } catch (err) {
+        const code = err instanceof RotationError ? err.code : 'AUTH';
+        failure = { label, username: secret.username, host: secret.host, code, reason: describeError(err) };
+        ctx.log.debug('login failed', { label, username: secret.username, errorCode: code });
+        if (code === 'AUTH' || code === 'CONFIG') break; // a wrong password fails over plaintext too
+      }
+    }
+    return { ok: false, failure: failure! };
+  }
+
+  private async close(conn: C, log: Logger): Promise<void> {
+    try {
+      await this.engine.close(conn);
+    } catch (err) {
+      log.warn('closing a connection failed', { reason: describeError(err) });
+    }
+  }
+}
+
+function connectTimeout(env: Record<string, string | undefined>): number {
+  const raw = env.CONNECT_TIMEOUT_MS?.trim();
+  if (!raw) return DEFAULT_CONNECT_TIMEOUT_MS;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 100 || n > 600_000) {
+    throw new ConfigError(`CONNECT_TIMEOUT_MS must be a whole number of milliseconds (100-600000), got "${raw}".`);
+  }
+  return n;
+}

@@ -1,0 +1,81 @@
+import type { Logger } from '../log';
+import type { PasswordPolicy } from '../password';
+import type { DbSecret } from './secret';
+import type { TlsOptions } from './tls';
+
+/** How to reach the server: one connection attempt's settings, resolved by the framework. */
+export interface ConnectOptions {
+  tls: TlsOptions;
+  connectTimeoutMs: number;
+  log: Logger;
+}
+
+/** What a single-user password change needs. */
+export interface PasswordChange {
+  /** The user whose password changes (the logged-in user). */
+  username: string;
+  /** The password that just logged in (AWSCURRENT's, or AWSPREVIOUS's on the recovery path). */
+  oldPassword: string;
+  newPassword: string;
+}
+
+/** What a multi-user (alternating users) setSecret asks the admin connection to do. */
+export interface AlternateUserChange {
+  /** The user AWSCURRENT names: the template whose privileges the alternate user gets. */
+  currentUser: string;
+  /** The user AWSPENDING names (`user` <-> `user_clone`): created if missing. */
+  alternateUser: string;
+  /** The alternate user's new password. */
+  newPassword: string;
+  /** The whole AWSCURRENT secret (engine-specific fields such as dbname). */
+  current: DbSecret;
+}
+
+/**
+ * A database engine, in the spirit of HashiCorp Vault's database plugin interface: it only
+ * knows how to connect, change a password, create or update the alternate user, and run a
+ * check. The strategies, the secret handling and the step protocol belong to the framework
+ * (DatabaseRotator).
+ *
+ * Every identifier and password an engine sends to the server must be quoted or escaped with
+ * the driver's or the server's own facilities.
+ */
+export interface DatabaseEngine<Conn = unknown> {
+  /** Short name for logs and errors, e.g. "postgres". */
+  readonly name: string;
+  /** Values of the secret's `engine` field this engine accepts. */
+  readonly engines: readonly string[];
+  readonly defaultPort: number;
+  /** Database to connect to when the secret has no `dbname` (undefined: none). */
+  readonly defaultDatabase?: string;
+  /** Longest username the server accepts. */
+  readonly maxUsernameLength: number;
+  /** Overrides of the default password policy (before environment variables). */
+  readonly passwordDefaults?: Partial<PasswordPolicy>;
+
+  /** Open a connection as `secret.username`. Throw a ConnectError (AUTH/TLS/NETWORK) on failure. */
+  connect(secret: DbSecret, options: ConnectOptions): Promise<Conn>;
+  close(conn: Conn): Promise<void>;
+
+  /** Single-user: change the logged-in user's own password. */
+  setOwnPassword(conn: Conn, change: PasswordChange, log: Logger): Promise<void>;
+
+  /**
+   * Multi-user: on an admin connection, create the alternate user if it does not exist, give it
+   * the current user's privileges (every rotation, so grants added later reach it), and set its
+   * password.
+   */
+  upsertAlternateUser(adminConn: Conn, change: AlternateUserChange, log: Logger): Promise<void>;
+
+  /** testSecret: run a trivial query proving the session works. */
+  check(conn: Conn): Promise<void>;
+
+  /** `user` <-> `user_clone` by default; Oracle uses `_CLONE`. */
+  alternateUsername?(username: string): string;
+
+  /** Reject a password the engine cannot carry safely (throw SecretFormatError/ConfigError). */
+  validatePassword?(password: string): void;
+
+  /** Extra secret checks (e.g. Oracle requires dbname). Throw SecretFormatError naming the field. */
+  validateSecret?(secret: DbSecret, label: string): void;
+}

@@ -1,0 +1,114 @@
+import { SecretFormatError } from '../errors';
+
+/**
+ * The JSON shape of a database secret, as AWS's rotators define it. Unknown keys are kept and
+ * carried forward to the new version untouched.
+ */
+export interface DbSecret {
+  engine: string;
+  host: string;
+  username: string;
+  password: string;
+  port?: number;
+  dbname?: string;
+  /** TLS mode, see tls.ts. */
+  ssl?: boolean | string;
+  /** PEM CA bundle to verify the server with (optional; see tls.ts). */
+  sslCa?: string;
+  /** ARN of the admin secret: selects the alternating multi-user strategy. */
+  masterarn?: string;
+  /** Explicit strategy: "single" or "alternating" (default: alternating iff masterarn is set). */
+  rotationStrategy?: string;
+  [key: string]: unknown;
+}
+
+export type Strategy = 'single' | 'alternating';
+
+/** Parse a secret string without ever echoing it (JSON.parse errors quote the input). */
+export function parseJsonSecret(secretString: string, label: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(secretString);
+  } catch {
+    throw new SecretFormatError(`The ${label} secret value is not valid JSON.`, 'Store the secret as a JSON object.');
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) {
+    throw new SecretFormatError(`The ${label} secret value must be a JSON object.`);
+  }
+  return v as Record<string, unknown>;
+}
+
+/**
+ * Validate a database secret: required string fields, a known engine, a valid port. Messages
+ * name the field and the secret's label, never a value (except `engine`, which is not secret).
+ */
+export function parseDbSecret(secretString: string, label: string, engines: readonly string[]): DbSecret {
+  const o = parseJsonSecret(secretString, label);
+  for (const field of ['engine', 'host', 'username', 'password'] as const) {
+    if (typeof o[field] !== 'string' || (o[field] as string).length === 0) {
+      throw new SecretFormatError(
+        `The ${label} secret is missing the "${field}" field (or it is not a non-empty string).`,
+        'A database secret needs engine, host, username and password.',
+      );
+    }
+  }
+  const engine = o.engine as string;
+  if (!engines.includes(engine)) {
+    throw new SecretFormatError(
+      `The ${label} secret has engine "${engine.slice(0, 40)}", which this function does not rotate; expected one of ${engines.join(', ')}.`,
+      'Point the secret at the rotation function for its engine.',
+    );
+  }
+  if (o.port !== undefined) {
+    const port = typeof o.port === 'string' && /^\d+$/.test(o.port) ? Number(o.port) : o.port;
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new SecretFormatError(`The ${label} secret's "port" field must be a port number.`);
+    }
+  }
+  if (o.dbname !== undefined && o.dbname !== null && typeof o.dbname !== 'string') {
+    throw new SecretFormatError(`The ${label} secret's "dbname" field must be a string.`);
+  }
+  if (o.masterarn !== undefined && (typeof o.masterarn !== 'string' || o.masterarn.length === 0)) {
+    throw new SecretFormatError(`The ${label} secret's "masterarn" field must be the ARN of the admin secret.`);
+  }
+  if (o.rotationStrategy !== undefined && !['single', 'alternating'].includes(o.rotationStrategy as string)) {
+    throw new SecretFormatError(`The ${label} secret's "rotationStrategy" field must be "single" or "alternating".`);
+  }
+  return o as DbSecret;
+}
+
+/** Admin (master) secrets only need the credentials; host/port/engine are checked by the caller. */
+export function parseAdminSecret(secretString: string, label: string): Record<string, unknown> {
+  const o = parseJsonSecret(secretString, label);
+  for (const field of ['username', 'password'] as const) {
+    if (typeof o[field] !== 'string' || (o[field] as string).length === 0) {
+      throw new SecretFormatError(`The ${label} secret is missing the "${field}" field.`);
+    }
+  }
+  return o;
+}
+
+export function portOf(secret: DbSecret, defaultPort: number): number {
+  return secret.port === undefined ? defaultPort : Number(secret.port);
+}
+
+export function strategyOf(secret: DbSecret): Strategy {
+  if (secret.rotationStrategy === 'single') return 'single';
+  if (secret.rotationStrategy === 'alternating') return 'alternating';
+  return secret.masterarn ? 'alternating' : 'single';
+}
+
+export const CLONE_SUFFIX = '_clone';
+
+/** `user` -> `user_clone`, `user_clone` -> `user`. */
+export function defaultAlternateUsername(username: string, suffix = CLONE_SUFFIX): string {
+  return username.endsWith(suffix) && username.length > suffix.length
+    ? username.slice(0, -suffix.length)
+    : username + suffix;
+}
+
+/** Same host, compared the way DNS does (case-insensitive, trailing dot ignored). */
+export function sameHost(a: string, b: string): boolean {
+  const norm = (h: string) => h.trim().toLowerCase().replace(/\.$/, '');
+  return norm(a) === norm(b);
+}

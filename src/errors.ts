@@ -1,0 +1,119 @@
+/**
+ * Typed errors. Every message is written for the operator reading CloudWatch: it says what is
+ * wrong and what to do about it. No message ever contains a secret value: callers pass field
+ * names, usernames, hosts and ARNs only, and the handler scrubs every secret string it has seen
+ * from messages before they leave the function (see redact.ts).
+ */
+
+/** A stable, machine-readable failure class (the failure taxonomy). */
+export type ErrorCode =
+  | 'EVENT' // the Lambda event is malformed
+  | 'STATE' // the secret's versions/labels are not in a state rotation can proceed from
+  | 'CONFIG' // environment or secret configuration is wrong
+  | 'SECRET_FORMAT' // a secret value is missing a field or has an invalid one
+  | 'AUTH' // could not log in to the target
+  | 'TLS' // TLS negotiation or certificate verification failed
+  | 'NETWORK' // target unreachable
+  | 'PRIVILEGE' // logged in but not allowed to do what rotation needs
+  | 'VERIFY' // the target reported success but the new credential does not work
+  | 'UNSUPPORTED';
+
+export class RotationError extends Error {
+  readonly code: ErrorCode;
+  /** What the operator should do about it. */
+  readonly remedy?: string;
+
+  constructor(code: ErrorCode, message: string, options?: { remedy?: string; cause?: unknown }) {
+    super(options?.remedy ? `${message} ${options.remedy}` : message, { cause: options?.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.remedy = options?.remedy;
+  }
+}
+
+export class EventError extends RotationError {
+  constructor(message: string) {
+    super('EVENT', message);
+  }
+}
+
+export class RotationStateError extends RotationError {
+  constructor(message: string, remedy?: string) {
+    super('STATE', message, { remedy });
+  }
+}
+
+export class ConfigError extends RotationError {
+  constructor(message: string, remedy?: string) {
+    super('CONFIG', message, { remedy });
+  }
+}
+
+export class SecretFormatError extends RotationError {
+  constructor(message: string, remedy?: string) {
+    super('SECRET_FORMAT', message, { remedy });
+  }
+}
+
+/** One login attempt that failed, kept so the final error can say why each credential failed. */
+export interface LoginFailure {
+  /** Which credential: 'AWSPENDING', 'AWSCURRENT', 'AWSPREVIOUS', 'master', ... */
+  label: string;
+  username: string;
+  host: string;
+  code: ErrorCode;
+  reason: string;
+}
+
+export class LoginError extends RotationError {
+  readonly attempts: LoginFailure[];
+
+  constructor(message: string, attempts: LoginFailure[], remedy?: string) {
+    const detail = attempts.map((a) => `${a.label} (${a.username}@${a.host}): [${a.code}] ${a.reason}`).join('; ');
+    super(worstCode(attempts), detail ? `${message} Attempts: ${detail}.` : message, { remedy });
+    this.attempts = attempts;
+  }
+}
+
+function worstCode(attempts: LoginFailure[]): ErrorCode {
+  const codes = attempts.map((a) => a.code);
+  for (const c of ['TLS', 'NETWORK', 'PRIVILEGE'] as const) if (codes.includes(c)) return c;
+  return 'AUTH';
+}
+
+/** The target accepted a change but the new credential does not work (e.g. MariaDB no-op ALTER). */
+export class VerificationError extends RotationError {
+  constructor(message: string, remedy?: string) {
+    super('VERIFY', message, { remedy });
+  }
+}
+
+/**
+ * An error raised by a driver while connecting, classified. Engines throw this from connect()
+ * so the framework can report AUTH vs TLS vs NETWORK without knowing the driver.
+ */
+export class ConnectError extends RotationError {
+  constructor(code: 'AUTH' | 'TLS' | 'NETWORK' | 'PRIVILEGE' | 'CONFIG', message: string, cause?: unknown) {
+    super(code, message, { cause });
+  }
+}
+
+export class PrivilegeError extends RotationError {
+  constructor(message: string, remedy?: string, cause?: unknown) {
+    super('PRIVILEGE', message, { remedy, cause });
+  }
+}
+
+/** Returns a short description of any thrown value, safe to log once scrubbed. */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+/** AWS SDK service exception name (e.g. ResourceNotFoundException), if any. */
+export function awsErrorName(err: unknown): string | undefined {
+  if (err && typeof err === 'object' && 'name' in err && typeof (err as { name: unknown }).name === 'string') {
+    return (err as { name: string }).name;
+  }
+  return undefined;
+}

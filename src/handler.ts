@@ -1,0 +1,142 @@
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { describeError, EventError, RotationError, RotationStateError } from './errors';
+import { Logger, type LogSink, stdoutSink } from './log';
+import type { Env } from './password';
+import { Redactor } from './redact';
+import type { Rotator, Step, StepContext } from './rotator';
+import { AWSCURRENT, AWSPENDING, defaultSecretsManagerClient, SecretStore } from './secrets';
+
+/** The event Secrets Manager sends to a rotation function. */
+export interface RotationEvent {
+  SecretId: string;
+  ClientRequestToken: string;
+  Step: string;
+  RotationToken?: string;
+}
+
+export interface HandlerOptions {
+  /** Defaults to a client built from SECRETS_MANAGER_ENDPOINT (created once per container). */
+  client?: SecretsManagerClient | (() => SecretsManagerClient);
+  /** Defaults to process.env, read on every invocation. */
+  env?: Env | (() => Env);
+  /** Defaults to stdout (CloudWatch Logs). */
+  logSink?: LogSink;
+}
+
+export type RotationHandler = (event: RotationEvent) => Promise<void>;
+
+/** Step names as the wire sends them, plus the snake_case spelling one AWS guide uses. */
+const STEP_ALIASES: Record<string, Step> = {
+  createSecret: 'createSecret',
+  setSecret: 'setSecret',
+  testSecret: 'testSecret',
+  finishSecret: 'finishSecret',
+  create_secret: 'createSecret',
+  set_secret: 'setSecret',
+  test_secret: 'testSecret',
+  finish_secret: 'finishSecret',
+};
+
+/**
+ * Wrap a rotator into a Lambda handler. Per invocation: validate the event, make one
+ * DescribeSecret call, check the labels exactly as Secrets Manager expects, run the step, and
+ * write one structured log line at the start and end (or failure) of the step.
+ */
+export function createHandler(rotator: Rotator, options: HandlerOptions = {}): RotationHandler {
+  let cachedClient: SecretsManagerClient | undefined;
+  const getEnv = (): Env => (typeof options.env === 'function' ? options.env() : (options.env ?? process.env));
+  const getClient = (): SecretsManagerClient => {
+    if (typeof options.client === 'function') return options.client();
+    if (options.client) return options.client;
+    cachedClient ??= defaultSecretsManagerClient(getEnv());
+    return cachedClient;
+  };
+
+  return async (event: RotationEvent): Promise<void> => {
+    const redactor = new Redactor();
+    const started = Date.now();
+    let log = new Logger(options.logSink ?? stdoutSink, { rotator: rotator.name }, redactor);
+    try {
+      const { secretId, token, step, rotationToken } = parseEvent(event);
+      redactor.add(rotationToken);
+      log = log.child({ secretId, step, versionId: token });
+      log.info('step started');
+      const env = getEnv();
+      const secrets = new SecretStore(getClient(), secretId, token, redactor, log, rotationToken);
+      const metadata = await secrets.describe();
+
+      if (metadata.RotationEnabled === false) {
+        throw new RotationStateError(`Secret ${secretId} is not enabled for rotation.`, 'Enable rotation on the secret (RotateSecret with a RotationLambdaARN).');
+      }
+      const stages = metadata.VersionIdsToStages?.[token];
+      if (!stages) {
+        throw new RotationStateError(
+          `Secret version ${token} has no stage for rotation of secret ${secretId}.`,
+          'The ClientRequestToken must be a version created by RotateSecret; a stale or hand-made event cannot be replayed.',
+        );
+      }
+      if (stages.includes(AWSCURRENT)) {
+        log.info('version is already AWSCURRENT; step is a no-op', { durationMs: Date.now() - started, outcome: 'skipped' });
+        return;
+      }
+      if (!stages.includes(AWSPENDING)) {
+        throw new RotationStateError(
+          `Secret version ${token} is not set as AWSPENDING for rotation of secret ${secretId}.`,
+          'Another rotation may have replaced it; start a new rotation.',
+        );
+      }
+
+      const ctx: StepContext = { step, secretId, token, metadata, secrets, log, env };
+      await rotator[step](ctx);
+      log.info('step succeeded', { durationMs: Date.now() - started, outcome: 'succeeded' });
+    } catch (err) {
+      const safe = toSafeError(err, redactor);
+      log.error('step failed', {
+        durationMs: Date.now() - started,
+        outcome: 'failed',
+        errorName: safe.name,
+        errorCode: safe instanceof RotationError ? safe.code : null,
+        error: safe.message,
+      });
+      throw safe;
+    }
+  };
+}
+
+function parseEvent(event: RotationEvent): { secretId: string; token: string; step: Step; rotationToken?: string } {
+  if (!event || typeof event !== 'object') throw new EventError('The rotation event must be an object.');
+  const missing = (['SecretId', 'ClientRequestToken', 'Step'] as const).filter(
+    (k) => typeof event[k] !== 'string' || event[k].length === 0,
+  );
+  if (missing.length) throw new EventError(`The rotation event is missing ${missing.join(', ')}.`);
+  const step = STEP_ALIASES[event.Step];
+  if (!step) {
+    throw new EventError(
+      `Invalid step parameter "${event.Step.slice(0, 40)}"; expected createSecret, setSecret, testSecret or finishSecret.`,
+    );
+  }
+  if (event.RotationToken !== undefined && typeof event.RotationToken !== 'string') {
+    throw new EventError('RotationToken, when present, must be a string.');
+  }
+  return { secretId: event.SecretId, token: event.ClientRequestToken, step, rotationToken: event.RotationToken || undefined };
+}
+
+/**
+ * Returns an error whose message and stack contain no registered secret value. RotationErrors
+ * keep their class (and code); anything else (driver, SDK) is wrapped, keeping its name.
+ */
+function toSafeError(err: unknown, redactor: Redactor): Error {
+  const message = redactor.scrub(describeError(err));
+  if (err instanceof RotationError) {
+    if (message !== err.message) {
+      const copy = new RotationError(err.code, message);
+      copy.name = err.name;
+      return copy;
+    }
+    err.stack = err.stack && redactor.scrub(err.stack);
+    return err;
+  }
+  const safe = new Error(message);
+  safe.name = err instanceof Error ? err.name : 'Error';
+  return safe;
+}

@@ -1,0 +1,22 @@
+export { createHandler, type HandlerOptions, type RotationEvent, type RotationHandler } from './handler';
+export { Rotator, currentVersionId, STEPS, type Step, type StepContext } from './rotator';
+export { SecretStore, AWSCURRENT, AWSPENDING, AWSPREVIOUS, defaultSecretsManagerClient } from './secrets';
+export * from './errors';
+export { Logger, type LogSink, type LogFields, type LogLevel, stdoutSink } from './log';
+export { Redactor } from './redact';
+export { DEFAULT_PASSWORD_POLICY, passwordPolicyFromEnv, envFlag, passwordClasses, type PasswordPolicy, type Env } from './password';
+export { DatabaseRotator } from './db/database-rotator';
+export type { DatabaseEngine, ConnectOptions, PasswordChange, AlternateUserChange } from './db/engine';
+export {
+  type DbSecret,
+  type Strategy,
+  parseDbSecret,
+  parseJsonSecret,
+  parseAdminSecret,
+  strategyOf,
+  defaultAlternateUsername,
+  sameHost,
+  portOf,
+  CLONE_SUFFIX,
+} from './db/secret';
+export { parseTlsMode, tlsAttempts, resolveCa, nodeTlsOptions, type TlsMode, type TlsOptions } from './db/tls';
