@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    reporters: ['default', './test/support/summary-reporter.ts'],
     // Real database servers are started once per run by the global setup and shared by files.
     globalSetup: ['test/support/global-setup.ts'],
     testTimeout: 60_000,
