@@ -29,7 +29,8 @@ type Login<C> = { ok: true; conn: C; secret: DbSecret } | { ok: false; failure: 
  * Alternating users (`masterarn` set): AWSPENDING names the other user of the pair (`user` <->
  * `user_clone`). setSecret first proves AWSCURRENT still logs in (so a forged secret cannot
  * borrow the admin's power: the confused-deputy guard), then logs in as the admin secret, whose
- * host must match, and creates or updates the alternate user.
+ * host must match, and creates or updates the alternate user (on every attempt: the upsert is
+ * idempotent, and a retry must finish a privilege copy an earlier attempt left half done).
  *
  * Both strategies finish setSecret by logging in with the new password: a server that answers
  * OK to a password change that did nothing is caught here, not by the applications.
@@ -63,9 +64,10 @@ export class DatabaseRotator<C = unknown> extends Rotator {
     const next: DbSecret = { ...current };
     if (strategyOf(current) === 'alternating') {
       next.username = this.alternateUsername(current.username);
-      if ([...next.username].length > this.engine.maxUsernameLength) {
+      const length = this.engine.usernameLength ? this.engine.usernameLength(next.username) : [...next.username].length;
+      if (length > this.engine.maxUsernameLength) {
         throw new SecretFormatError(
-          `The alternate user "${next.username}" would be ${[...next.username].length} characters long; ${this.engine.name} allows ${this.engine.maxUsernameLength}.`,
+          `The alternate user "${next.username}" would be ${length} ${this.engine.usernameLength ? 'bytes' : 'characters'} long; ${this.engine.name} allows ${this.engine.maxUsernameLength}.`,
           'Use a shorter username for the alternating-users strategy.',
         );
       }
@@ -83,16 +85,19 @@ export class DatabaseRotator<C = unknown> extends Rotator {
       throw new RotationStateError('AWSCURRENT and AWSPENDING use different rotation strategies.', 'Cancel this rotation and start a new one.');
     }
 
-    const already = await this.login(pending, AWSPENDING, ctx);
-    if (already.ok) {
-      await this.close(already.conn, ctx.log);
-      ctx.log.info('AWSPENDING already logs in; password was set by an earlier attempt', { username: pending.username });
-      return;
-    }
-
     if (strategyOf(current) === 'alternating') {
+      // No "pending already logs in" shortcut here: an earlier attempt may have set the password
+      // and then failed while copying privileges, and the upsert is idempotent, so it always runs.
       await this.setAlternating(current, pending, ctx);
     } else {
+      // Single user: once the password is changed, AWSCURRENT no longer logs in, so a retry
+      // must recognise the finished change instead of trying again.
+      const already = await this.login(pending, AWSPENDING, ctx);
+      if (already.ok) {
+        await this.close(already.conn, ctx.log);
+        ctx.log.info('AWSPENDING already logs in; password was set by an earlier attempt', { username: pending.username });
+        return;
+      }
       await this.setSingle(current, pending, ctx);
     }
 

@@ -48,8 +48,10 @@ export interface DatabaseEngine<Conn = unknown> {
   readonly defaultPort: number;
   /** Database to connect to when the secret has no `dbname` (undefined: none). */
   readonly defaultDatabase?: string;
-  /** Longest username the server accepts. */
+  /** Longest username the server accepts, in the unit `usernameLength` measures (default: characters). */
   readonly maxUsernameLength: number;
+  /** A username's length in bytes, for servers that limit bytes (PostgreSQL: UTF-8); default: characters. */
+  usernameLength?(username: string): number;
   /** Overrides of the default password policy (before environment variables). */
   readonly passwordDefaults?: Partial<PasswordPolicy>;
 

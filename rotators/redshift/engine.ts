@@ -1,0 +1,444 @@
+/**
+ * Amazon Redshift (provisioned clusters and Serverless workgroups), over the PostgreSQL wire
+ * protocol with the `pg` driver.
+ *
+ * Single user: `ALTER USER <name> PASSWORD <literal>` as the user itself.
+ *
+ * Alternating users, as the admin user, in one transaction:
+ *   1. `CREATE USER <clone> PASSWORD <literal>` when `pg_user` has no such user;
+ *   2. copy from the current user, on every rotation (so grants added later reach the clone):
+ *      group memberships (`pg_group.grolist` -> `ALTER GROUP <g> ADD USER <clone>`), CREATE/TEMP
+ *      on databases (one GRANT per database), CREATE/USAGE on schemas (all schemas, with or
+ *      without tables), SELECT/INSERT/UPDATE/DELETE/REFERENCES on tables and views of the
+ *      secret's database. Only what the clone does not already have (directly, via a group or
+ *      via PUBLIC) is granted. Copying is additive: a revocation on the current user is not
+ *      mirrored onto the clone;
+ *   3. `ALTER USER <clone> PASSWORD <literal>` when the user already existed.
+ * A failure anywhere rolls the whole transaction back, so a retry starts from a clean state
+ * (the clone's password is unchanged, and the framework's "AWSPENDING already logs in" shortcut
+ * can never skip an unfinished privilege copy).
+ *
+ * Every identifier and literal is quoted by the server (`quote_ident`, `quote_literal`), so the
+ * quoting follows the dialect of the server at hand (Redshift reads backslashes in string
+ * literals as escapes; PostgreSQL 15 does not). Values are sent as bind parameters of those
+ * SELECTs, never spliced into SQL text. The SQL stays in the subset Redshift and PostgreSQL share
+ * (no `format()`, `DO`, `GRANT role TO user`, `IF NOT EXISTS`, `+` concatenation).
+ *
+ * Passwords follow Redshift's rules: 8 to 64 characters, at least one upper-case letter, one
+ * lower-case letter and one digit, printable ASCII except `'`, `"`, `\`, `/`, `@` and space.
+ */
+import { Client, type ClientConfig } from 'pg';
+import {
+  type AlternateUserChange,
+  ConfigError,
+  ConnectError,
+  type ConnectOptions,
+  type DatabaseEngine,
+  DatabaseRotator,
+  type DbSecret,
+  DEFAULT_PASSWORD_POLICY,
+  type Env,
+  envFlag,
+  type Logger,
+  nodeTlsOptions,
+  type PasswordChange,
+  type PasswordPolicy,
+  passwordPolicyFromEnv,
+  portOf,
+  PrivilegeError,
+  RotationError,
+  RotationStateError,
+  SecretFormatError,
+  type StepContext,
+} from '../../src';
+
+export const REDSHIFT_PASSWORD_MIN_LENGTH = 8;
+export const REDSHIFT_PASSWORD_MAX_LENGTH = 64;
+/** Characters Redshift refuses in passwords (besides anything outside printable ASCII). */
+export const REDSHIFT_FORBIDDEN_PASSWORD_CHARACTERS = '\'"\\/@ ';
+/** Always excluded from generated passwords, whatever EXCLUDE_CHARACTERS says. */
+const ALWAYS_EXCLUDED = '/@"\'\\';
+/** Redshift's NAMEDATALEN is 128: user names of at most 127 bytes. */
+export const REDSHIFT_MAX_USERNAME_BYTES = 127;
+export const REDSHIFT_DEFAULT_PORT = 5439;
+export const REDSHIFT_DEFAULT_DATABASE = 'dev';
+
+/** The engine's password defaults (`:` excluded as in AWS's reference rotator). */
+export const REDSHIFT_PASSWORD_DEFAULTS: PasswordPolicy = {
+  ...DEFAULT_PASSWORD_POLICY,
+  PasswordLength: 32,
+  ExcludeCharacters: '/@"\'\\:',
+  ExcludeNumbers: false,
+  ExcludeUppercase: false,
+  ExcludeLowercase: false,
+  RequireEachIncludedType: true,
+};
+
+const ENV_REMEDY = 'Redshift passwords need at least one upper-case letter, one lower-case letter and one digit.';
+
+/**
+ * The password policy for Redshift from the environment. Settings that would produce passwords
+ * Redshift refuses are rejected with a ConfigError (createSecret fails before anything is
+ * written, so AWSCURRENT is untouched) instead of being silently ignored as AWS's reference
+ * rotator does: EXCLUDE_NUMBERS / EXCLUDE_UPPERCASE / EXCLUDE_LOWERCASE = true,
+ * REQUIRE_EACH_INCLUDED_TYPE = false, PASSWORD_LENGTH outside 8..64. EXCLUDE_CHARACTERS replaces
+ * the default list, but `/ @ " ' \` are always added to it.
+ */
+export function redshiftPasswordPolicy(env: Env): PasswordPolicy {
+  for (const name of ['EXCLUDE_NUMBERS', 'EXCLUDE_UPPERCASE', 'EXCLUDE_LOWERCASE'] as const) {
+    if (envFlag(env, name, false)) {
+      throw new ConfigError(`${name} is set to true, which the Redshift rotator does not allow.`, `${ENV_REMEDY} Unset ${name}.`);
+    }
+  }
+  if (!envFlag(env, 'REQUIRE_EACH_INCLUDED_TYPE', true)) {
+    throw new ConfigError('REQUIRE_EACH_INCLUDED_TYPE is set to false, which the Redshift rotator does not allow.',
+      `${ENV_REMEDY} Unset REQUIRE_EACH_INCLUDED_TYPE.`);
+  }
+  const policy = passwordPolicyFromEnv(env, REDSHIFT_PASSWORD_DEFAULTS);
+  if (policy.PasswordLength < REDSHIFT_PASSWORD_MIN_LENGTH || policy.PasswordLength > REDSHIFT_PASSWORD_MAX_LENGTH) {
+    throw new ConfigError(
+      `PASSWORD_LENGTH is ${policy.PasswordLength}; Redshift accepts passwords of ${REDSHIFT_PASSWORD_MIN_LENGTH} to ${REDSHIFT_PASSWORD_MAX_LENGTH} characters.`,
+    );
+  }
+  const excluded = new Set(policy.ExcludeCharacters);
+  for (const c of ALWAYS_EXCLUDED) excluded.add(c);
+  return { ...policy, ExcludeCharacters: [...excluded].join('') };
+}
+
+/** Check a password against Redshift's rules. The message says which rule failed, never the password. */
+export function validateRedshiftPassword(password: string): void {
+  const remedy = 'Check PASSWORD_LENGTH and EXCLUDE_CHARACTERS, or the AWSPENDING value if it was written by hand.';
+  const length = [...password].length;
+  if (length < REDSHIFT_PASSWORD_MIN_LENGTH || length > REDSHIFT_PASSWORD_MAX_LENGTH) {
+    throw new SecretFormatError(
+      `The new password is ${length} characters long; Redshift accepts ${REDSHIFT_PASSWORD_MIN_LENGTH} to ${REDSHIFT_PASSWORD_MAX_LENGTH}.`,
+      remedy,
+    );
+  }
+  const missing: string[] = [];
+  if (!/[A-Z]/.test(password)) missing.push('an upper-case letter');
+  if (!/[a-z]/.test(password)) missing.push('a lower-case letter');
+  if (!/[0-9]/.test(password)) missing.push('a digit');
+  if (missing.length) {
+    throw new SecretFormatError(
+      `The new password lacks ${missing.join(' and ')}; Redshift requires at least one upper-case letter, one lower-case letter and one digit.`,
+      remedy,
+    );
+  }
+  let bad = 0;
+  for (const c of password) {
+    const code = c.codePointAt(0)!;
+    if (code < 0x21 || code > 0x7e || REDSHIFT_FORBIDDEN_PASSWORD_CHARACTERS.includes(c)) bad++;
+  }
+  if (bad) {
+    throw new SecretFormatError(
+      `The new password contains ${bad} character(s) Redshift does not accept (only printable ASCII except ' " \\ / @ and space).`,
+      remedy,
+    );
+  }
+}
+
+/** Server error codes (SQLSTATE) met at login. */
+const AUTH_STATES = new Set(['28P01', '28000']);
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
+
+/** Classify a `pg` connect failure as AUTH / TLS / NETWORK / PRIVILEGE / CONFIG. */
+export function classifyConnectError(err: unknown, where: string, secrets: string[] = []): ConnectError {
+  const e = err as { code?: unknown; message?: unknown; severity?: unknown };
+  const code = typeof e?.code === 'string' ? e.code : '';
+  let message = typeof e?.message === 'string' ? e.message : String(err);
+  for (const s of secrets) if (s) message = message.split(s).join('***');
+  const detail = `${where}: ${message}${code ? ` (${code})` : ''}`;
+  if (code === '28000' && /SSL off|no encryption/i.test(message)) {
+    return new ConnectError('TLS', `The server requires TLS (require_ssl / pg_hba): ${detail}. Do not set the secret's "ssl" field to false.`, err);
+  }
+  if (AUTH_STATES.has(code)) return new ConnectError('AUTH', `Login refused by ${detail}`, err);
+  if (code === '3D000') return new ConnectError('CONFIG', `The database does not exist on ${detail}`, err);
+  if (code === '42501') return new ConnectError('PRIVILEGE', `Not allowed to connect to ${detail}`, err);
+  if (code === '53300' || code === '57P03') return new ConnectError('NETWORK', `The server is not accepting connections at ${detail}`, err);
+  if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|HOSTNAME|ALTNAME/i.test(code) || /\b(SSL|TLS|certificate)\b/i.test(message)) {
+    return new ConnectError('TLS', `TLS negotiation failed with ${detail}`, err);
+  }
+  if (NETWORK_CODES.has(code) || /timeout|terminated/i.test(message)) {
+    return new ConnectError('NETWORK', `Cannot reach ${detail}`, err);
+  }
+  // Any other error the server sent (it has a severity) is a refusal to log in.
+  return new ConnectError(typeof e?.severity === 'string' ? 'AUTH' : 'NETWORK', `Connection failed to ${detail}`, err);
+}
+
+/** Wraps a failed statement: privilege errors become PrivilegeError, others keep SQLSTATE and message. */
+function statementError(err: unknown, what: string, secrets: string[]): Error {
+  if (err instanceof RotationError) return err;
+  const e = err as { code?: unknown; message?: unknown };
+  const code = typeof e?.code === 'string' ? e.code : undefined;
+  let message = typeof e?.message === 'string' ? e.message : String(err);
+  // The handler scrubs every secret it read as well; this keeps the engine safe on its own.
+  for (const v of secrets) if (v) message = message.split(v).join('***');
+  if (code === '42501') {
+    return new PrivilegeError(`${what} was refused: ${message} (${code}).`,
+      'Give the user the privilege it needs (for the alternating-users strategy, the admin secret must be a superuser or hold CREATEUSER and the grant options).', err);
+  }
+  const wrapped = new Error(`${what} failed: ${message}${code ? ` (SQLSTATE ${code})` : ''}.`, { cause: err });
+  wrapped.name = 'RedshiftStatementError';
+  return wrapped;
+}
+
+/** Run one statement; `secrets` are scrubbed from the error message if it fails. */
+async function run(conn: Client, what: string, text: string, values?: unknown[], secrets: string[] = []): Promise<Record<string, unknown>[]> {
+  try {
+    const res = await conn.query(text, values);
+    return res.rows as Record<string, unknown>[];
+  } catch (err) {
+    throw statementError(err, what, secrets);
+  }
+}
+
+/** `user` and password as the server quotes them. */
+async function quoted(conn: Client, username: string, password: string): Promise<{ user: string; password: string }> {
+  const [row] = await run(conn, 'Quoting the user name and password', 'SELECT quote_ident($1::varchar) AS u, quote_literal($2::varchar) AS p',
+    [username, password], [password]);
+  return { user: String(row.u), password: String(row.p) };
+}
+
+/**
+ * Tables and views are looked at only in schemas the admin itself may use: naming a table in
+ * has_table_privilege needs USAGE on its schema. A schema the current user may use but the
+ * admin may not is still caught, by the schema check (the admin cannot grant its USAGE).
+ */
+const adminCanUse = (col: string) => `has_schema_privilege(${col}, 'USAGE')`;
+
+/** Schemas whose privileges are never copied: every `pg_*` schema (pg_catalog, pg_toast*, pg_temp*, pg_internal, pg_automv, ...) and information_schema. */
+const userSchema = (col: string) => `${col} NOT LIKE 'pg!_%' ESCAPE '!' AND ${col} <> 'information_schema'`;
+
+const DATABASE_PRIVILEGES = ['CREATE', 'TEMP'] as const;
+const SCHEMA_PRIVILEGES = ['CREATE', 'USAGE'] as const;
+const TABLE_PRIVILEGES = ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'REFERENCES'] as const;
+/** Objects per GRANT statement (Redshift caps a statement at 16 MB; keep them small). */
+const GRANT_CHUNK = 200;
+
+/** `has_x_privilege(current, obj, p) AND NOT has_x_privilege(clone, obj, p)` per privilege, as columns p0, p1, ... */
+function missingPrivilegeColumns(fn: string, object: string, privileges: readonly string[]): string {
+  return privileges.map((p, i) => `(${fn}($1, ${object}, '${p}') AND NOT ${fn}($2, ${object}, '${p}')) AS p${i}`).join(', ');
+}
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+export interface CopyCounts {
+  groups: number;
+  databaseGrants: number;
+  schemaGrants: number;
+  tableGrants: number;
+}
+
+/** What `clone` lacks of `current`'s privileges: quoted names per privilege. */
+interface Missing {
+  groups: string[];
+  databases: Map<string, string[]>;
+  schemas: Map<string, string[]>;
+  tables: Map<string, string[]>;
+}
+
+async function missingGroups(conn: Client, current: string, clone: string): Promise<string[]> {
+  const rows = await run(conn, 'Listing the current user\'s groups',
+    `SELECT quote_ident(g.groname) AS name FROM pg_group g, pg_user c, pg_user a
+      WHERE c.usename = $1 AND a.usename = $2 AND c.usesysid = ANY (g.grolist) AND NOT (a.usesysid = ANY (g.grolist))
+      ORDER BY g.groname`, [current, clone]);
+  return rows.map((g) => String(g.name));
+}
+
+async function missingFrom(conn: Client, current: string, clone: string): Promise<Missing> {
+  const params = [current, clone];
+  const groups = await missingGroups(conn, current, clone);
+  const dbs = await run(conn, 'Listing database privileges',
+    `SELECT quote_ident(datname) AS name, ${missingPrivilegeColumns('has_database_privilege', 'datname', DATABASE_PRIVILEGES)}
+       FROM pg_database ORDER BY datname`, params);
+  const schemas = await run(conn, 'Listing schema privileges',
+    `SELECT quote_ident(nspname) AS name, ${missingPrivilegeColumns('has_schema_privilege', 'nspname', SCHEMA_PRIVILEGES)}
+       FROM pg_namespace WHERE ${userSchema('nspname')} ORDER BY nspname`, params);
+  const tables = await run(conn, 'Listing table and view privileges',
+    `SELECT name, ${missingPrivilegeColumns('has_table_privilege', 'name', TABLE_PRIVILEGES)}
+       FROM (SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) AS name FROM pg_tables
+              WHERE ${userSchema('schemaname')} AND ${adminCanUse('schemaname')}
+             UNION
+             SELECT quote_ident(schemaname) || '.' || quote_ident(viewname) AS name FROM pg_views
+              WHERE ${userSchema('schemaname')} AND ${adminCanUse('schemaname')}) objs
+      ORDER BY name`, params);
+  const byPrivilege = (rows: Record<string, unknown>[], privileges: readonly string[]) =>
+    new Map(privileges.map((p, i) => [p, rows.filter((r) => r[`p${i}`] === true).map((r) => String(r.name))]));
+  return {
+    groups,
+    databases: byPrivilege(dbs, DATABASE_PRIVILEGES),
+    schemas: byPrivilege(schemas, SCHEMA_PRIVILEGES),
+    tables: byPrivilege(tables, TABLE_PRIVILEGES),
+  };
+}
+
+function describeMissing(m: Missing): string[] {
+  const out: string[] = [];
+  const sample = (names: string[]) => names.slice(0, 5).join(', ') + (names.length > 5 ? `, ... (${names.length})` : '');
+  if (m.groups.length) out.push(`membership of ${sample(m.groups)}`);
+  for (const [kind, map] of [['database', m.databases], ['schema', m.schemas], ['table/view', m.tables]] as const) {
+    for (const [p, names] of map) if (names.length) out.push(`${p} on ${kind} ${sample(names)}`);
+  }
+  return out;
+}
+
+/**
+ * Give `clone` what `current` has and `clone` lacks: group memberships first (so privileges
+ * arriving through those groups are not duplicated), then database, schema and table
+ * privileges. Then check again: PostgreSQL only warns when a GRANT grants nothing (an admin
+ * without the grant option), so a copy is trusted only once nothing is missing any more.
+ * `q` is the server-quoted clone name. Must run inside the caller's transaction.
+ */
+export async function copyPrivileges(conn: Client, current: string, clone: string, q: string): Promise<CopyCounts> {
+  const counts: CopyCounts = { groups: 0, databaseGrants: 0, schemaGrants: 0, tableGrants: 0 };
+  for (const g of await missingGroups(conn, current, clone)) {
+    await run(conn, `Adding the alternate user to group ${g}`, `ALTER GROUP ${g} ADD USER ${q}`);
+    counts.groups++;
+  }
+  const before = await missingFrom(conn, current, clone);
+  // One GRANT per database, so one odd database (e.g. created from a datashare) cannot fail the others' statement.
+  for (const [p, names] of before.databases) {
+    for (const db of names) {
+      await run(conn, `Granting ${p} on database ${db}`, `GRANT ${p} ON DATABASE ${db} TO ${q}`);
+      counts.databaseGrants++;
+    }
+  }
+  for (const [p, names] of before.schemas) {
+    for (const part of chunks(names, GRANT_CHUNK)) {
+      await run(conn, `Granting ${p} on ${part.length} schema(s)`, `GRANT ${p} ON SCHEMA ${part.join(', ')} TO ${q}`);
+      counts.schemaGrants += part.length;
+    }
+  }
+  for (const [p, names] of before.tables) {
+    for (const part of chunks(names, GRANT_CHUNK)) {
+      await run(conn, `Granting ${p} on ${part.length} table(s)/view(s)`, `GRANT ${p} ON TABLE ${part.join(', ')} TO ${q}`);
+      counts.tableGrants += part.length;
+    }
+  }
+
+  const after = describeMissing(await missingFrom(conn, current, clone));
+  if (after.length) {
+    throw new PrivilegeError(
+      `The admin user could not give "${clone}" everything "${current}" has; still missing: ${after.join('; ')}.`,
+      'Use an admin secret whose user is a superuser (or owns the objects / holds the grant options); nothing was changed.',
+    );
+  }
+  return counts;
+}
+
+export const redshiftEngine: DatabaseEngine<Client> = {
+  name: 'redshift',
+  engines: ['redshift'],
+  defaultPort: REDSHIFT_DEFAULT_PORT,
+  defaultDatabase: REDSHIFT_DEFAULT_DATABASE,
+  maxUsernameLength: REDSHIFT_MAX_USERNAME_BYTES,
+  passwordDefaults: REDSHIFT_PASSWORD_DEFAULTS,
+
+  async connect(secret: DbSecret, options: ConnectOptions): Promise<Client> {
+    const port = portOf(secret, REDSHIFT_DEFAULT_PORT);
+    const config: ClientConfig = {
+      host: secret.host,
+      port,
+      user: secret.username,
+      password: secret.password,
+      database: typeof secret.dbname === 'string' && secret.dbname ? secret.dbname : REDSHIFT_DEFAULT_DATABASE,
+      ssl: nodeTlsOptions(options.tls, secret.host) ?? false,
+      connectionTimeoutMillis: options.connectTimeoutMs,
+      application_name: 'rotation-lambdas',
+    };
+    const client = new Client(config);
+    // An idle connection that drops emits 'error'; without a listener it would crash the function.
+    client.on('error', (err) => options.log.warn('database connection error', { reason: err.message }));
+    try {
+      await client.connect();
+      return client;
+    } catch (err) {
+      client.end().catch(() => undefined);
+      throw classifyConnectError(err, `${secret.host}:${port}`, [secret.password]);
+    }
+  },
+
+  async close(conn: Client): Promise<void> {
+    await conn.end();
+  },
+
+  async setOwnPassword(conn: Client, change: PasswordChange, log: Logger): Promise<void> {
+    validateRedshiftPassword(change.newPassword);
+    const q = await quoted(conn, change.username, change.newPassword);
+    await run(conn, `Changing the password of ${change.username}`, `ALTER USER ${q.user} PASSWORD ${q.password}`, undefined,
+      [q.password, change.newPassword]);
+    log.debug('ALTER USER ... PASSWORD done', { username: change.username });
+  },
+
+  async upsertAlternateUser(conn: Client, change: AlternateUserChange, log: Logger): Promise<void> {
+    validateRedshiftPassword(change.newPassword);
+    await run(conn, 'BEGIN', 'BEGIN');
+    try {
+      const [template] = await run(conn, 'Looking up the current user', 'SELECT usesuper FROM pg_user WHERE usename = $1', [change.currentUser]);
+      if (!template) {
+        throw new RotationStateError(`The current user "${change.currentUser}" does not exist in pg_user.`);
+      }
+      if (template.usesuper === true) {
+        throw new RotationError('UNSUPPORTED',
+          `The current user "${change.currentUser}" is a superuser; its privileges cannot be copied to "${change.alternateUser}".`,
+          { remedy: 'Use the single-user strategy (remove masterarn) for superusers.' });
+      }
+      const q = await quoted(conn, change.alternateUser, change.newPassword);
+      const exists = (await run(conn, 'Looking up the alternate user', 'SELECT 1 FROM pg_user WHERE usename = $1', [change.alternateUser])).length > 0;
+      if (!exists) {
+        await run(conn, `Creating user ${change.alternateUser}`, `CREATE USER ${q.user} PASSWORD ${q.password}`, undefined, [q.password, change.newPassword]);
+      }
+      const counts = await copyPrivileges(conn, change.currentUser, change.alternateUser, q.user);
+      if (exists) {
+        await run(conn, `Changing the password of ${change.alternateUser}`, `ALTER USER ${q.user} PASSWORD ${q.password}`, undefined,
+          [q.password, change.newPassword]);
+      }
+      await run(conn, 'COMMIT', 'COMMIT');
+      log.info(exists ? 'alternate user updated' : 'alternate user created', {
+        username: change.alternateUser,
+        template: change.currentUser,
+        ...counts,
+      });
+    } catch (err) {
+      await conn.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+  },
+
+  async check(conn: Client): Promise<void> {
+    await run(conn, 'The check query', 'SELECT 1');
+  },
+
+  validatePassword: validateRedshiftPassword,
+
+  validateSecret(secret: DbSecret, label: string): void {
+    const bytes = Buffer.byteLength(secret.username, 'utf8');
+    if (bytes > REDSHIFT_MAX_USERNAME_BYTES) {
+      throw new SecretFormatError(
+        `The ${label} secret's user name "${secret.username}" is ${bytes} bytes long; Redshift allows ${REDSHIFT_MAX_USERNAME_BYTES}.`,
+        'Use a shorter user name (the alternating-users strategy adds "_clone").',
+      );
+    }
+  },
+};
+
+/**
+ * The Redshift rotator: the framework's DatabaseRotator with Redshift's password policy checked
+ * (and its mandatory exclusions applied) before a password is generated.
+ */
+export class RedshiftRotator extends DatabaseRotator<Client> {
+  constructor(engine: DatabaseEngine<Client> = redshiftEngine) {
+    super(engine);
+  }
+
+  override async generatePending(currentString: string, ctx: StepContext): Promise<string> {
+    const policy = redshiftPasswordPolicy(ctx.env);
+    const env: Env = { ...ctx.env, PASSWORD_LENGTH: String(policy.PasswordLength), EXCLUDE_CHARACTERS: policy.ExcludeCharacters };
+    return super.generatePending(currentString, { ...ctx, env });
+  }
+}

