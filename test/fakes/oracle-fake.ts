@@ -1,0 +1,626 @@
+/**
+ * An in-process model of the parts of an Oracle Database server the Oracle rotator touches. No
+ * Oracle server can run on the test machine, so this fake stands in for node-oracledb's
+ * getConnection() and Connection.
+ *
+ * It is a small stateful model, not a script: it holds users (password, lock and expiry state,
+ * roles, system and object privileges, a profile with or without a password verify function),
+ * lets a session log in only with the right password, parses every statement the way Oracle
+ * reads it (quoted identifiers are exact, bare words fold to upper case, passwords are quoted
+ * identifiers), applies the statements it understands to its state, and records each one with
+ * its binds. Anything it does not understand throws loudly (FakeUnrecognisedStatement).
+ * Errors look like node-oracledb's: `code` `ORA-01017` / `NJS-503`, message starting with it.
+ */
+import type { OracleConnectConfig, OracleConnectionLike, OracleResult } from '../../rotators/oracle/engine';
+
+export class FakeOracleError extends Error {
+  readonly code: string;
+  readonly errorNum?: number;
+
+  constructor(code: string, text: string) {
+    super(`${code}: ${text}`);
+    this.name = 'Error';
+    this.code = code;
+    if (code.startsWith('ORA-')) this.errorNum = Number(code.slice(4));
+  }
+}
+
+/** A statement the fake does not model: the engine sent something unexpected. */
+export class FakeUnrecognisedStatement extends Error {
+  constructor(sql: string) {
+    super(`FAKE ORACLE: unrecognised statement: ${sql}`);
+  }
+}
+
+const ora = (code: string, text: string) => new FakeOracleError(code, text);
+
+export interface FakeObjectGrant {
+  /** e.g. `SELECT`, `UPDATE ("SAL")`, `READ` */
+  privilege: string;
+  /** e.g. `"HR"."EMPLOYEES"`, `DIRECTORY "DATA_PUMP_DIR"` */
+  object: string;
+  grantOption: boolean;
+}
+
+export interface FakeOracleUser {
+  /** Exact name, as DBA_USERS.USERNAME shows it. */
+  name: string;
+  password: string;
+  locked: boolean;
+  expired: boolean;
+  /** Profile has a PASSWORD_VERIFY_FUNCTION: changing one's own password needs REPLACE <old>. */
+  verifyFunction: boolean;
+  systemPrivileges: Map<string, { admin: boolean }>;
+  roles: Map<string, { admin: boolean }>;
+  objectGrants: FakeObjectGrant[];
+  /** How many times the password was set after creation. */
+  passwordChanges: number;
+  /** Every password the user has had, the current one included (for reuse rules). */
+  history: string[];
+}
+
+export interface FakeUserSpec {
+  password: string;
+  locked?: boolean;
+  expired?: boolean;
+  verifyFunction?: boolean;
+  systemPrivileges?: string[];
+  roles?: string[];
+  objectGrants?: Array<{ privilege: string; object: string; grantOption?: boolean }>;
+}
+
+export interface ExecutedStatement {
+  /** The exact name of the user whose session ran it. */
+  session: string;
+  sql: string;
+  binds: Record<string, string>;
+  options?: { outFormat?: number };
+}
+
+export interface ConnectAttempt {
+  /** The `user` given to getConnection (never the password). */
+  user: string;
+  connectString: string;
+  ok: boolean;
+  code?: string;
+}
+
+interface Injected {
+  match: (sql: string, session: string) => boolean;
+  error: () => Error;
+  times: number;
+}
+
+/** Oracle-like system privileges a role confers. `*` = every privilege (DBA). */
+const ROLE_PRIVILEGES: Record<string, string[]> = {
+  CONNECT: ['CREATE SESSION'],
+  RESOURCE: ['CREATE TABLE', 'CREATE SEQUENCE', 'CREATE PROCEDURE'],
+  DBA: ['*'],
+  SELECT_CATALOG_ROLE: ['SELECT ANY DICTIONARY'],
+};
+
+const SYSTEM_PRIVILEGES = new Set([
+  'CREATE SESSION', 'CREATE TABLE', 'CREATE VIEW', 'CREATE SEQUENCE', 'CREATE PROCEDURE', 'UNLIMITED TABLESPACE',
+  'CREATE USER', 'ALTER USER', 'DROP USER', 'GRANT ANY ROLE', 'GRANT ANY PRIVILEGE', 'GRANT ANY OBJECT PRIVILEGE',
+  'SELECT ANY DICTIONARY', 'SELECT ANY TABLE',
+]);
+
+// -------------------------------------------------------------------------------------------
+// Oracle-like lexing: "quoted" identifiers are exact and cannot contain ", bare words fold to
+// upper case, 'strings' use '' for a quote.
+
+interface Tok {
+  kind: 'word' | 'quoted' | 'string' | 'bind' | 'punct';
+  /** word: upper-cased; quoted: the exact name; string: the value; bind: the name; punct: the char. */
+  value: string;
+  raw: string;
+}
+
+function lex(sql: string): Tok[] {
+  const out: Tok[] = [];
+  let i = 0;
+  while (i < sql.length) {
+    const ch = sql[i];
+    if (/\s/.test(ch)) {
+      i++;
+    } else if (ch === '"') {
+      const end = sql.indexOf('"', i + 1);
+      if (end < 0) throw ora('ORA-01740', 'missing double quote in identifier');
+      const value = sql.slice(i + 1, end);
+      if (value.length === 0) throw ora('ORA-01741', 'illegal zero-length identifier');
+      if (value.includes('\u0000')) throw ora('ORA-00911', 'invalid character');
+      out.push({ kind: 'quoted', value, raw: sql.slice(i, end + 1) });
+      i = end + 1;
+    } else if (ch === "'") {
+      let j = i + 1;
+      let value = '';
+      for (;;) {
+        if (j >= sql.length) throw ora('ORA-01756', 'quoted string not properly terminated');
+        if (sql[j] === "'") {
+          if (sql[j + 1] === "'") {
+            value += "'";
+            j += 2;
+            continue;
+          }
+          break;
+        }
+        value += sql[j++];
+      }
+      out.push({ kind: 'string', value, raw: sql.slice(i, j + 1) });
+      i = j + 1;
+    } else if (ch === ':' && /[A-Za-z]/.test(sql[i + 1] ?? '')) {
+      let j = i + 1;
+      while (j < sql.length && /[A-Za-z0-9_]/.test(sql[j])) j++;
+      out.push({ kind: 'bind', value: sql.slice(i + 1, j), raw: sql.slice(i, j) });
+      i = j;
+    } else if (/[A-Za-z]/.test(ch)) {
+      let j = i + 1;
+      while (j < sql.length && /[A-Za-z0-9_$#]/.test(sql[j])) j++;
+      out.push({ kind: 'word', value: sql.slice(i, j).toUpperCase(), raw: sql.slice(i, j) });
+      i = j;
+    } else if (/[0-9]/.test(ch)) {
+      let j = i + 1;
+      while (j < sql.length && /[0-9]/.test(sql[j])) j++;
+      out.push({ kind: 'word', value: sql.slice(i, j), raw: sql.slice(i, j) });
+      i = j;
+    } else if ('(),.=*'.includes(ch)) {
+      out.push({ kind: 'punct', value: ch, raw: ch });
+      i++;
+    } else {
+      // `;`, `--`, `/`, `&` ... are not part of any statement the rotator sends.
+      throw ora('ORA-00911', 'invalid character');
+    }
+  }
+  return out;
+}
+
+/** A cursor over tokens with Oracle-ish syntax errors. */
+class Parser {
+  private i = 0;
+  constructor(readonly toks: Tok[]) {}
+
+  peek(offset = 0): Tok | undefined {
+    return this.toks[this.i + offset];
+  }
+  done(): boolean {
+    return this.i >= this.toks.length;
+  }
+  isWord(w: string, offset = 0): boolean {
+    const t = this.peek(offset);
+    return t?.kind === 'word' && t.value === w;
+  }
+  word(w: string): void {
+    if (!this.isWord(w)) throw ora('ORA-00922', `missing or invalid option (expected ${w})`);
+    this.i++;
+  }
+  optWord(w: string): boolean {
+    if (this.isWord(w)) {
+      this.i++;
+      return true;
+    }
+    return false;
+  }
+  punct(p: string): void {
+    const t = this.peek();
+    if (t?.kind !== 'punct' || t.value !== p) throw ora('ORA-00922', `missing or invalid option (expected ${p})`);
+    this.i++;
+  }
+  /** A user or role name: quoted (exact) or a bare word (upper-cased). */
+  identifier(): string {
+    const t = this.peek();
+    if (t?.kind === 'quoted' || (t?.kind === 'word' && /^[A-Z]/.test(t.value))) {
+      this.i++;
+      return t.value;
+    }
+    throw ora('ORA-01935', 'missing user or role name');
+  }
+  /** A password: a quoted identifier (exact), or a bare word kept as written. */
+  password(): string {
+    const t = this.peek();
+    if (t?.kind === 'quoted') {
+      this.i++;
+      return t.value;
+    }
+    if (t?.kind === 'word') {
+      this.i++;
+      return t.raw;
+    }
+    throw ora('ORA-00988', 'missing or invalid password(s)');
+  }
+  end(): void {
+    if (!this.done()) throw ora('ORA-00922', `missing or invalid option near ${this.peek()!.raw}`);
+  }
+  rest(): Tok[] {
+    const r = this.toks.slice(this.i);
+    this.i = this.toks.length;
+    return r;
+  }
+}
+
+// -------------------------------------------------------------------------------------------
+
+export interface FakeOracleOptions {
+  host?: string;
+  port?: number;
+  service?: string;
+  /** What the listener speaks on its port. */
+  protocol?: 'TCP' | 'TCPS';
+  /** The DEFAULT profile's reuse rule: 'forbidden' = PASSWORD_REUSE_MAX/TIME set (ORA-28007 on reuse). */
+  passwordReuse?: 'allowed' | 'forbidden';
+}
+
+export class FakeOracleServer {
+  readonly host: string;
+  readonly port: number;
+  readonly service: string;
+  readonly protocol: 'TCP' | 'TCPS';
+  readonly passwordReuse: 'allowed' | 'forbidden';
+  readonly users = new Map<string, FakeOracleUser>();
+  readonly roles = new Set(Object.keys(ROLE_PRIVILEGES));
+  readonly statements: ExecutedStatement[] = [];
+  readonly connects: ConnectAttempt[] = [];
+  /** Every config getConnection received (passwords included: keep these out of snapshots). */
+  readonly configs: OracleConnectConfig[] = [];
+  openConnections = 0;
+  lobsDestroyed = 0;
+  private readonly injected: Injected[] = [];
+
+  constructor(options: FakeOracleOptions = {}) {
+    this.host = options.host ?? 'oracle.example.internal';
+    this.port = options.port ?? 1521;
+    this.service = options.service ?? 'ORCLPDB1';
+    this.protocol = options.protocol ?? 'TCP';
+    this.passwordReuse = options.passwordReuse ?? 'allowed';
+  }
+
+  addRole(name: string): this {
+    this.roles.add(name);
+    return this;
+  }
+
+  addUser(name: string, spec: FakeUserSpec): FakeOracleUser {
+    const user: FakeOracleUser = {
+      name,
+      password: spec.password,
+      locked: spec.locked ?? false,
+      expired: spec.expired ?? false,
+      verifyFunction: spec.verifyFunction ?? false,
+      systemPrivileges: new Map((spec.systemPrivileges ?? []).map((p) => [p, { admin: false }])),
+      roles: new Map((spec.roles ?? []).map((r) => [r, { admin: false }])),
+      objectGrants: (spec.objectGrants ?? []).map((g) => ({ ...g, grantOption: g.grantOption ?? false })),
+      passwordChanges: 0,
+      history: [spec.password],
+    };
+    for (const r of user.roles.keys()) this.roles.add(r);
+    this.users.set(name, user);
+    return user;
+  }
+
+  user(name: string): FakeOracleUser {
+    const u = this.users.get(name);
+    if (!u) throw new Error(`fake has no user ${name}`);
+    return u;
+  }
+
+  /** Make statements matching `match` fail with `error` (the next `times` ones; default once). */
+  failWhen(match: RegExp | ((sql: string, session: string) => boolean), error: () => Error, times = 1): void {
+    this.injected.push({ match: typeof match === 'function' ? match : (sql) => match.test(sql), error, times });
+  }
+
+  /** Statements run by sessions of `user` (exact name), or all. */
+  sqlOf(user?: string): string[] {
+    return this.statements.filter((s) => user === undefined || s.session === user).map((s) => s.sql);
+  }
+
+  /** A `getConnection` for the engine: `createOracleEngine({ connect: server.connect })`. */
+  readonly connect = async (config: OracleConnectConfig): Promise<OracleConnectionLike> => {
+    this.configs.push({ ...config });
+    const attempt: ConnectAttempt = { user: String(config.user), connectString: String(config.connectString), ok: false };
+    this.connects.push(attempt);
+    try {
+      const user = this.login(config);
+      attempt.ok = true;
+      this.openConnections++;
+      return new FakeOracleConnection(this, user.name);
+    } catch (err) {
+      attempt.code = (err as FakeOracleError).code;
+      throw err;
+    }
+  };
+
+  private login(config: OracleConnectConfig): FakeOracleUser {
+    if (typeof config.user !== 'string' || typeof config.password !== 'string' || typeof config.connectString !== 'string') {
+      throw new Error('FAKE ORACLE: getConnection needs string user, password and connectString');
+    }
+    if (!Number.isInteger(config.connectTimeout) || config.connectTimeout < 1) throw new Error('FAKE ORACLE: connectTimeout must be whole seconds');
+    const target = parseConnectString(config.connectString);
+    if (target.host !== this.host || target.port !== this.port) {
+      throw new FakeOracleError('NJS-503', `connection to host ${target.host} port ${target.port} could not be established.`);
+    }
+    if (target.protocol !== this.protocol) {
+      throw this.protocol === 'TCP'
+        ? new FakeOracleError('NJS-506', `connection to host ${target.host} port ${target.port} encountered TLS handshake failure.`)
+        : new FakeOracleError('NJS-500', 'connection to Oracle Database was closed or broken');
+    }
+    if (target.service !== this.service) {
+      throw new FakeOracleError('NJS-518', `cannot connect to Oracle Database. Service "${target.service}" is not registered with the listener`);
+    }
+    const name = loginUserName(config.user);
+    const user = name === undefined ? undefined : this.users.get(name);
+    if (!user || user.password !== config.password) throw ora('ORA-01017', 'invalid credential or not authorized; logon denied');
+    if (user.locked) throw ora('ORA-28000', 'The account is locked.');
+    if (user.expired) throw ora('ORA-28001', 'the password has expired');
+    if (!this.hasPrivilege(user, 'CREATE SESSION')) throw ora('ORA-01045', `Login denied. User ${user.name} does not have CREATE SESSION privilege.`);
+    return user;
+  }
+
+  hasPrivilege(user: FakeOracleUser, privilege: string): boolean {
+    if (user.systemPrivileges.has(privilege)) return true;
+    for (const role of user.roles.keys()) {
+      const privs = ROLE_PRIVILEGES[role] ?? [];
+      if (privs.includes('*') || privs.includes(privilege)) return true;
+    }
+    return false;
+  }
+
+  /** Run one statement as `sessionUser`. */
+  execute(sessionUser: string, sql: string, binds: Record<string, string>, options?: { outFormat?: number }): OracleResult {
+    this.statements.push({ session: sessionUser, sql, binds: { ...binds }, options });
+    for (const inj of this.injected) {
+      if (inj.times > 0 && inj.match(sql, sessionUser)) {
+        inj.times--;
+        throw inj.error();
+      }
+    }
+    const session = this.user(sessionUser);
+    const p = new Parser(lex(sql));
+    if (p.isWord('SELECT')) return this.select(session, sql, binds);
+    if (p.isWord('ALTER') && p.isWord('USER', 1)) return this.alterUser(session, p);
+    if (p.isWord('CREATE') && p.isWord('USER', 1)) return this.createUser(session, p);
+    if (p.isWord('DROP') && p.isWord('USER', 1)) return this.dropUser(session, p);
+    if (p.isWord('GRANT')) return this.grant(session, p);
+    throw new FakeUnrecognisedStatement(sql);
+  }
+
+  private select(session: FakeOracleUser, sql: string, binds: Record<string, string>): OracleResult {
+    const norm = sql.replace(/\s+/g, ' ').trim().toUpperCase();
+    if (norm === 'SELECT 1 FROM DUAL') return { rows: [[1]] };
+    if (norm === 'SELECT USERNAME, ACCOUNT_STATUS FROM DBA_USERS WHERE USERNAME = :U') {
+      requireBinds(binds, ['u']);
+      const canRead = this.hasPrivilege(session, 'SELECT ANY DICTIONARY') || session.objectGrants.some((g) => g.object === '"SYS"."DBA_USERS"');
+      if (!canRead) throw ora('ORA-00942', 'table or view does not exist');
+      const u = this.users.get(binds.u);
+      return { rows: u ? [[u.name, accountStatus(u)]] : [] };
+    }
+    if (norm === 'SELECT DBMS_METADATA.GET_GRANTED_DDL(:T, :U) AS DDL FROM DUAL') {
+      requireBinds(binds, ['t', 'u']);
+      const type = binds.t;
+      if (!['ROLE_GRANT', 'SYSTEM_GRANT', 'OBJECT_GRANT'].includes(type)) throw ora('ORA-31600', `invalid input value ${type} for parameter OBJECT_TYPE`);
+      const target = this.users.get(binds.u);
+      // DBMS_METADATA shows other users' grants only to SELECT_CATALOG_ROLE (DBA includes it); else "not found".
+      const visible = target && (target.name === session.name || session.roles.has('SELECT_CATALOG_ROLE') || session.roles.has('DBA'));
+      const ddl = visible ? grantedDdl(target, type) : [];
+      if (ddl.length === 0) throw ora('ORA-31608', `specified object of type ${type} not found\nORA-06512: at "SYS.DBMS_METADATA", line 6069`);
+      const text = ddl.map((s) => `\n  ${s}\n`).join('');
+      return { rows: [[this.lob(text)]] };
+    }
+    throw new FakeUnrecognisedStatement(sql);
+  }
+
+  private lob(text: string) {
+    let destroyed = false;
+    return {
+      getData: async () => {
+        if (destroyed) throw new FakeOracleError('NJS-022', 'invalid Lob');
+        return text;
+      },
+      destroy: () => {
+        if (!destroyed) this.lobsDestroyed++;
+        destroyed = true;
+      },
+    };
+  }
+
+  private alterUser(session: FakeOracleUser, p: Parser): OracleResult {
+    p.word('ALTER');
+    p.word('USER');
+    const target = this.users.get(p.identifier());
+    let newPassword: string | undefined;
+    let replace: string | undefined;
+    let lock: boolean | undefined;
+    if (p.optWord('IDENTIFIED')) {
+      p.word('BY');
+      newPassword = p.password();
+      if (p.optWord('REPLACE')) replace = p.password();
+    }
+    if (p.optWord('ACCOUNT')) {
+      if (p.optWord('LOCK')) lock = true;
+      else {
+        p.word('UNLOCK');
+        lock = false;
+      }
+    }
+    p.end();
+    if (newPassword === undefined && lock === undefined) throw ora('ORA-00922', 'missing or invalid option');
+    const own = target !== undefined && target.name === session.name;
+    if (!own && !this.hasPrivilege(session, 'ALTER USER')) throw ora('ORA-01031', 'insufficient privileges');
+    if (!target) throw ora('ORA-01918', 'user does not exist');
+    if (newPassword !== undefined) {
+      if (own && !this.hasPrivilege(session, 'ALTER USER')) {
+        if (replace === undefined && target.verifyFunction) throw ora('ORA-28221', 'REPLACE not specified');
+        if (replace !== undefined && replace !== target.password) throw ora('ORA-28008', 'invalid old password');
+      }
+      if (this.passwordReuse === 'forbidden' && target.history.includes(newPassword)) throw ora('ORA-28007', 'the password cannot be reused');
+      target.password = newPassword;
+      target.history.push(newPassword);
+      target.expired = false;
+      target.passwordChanges++;
+    }
+    if (lock !== undefined) target.locked = lock;
+    return {};
+  }
+
+  private createUser(session: FakeOracleUser, p: Parser): OracleResult {
+    p.word('CREATE');
+    p.word('USER');
+    const name = p.identifier();
+    p.word('IDENTIFIED');
+    p.word('BY');
+    const password = p.password();
+    let locked = false;
+    if (p.optWord('ACCOUNT')) locked = p.optWord('LOCK') || (p.word('UNLOCK'), false);
+    p.end();
+    if (!this.hasPrivilege(session, 'CREATE USER')) throw ora('ORA-01031', 'insufficient privileges');
+    if (this.users.has(name) || this.roles.has(name)) throw ora('ORA-01920', `user name '${name}' conflicts with another user or role name`);
+    this.addUser(name, { password, locked });
+    return {};
+  }
+
+  private dropUser(session: FakeOracleUser, p: Parser): OracleResult {
+    p.word('DROP');
+    p.word('USER');
+    const name = p.identifier();
+    p.end();
+    if (!this.hasPrivilege(session, 'DROP USER')) throw ora('ORA-01031', 'insufficient privileges');
+    if (!this.users.delete(name)) throw ora('ORA-01918', `user '${name}' does not exist`);
+    return {};
+  }
+
+  /** GRANT role TO u [WITH ADMIN OPTION] | GRANT sys priv TO u [WITH ADMIN OPTION] | GRANT priv [(cols)] ON obj TO u [WITH GRANT OPTION] */
+  private grant(session: FakeOracleUser, p: Parser): OracleResult {
+    p.word('GRANT');
+    const toks = p.rest();
+    const toAt = toks.findIndex((t) => t.kind === 'word' && t.value === 'TO');
+    if (toAt < 1) throw ora('ORA-00905', 'missing keyword');
+    const what = toks.slice(0, toAt);
+    const after = new Parser(toks.slice(toAt + 1));
+    const grantee = this.users.get(after.identifier());
+    const onAt = what.findIndex((t) => t.kind === 'word' && t.value === 'ON');
+    let withOption: 'ADMIN' | 'GRANT' | undefined;
+    if (after.optWord('WITH')) {
+      withOption = after.optWord('ADMIN') ? 'ADMIN' : (after.word('GRANT'), 'GRANT');
+      after.word('OPTION');
+    }
+    after.end();
+    if (!grantee) throw ora('ORA-01917', 'user or role does not exist');
+
+    if (onAt >= 0) {
+      if (withOption === 'ADMIN') throw ora('ORA-00993', 'missing GRANT keyword');
+      if (!this.hasPrivilege(session, 'GRANT ANY OBJECT PRIVILEGE')) throw ora('ORA-01031', 'insufficient privileges');
+      const privilege = render(what.slice(0, onAt));
+      const object = render(what.slice(onAt + 1));
+      if (!privilege || !object || what.some((t) => t.kind === 'string' || t.kind === 'bind')) throw ora('ORA-00990', 'missing or invalid privilege');
+      const existing = grantee.objectGrants.find((g) => g.privilege === privilege && g.object === object);
+      if (existing) existing.grantOption ||= withOption === 'GRANT';
+      else grantee.objectGrants.push({ privilege, object, grantOption: withOption === 'GRANT' });
+      return {};
+    }
+    if (withOption === 'GRANT') throw ora('ORA-00994', 'missing OPTION keyword');
+    if (what.length === 1 && (what[0].kind === 'quoted' || what[0].kind === 'word') && this.roles.has(what[0].value)) {
+      if (!this.hasPrivilege(session, 'GRANT ANY ROLE')) throw ora('ORA-01031', 'insufficient privileges');
+      const role = what[0].value;
+      const prev = grantee.roles.get(role);
+      grantee.roles.set(role, { admin: (prev?.admin ?? false) || withOption === 'ADMIN' });
+      return {};
+    }
+    if (what.every((t) => t.kind === 'word')) {
+      const privilege = what.map((t) => t.value).join(' ');
+      if (!SYSTEM_PRIVILEGES.has(privilege)) throw ora('ORA-01919', `role '${privilege}' does not exist`);
+      if (!this.hasPrivilege(session, 'GRANT ANY PRIVILEGE')) throw ora('ORA-01031', 'insufficient privileges');
+      const prev = grantee.systemPrivileges.get(privilege);
+      grantee.systemPrivileges.set(privilege, { admin: (prev?.admin ?? false) || withOption === 'ADMIN' });
+      return {};
+    }
+    if (what.length === 1 && what[0].kind === 'quoted') throw ora('ORA-01919', `role '${what[0].value}' does not exist`);
+    throw ora('ORA-00990', 'missing or invalid privilege');
+  }
+}
+
+/** Canonical text for a token run, the way DBMS_METADATA prints it: names quoted, `.` and `(` tight. */
+function render(toks: Tok[]): string {
+  let out = '';
+  for (const t of toks) {
+    const text = t.kind === 'quoted' ? `"${t.value}"` : t.kind === 'word' ? t.value : t.raw;
+    if (out === '' || text === '.' || text === ')' || text === ',' || out.endsWith('.') || out.endsWith('(')) out += text;
+    else out += ` ${text}`;
+  }
+  return out;
+}
+
+function requireBinds(binds: Record<string, string>, names: string[]): void {
+  for (const n of names) {
+    if (typeof binds[n] !== 'string') throw ora('ORA-01008', 'not all variables bound');
+  }
+  for (const k of Object.keys(binds)) {
+    if (!names.includes(k)) throw ora('ORA-01036', 'illegal variable name/number');
+  }
+}
+
+function accountStatus(u: FakeOracleUser): string {
+  if (u.expired && u.locked) return 'EXPIRED & LOCKED';
+  if (u.locked) return 'LOCKED';
+  if (u.expired) return 'EXPIRED';
+  return 'OPEN';
+}
+
+/** DBMS_METADATA.GET_GRANTED_DDL statements for one grant type, in Oracle's format. */
+function grantedDdl(user: FakeOracleUser, type: string): string[] {
+  const to = `TO "${user.name}"`;
+  if (type === 'ROLE_GRANT') {
+    return [...user.roles].map(([role, o]) => `GRANT "${role}" ${to}${o.admin ? ' WITH ADMIN OPTION' : ''}`);
+  }
+  if (type === 'SYSTEM_GRANT') {
+    return [...user.systemPrivileges].map(([priv, o]) => `GRANT ${priv} ${to}${o.admin ? ' WITH ADMIN OPTION' : ''}`);
+  }
+  return user.objectGrants.map((g) => `GRANT ${g.privilege} ON ${g.object} ${to}${g.grantOption ? ' WITH GRANT OPTION' : ''}`);
+}
+
+interface ConnectTarget {
+  protocol: 'TCP' | 'TCPS';
+  host: string;
+  port: number;
+  service: string;
+  dnMatch?: string;
+}
+
+/** The connect descriptor the engine builds (TCP or TCPS); anything else is a syntax error. */
+export function parseConnectString(cs: string): ConnectTarget {
+  const d =
+    /^\(DESCRIPTION=\(ADDRESS=\(PROTOCOL=(TCPS|TCP)\)\(HOST=([A-Za-z0-9._:-]+)\)\(PORT=(\d+)\)\)\(CONNECT_DATA=\(SERVICE_NAME=([A-Za-z0-9._$-]+)\)\)(?:\(SECURITY=\(SSL_SERVER_DN_MATCH=(yes|no)\)\))?\)$/.exec(
+      cs,
+    );
+  if (!d) throw new FakeOracleError('NJS-514', 'syntax error in connection string');
+  const target = { protocol: d[1] as 'TCP' | 'TCPS', host: d[2], port: Number(d[3]), service: d[4], dnMatch: d[5] };
+  if ((target.protocol === 'TCPS') !== (target.dnMatch !== undefined)) throw new FakeOracleError('NJS-514', 'syntax error in connection string');
+  return target;
+}
+
+/** How the server reads a login name: `"Exact"` as is; a bare name folded to upper case; anything else fails. */
+function loginUserName(user: string): string | undefined {
+  const u = user.trim();
+  if (u.length >= 2 && u.startsWith('"') && u.endsWith('"')) {
+    const inner = u.slice(1, -1);
+    return inner.includes('"') ? undefined : inner;
+  }
+  return /^[A-Za-z][A-Za-z0-9_$#]*$/.test(u) ? u.toUpperCase() : undefined;
+}
+
+class FakeOracleConnection implements OracleConnectionLike {
+  private closed = false;
+
+  constructor(
+    private readonly server: FakeOracleServer,
+    readonly sessionUser: string,
+  ) {}
+
+  async execute(sql: string, binds: Record<string, string> = {}, options?: { outFormat?: number }): Promise<OracleResult> {
+    if (this.closed) throw new FakeOracleError('NJS-003', 'invalid or closed connection');
+    return this.server.execute(this.sessionUser, sql, binds, options);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) throw new FakeOracleError('NJS-003', 'invalid or closed connection');
+    this.closed = true;
+    this.server.openConnections--;
+  }
+}
