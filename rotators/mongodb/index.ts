@@ -1,0 +1,29 @@
+/**
+ * The MongoDB / Amazon DocumentDB rotation function (engines `mongo` and `docdb`): single user,
+ * or alternating users when the secret has `masterarn`. Deploy with the handler `index.handler`.
+ */
+import { DatabaseRotator } from '../../src/db/database-rotator';
+import { createHandler } from '../../src/handler';
+import { mongoEngine } from './engine';
+
+export {
+  authDatabaseOf,
+  classifyConnectError,
+  connectWithDriver,
+  createMongoEngine,
+  DEFAULT_AUTH_DATABASE,
+  MAX_USERNAME_LENGTH,
+  MONGO_EXCLUDE_CHARACTERS,
+  mongoClientConfig,
+  MongoEngine,
+  mongoEngine,
+  type MongoClientLike,
+  type MongoConnectConfig,
+  type MongoConnectFn,
+  type MongoConnection,
+  type MongoEngineOptions,
+} from './engine';
+
+export const rotator = new DatabaseRotator(mongoEngine);
+
+export const handler = createHandler(rotator);
