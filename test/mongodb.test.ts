@@ -290,7 +290,7 @@ describe('alternating users', () => {
   async function setupAlternating(fake: MongoWireFake, h: RotationHarness, childExtra: Record<string, unknown> = {}, adminExtra: Record<string, unknown> = {}) {
     fake.addUser('admin', ADMIN, ADMIN_PW, ['root@admin']);
     fake.addUser('app', USER, PW0, ['readWrite@app', 'read@reporting']);
-    const adminArn = await h.createSecret({ username: ADMIN, password: ADMIN_PW, authSource: 'admin', ...adminExtra });
+    const adminArn = await h.createSecret({ username: ADMIN, password: ADMIN_PW, ...adminExtra });
     const arn = await h.createSecret(childSecret(fake, { masterarn: adminArn, ...childExtra }));
     return { arn, adminArn };
   }

@@ -140,6 +140,8 @@ export class MongoEngine implements DatabaseEngine<MongoConnection> {
   readonly name = 'mongodb';
   readonly engines = ['mongo', 'docdb'] as const;
   readonly defaultPort = 27017;
+  /** dbname is the authentication database: the admin secret keeps its own (default admin). */
+  readonly adminKeepsOwnDatabase = true;
   readonly defaultDatabase = DEFAULT_AUTH_DATABASE;
   readonly maxUsernameLength = MAX_USERNAME_LENGTH;
   readonly passwordDefaults = { ExcludeCharacters: MONGO_EXCLUDE_CHARACTERS };

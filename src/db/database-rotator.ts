@@ -243,8 +243,9 @@ export class DatabaseRotator<C = unknown> extends Rotator {
       engine,
       host,
       port: raw.port ?? current.port,
-      // The admin works in the child's database (AWS's rotators do the same).
-      dbname: current.dbname,
+      // The admin works in the child's database (AWS's rotators do the same), unless the
+      // engine's dbname is where a user authenticates (MongoDB).
+      dbname: this.engine.adminKeepsOwnDatabase ? raw.dbname : current.dbname,
       // Same server: without TLS settings of its own the admin uses the child's.
       ssl: raw.ssl ?? current.ssl,
       sslCa: raw.sslCa ?? current.sslCa,

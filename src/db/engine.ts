@@ -52,6 +52,12 @@ export interface DatabaseEngine<Conn = unknown> {
   readonly maxUsernameLength: number;
   /** A username's length in bytes, for servers that limit bytes (PostgreSQL: UTF-8); default: characters. */
   usernameLength?(username: string): number;
+  /**
+   * True when the admin secret's own `dbname` names where the admin logs in (MongoDB's
+   * authentication database). Otherwise the admin connects to the child's database, as AWS's
+   * rotators do.
+   */
+  readonly adminKeepsOwnDatabase?: boolean;
   /** Overrides of the default password policy (before environment variables). */
   readonly passwordDefaults?: Partial<PasswordPolicy>;
 
