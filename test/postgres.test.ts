@@ -181,6 +181,22 @@ describe('single user', () => {
     expect(await tryLogin(user, initial)).toBe('28P01');
   });
 
+  it('RotateImmediately=false (a configuration test run) tests AWSCURRENT and changes nothing', async () => {
+    const h = harness();
+    const user = uniq('app');
+    const initial = hostilePassword('dry');
+    await createRole(user, initial);
+    const arn = await h.createSecret(dbSecret(user, initial));
+    const before = await h.current(arn);
+    const r = await h.sm.rotateAndWait(arn, { lambdaArn: h.lambdaArn, rotateImmediately: false });
+    expect(r.error).toBeUndefined();
+    expect(r.succeeded).toBe(true);
+    expect(r.steps).toEqual(['testSecret']);
+    expect(h.stages(arn)).toEqual({ [before.versionId]: ['AWSCURRENT'] });
+    expect(await tryLogin(user, initial)).toBe('ok');
+    expect(h.records().some((l) => l.msg === 'AWSCURRENT logs in and runs the check query')).toBe(true);
+  });
+
   it('passes the password policy environment variables to GetRandomPassword', async () => {
     const h = harness({ PASSWORD_LENGTH: '50', EXCLUDE_PUNCTUATION: 'true' });
     const user = uniq('app');

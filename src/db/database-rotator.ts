@@ -113,15 +113,21 @@ export class DatabaseRotator<C = unknown> extends Rotator {
   }
 
   async testSecret(ctx: StepContext): Promise<void> {
-    const pending = this.parse(await ctx.secrets.requirePending(), AWSPENDING, ctx);
-    const login = await this.login(pending, AWSPENDING, ctx);
-    if (!login.ok) throw new LoginError('Unable to log into the database with the AWSPENDING secret.', [login.failure]);
+    const raw = await ctx.secrets.pending();
+    // RotateSecret with RotateImmediately=false runs testSecret alone on a value-less AWSPENDING
+    // placeholder, to test the rotation configuration: prove the function reaches Secrets
+    // Manager and the database by testing AWSCURRENT instead.
+    const label = raw === undefined ? AWSCURRENT : AWSPENDING;
+    if (raw === undefined) ctx.log.info('AWSPENDING has no value (a RotateImmediately=false test run); testing AWSCURRENT');
+    const secret = this.parse(raw ?? (await ctx.secrets.current()), label, ctx);
+    const login = await this.login(secret, label, ctx);
+    if (!login.ok) throw new LoginError(`Unable to log into the database with the ${label} secret.`, [login.failure]);
     try {
       await this.engine.check(login.conn);
     } finally {
       await this.close(login.conn, ctx.log);
     }
-    ctx.log.info('AWSPENDING logs in and runs the check query', { username: pending.username });
+    ctx.log.info(`${label} logs in and runs the check query`, { username: secret.username });
   }
 
   private async setSingle(current: DbSecret, pending: DbSecret, ctx: StepContext): Promise<void> {
