@@ -16,6 +16,11 @@ export class Redactor {
     if (json !== value) this.values.add(json);
     const uri = safeEncode(value);
     if (uri && uri !== value) this.values.add(uri);
+    // SQL literal forms, in case a driver echoes statement text: quotes doubled, backslashes escaped.
+    const sql = value.replace(/'/g, "''");
+    if (sql !== value) this.values.add(sql);
+    const sqlBackslash = sql.replace(/\\/g, '\\\\');
+    if (sqlBackslash !== sql) this.values.add(sqlBackslash);
   }
 
   /** Register a whole secret string and every string field of it when it is JSON. */

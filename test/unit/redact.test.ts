@@ -48,3 +48,12 @@ describe('Redactor', () => {
     expect(lines.map((l) => JSON.parse(l).msg)).toEqual(['shown']);
   });
 });
+
+describe('Redactor SQL forms', () => {
+  it('scrubs the SQL literal forms of a password (quotes doubled, backslashes escaped)', () => {
+    const r = new Redactor();
+    r.add("it's\\secret");
+    expect(r.scrub("ALTER ROLE x PASSWORD 'it''s\\secret'")).toBe("ALTER ROLE x PASSWORD '***'");
+    expect(r.scrub("ALTER ROLE x PASSWORD E'it''s\\\\secret'")).toBe("ALTER ROLE x PASSWORD E'***'");
+  });
+});

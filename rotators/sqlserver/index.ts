@@ -1,0 +1,11 @@
+import { DatabaseRotator } from '../../src/db/database-rotator';
+import { createHandler } from '../../src/handler';
+import { createSqlServerEngine } from './engine';
+
+/** The SQL Server engine (tedious, the driver under mssql). */
+export const engine = createSqlServerEngine();
+
+/** The Lambda entry point: `rotators/sqlserver/index.handler`. */
+export const handler = createHandler(new DatabaseRotator(engine));
+
+export * from './engine';

@@ -1,0 +1,934 @@
+/**
+ * An in-process model of the parts of SQL Server the SQL Server rotator touches. No SQL Server
+ * can run on the test machine, so this fake stands in for the engine's connection factory
+ * (tedious in production).
+ *
+ * It is a small stateful model, not a script: it holds server logins (password, SID, default
+ * database, server roles and permissions) and databases (containment, users mapped to logins by
+ * SID or contained users with their own password, roles, role memberships, permissions). A
+ * session logs in only with the right password; each statement is recorded with its parameters
+ * and applied to the state. DDL is parsed by the fake's own T-SQL lexer (`[...]` identifiers
+ * with `]]`, `N'...'` literals with `''`), independent of the engine's quoting, so a quoting
+ * mistake shows up as a wrong name, a wrong password or a syntax error. Unquoted names,
+ * non-Unicode literals and anything the fake does not know are rejected loudly. Catalog queries
+ * are recognised by their exact text (the engine's SQL constants) and answered from the state;
+ * whether that SQL is right for a real server is not something this fake can prove.
+ *
+ * Errors look like tedious's: ConnectionError (code ELOGIN / ESOCKET / EENCRYPT) from connect,
+ * RequestError (code EREQUEST, `number`) from statements. No error echoes statement text.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import { createSecureContext, TLSSocket } from 'node:tls';
+import { ConnectionError, RequestError, type ConnectionConfiguration } from 'tedious';
+import { type PermissionRow, type Row, SQL, type SqlServerConnectionLike } from '../../rotators/sqlserver/engine';
+import type { TlsOptions } from '../../src/db/tls';
+
+export interface FakeLogin {
+  name: string;
+  /** 'S' SQL login, 'U' Windows login, 'R' server role. */
+  type: 'S' | 'U' | 'R';
+  sid: string;
+  password?: string;
+  defaultDatabase: string;
+  disabled: boolean;
+}
+
+export interface FakeDbPrincipal {
+  name: string;
+  /** 'S' SQL user, 'U' Windows user, 'R' database role, 'A' application role. */
+  type: 'S' | 'U' | 'R' | 'A';
+  /** The login's SID for a mapped user; a SID of its own otherwise. */
+  sid: string;
+  /** 0 NONE (roles, users without login), 1 INSTANCE (mapped to a login), 2 DATABASE (contained, with password). */
+  authenticationType: 0 | 1 | 2;
+  password?: string;
+  defaultSchema?: string;
+}
+
+/** A permission as sys.*_permissions describes it (plus the grantee). */
+export interface FakePermission extends PermissionRow {
+  grantee: string;
+}
+
+export interface FakeDatabase {
+  name: string;
+  /** sys.databases.containment: 0 NONE, 1 PARTIAL. */
+  containment: 0 | 1;
+  principals: Map<string, FakeDbPrincipal>;
+  /** role name -> member names */
+  roleMembers: Map<string, Set<string>>;
+  permissions: FakePermission[];
+}
+
+export interface FakeStatement {
+  sql: string;
+  params?: Record<string, string>;
+  /** Who ran it: the login or contained user name. */
+  principal: string;
+  database: string;
+}
+
+/** What connect() saw (no password). */
+export interface FakeConnectAttempt {
+  server: string;
+  port?: number;
+  user: string;
+  database?: string;
+  encrypt: unknown;
+  trustServerCertificate?: boolean;
+  ca: boolean;
+  connectTimeout?: number;
+  requestTimeout?: number;
+  tls: TlsOptions;
+  outcome: 'ok' | string;
+}
+
+interface Session {
+  principal: string;
+  contained: boolean;
+  database: string;
+  /** The login, for a login session. */
+  login?: FakeLogin;
+}
+
+/** Server permissions the fake knows (a permission without ON in master is a server permission if named here). */
+const SERVER_PERMISSION_NAMES = new Set([
+  'CONNECT SQL', 'VIEW SERVER STATE', 'VIEW ANY DATABASE', 'VIEW ANY DEFINITION', 'ALTER ANY LOGIN', 'ALTER TRACE',
+  'ALTER ANY CONNECTION', 'CREATE ANY DATABASE', 'ALTER SERVER STATE', 'CONTROL SERVER', 'IMPERSONATE ANY LOGIN',
+]);
+
+function requestError(number: number, message: string): RequestError {
+  const e = new RequestError(message, 'EREQUEST');
+  e.number = number;
+  e.state = 1;
+  e.class = 16;
+  return e;
+}
+
+const syntaxError = (detail: string) => requestError(102, `Incorrect syntax (fake SQL Server: ${detail}).`);
+
+export class FakeSqlServer {
+  /** SERVERPROPERTY('ProductVersion'). */
+  version = '16.0.4135.4';
+  readonly logins = new Map<string, FakeLogin>();
+  readonly databases = new Map<string, FakeDatabase>();
+  /** server role -> member logins */
+  readonly serverRoleMembers = new Map<string, Set<string>>();
+  readonly serverPermissions: FakePermission[] = [];
+  /** Logins with CONTROL SERVER (sysadmin): allowed everything. */
+  readonly admins = new Set<string>();
+  /** Every statement received, in order. */
+  readonly statements: FakeStatement[] = [];
+  readonly connects: FakeConnectAttempt[] = [];
+  /** Statements the fake did not recognise (each also failed loudly). */
+  readonly unrecognised: FakeStatement[] = [];
+  /** Every password that was ever valid, for leak checks. */
+  readonly passwordsSeen = new Set<string>();
+  /** Like `FORCE ENCRYPTION`: a connection with encrypt false fails (EENCRYPT). */
+  forceEncryption = false;
+  /** Fail encrypted connection attempts as a certificate verification failure would. */
+  rejectTls = false;
+  /** Fail every connection attempt as an unreachable host would. */
+  unreachable = false;
+  /** CHECK_POLICY: shortest password accepted by CREATE/ALTER (error 15116). */
+  minPasswordLength = 8;
+  /** Open sessions (closed ones are removed). */
+  readonly open = new Set<FakeConnection>();
+  private failures: Array<{ match: RegExp; error: () => Error; once: boolean }> = [];
+
+  constructor() {
+    this.addDatabase('master');
+    for (const role of ['sysadmin', 'securityadmin', 'serveradmin', 'processadmin', 'setupadmin', 'dbcreator']) {
+      this.logins.set(role, { name: role, type: 'R', sid: randomUUID(), defaultDatabase: 'master', disabled: false });
+      this.serverRoleMembers.set(role, new Set());
+    }
+  }
+
+  // ---- set-up --------------------------------------------------------------------------------
+
+  addDatabase(name: string, options: { contained?: boolean } = {}): FakeDatabase {
+    const db: FakeDatabase = { name, containment: options.contained ? 1 : 0, principals: new Map(), roleMembers: new Map(), permissions: [] };
+    this.databases.set(name, db);
+    db.principals.set('dbo', { name: 'dbo', type: 'S', sid: 'sid-of-sa', authenticationType: 1, defaultSchema: 'dbo' });
+    db.principals.set('guest', { name: 'guest', type: 'S', sid: randomUUID(), authenticationType: 0, defaultSchema: 'guest' });
+    for (const role of ['db_owner', 'db_datareader', 'db_datawriter', 'db_ddladmin', 'db_securityadmin']) this.addRole(name, role);
+    db.roleMembers.get('db_owner')!.add('dbo');
+    return db;
+  }
+
+  addLogin(name: string, password: string, options: { admin?: boolean; defaultDatabase?: string; type?: 'S' | 'U' } = {}): FakeLogin {
+    const login: FakeLogin = { name, type: options.type ?? 'S', sid: randomUUID(), password, defaultDatabase: options.defaultDatabase ?? 'master', disabled: false };
+    this.logins.set(name, login);
+    this.passwordsSeen.add(password);
+    this.serverPermissions.push({ grantee: name, class: 100, state: 'G', permissionName: 'CONNECT SQL' });
+    if (options.admin) {
+      this.admins.add(name);
+      this.serverRoleMembers.get('sysadmin')!.add(name);
+    }
+    return login;
+  }
+
+  /** A database user for a login (`login` given) or a contained user (`password` given). */
+  addUser(database: string, name: string, spec: { login?: string; password?: string; defaultSchema?: string; type?: 'S' | 'U' }): FakeDbPrincipal {
+    const db = this.db(database);
+    let p: FakeDbPrincipal;
+    if (spec.login !== undefined) {
+      const login = this.logins.get(spec.login);
+      if (!login) throw new Error(`fake set-up: no login ${spec.login}`);
+      p = { name, type: spec.type ?? 'S', sid: login.sid, authenticationType: 1, defaultSchema: spec.defaultSchema ?? 'dbo' };
+      db.permissions.push({ grantee: name, class: 0, state: 'G', permissionName: 'CONNECT' });
+    } else if (spec.password !== undefined) {
+      p = { name, type: 'S', sid: randomUUID(), authenticationType: 2, password: spec.password, defaultSchema: spec.defaultSchema ?? 'dbo' };
+      this.passwordsSeen.add(spec.password);
+      db.permissions.push({ grantee: name, class: 0, state: 'G', permissionName: 'CONNECT' });
+    } else {
+      // WITHOUT LOGIN, or an orphan whose login is gone.
+      p = { name, type: spec.type ?? 'S', sid: randomUUID(), authenticationType: 0, defaultSchema: spec.defaultSchema ?? 'dbo' };
+    }
+    db.principals.set(name, p);
+    return p;
+  }
+
+  addRole(database: string, name: string): void {
+    const db = this.db(database);
+    db.principals.set(name, { name, type: 'R', sid: randomUUID(), authenticationType: 0 });
+    db.roleMembers.set(name, new Set());
+  }
+
+  addRoleMember(database: string, role: string, member: string): void {
+    this.db(database).roleMembers.get(role)!.add(member);
+  }
+
+  grant(database: string, p: FakePermission): void {
+    this.db(database).permissions.push(p);
+  }
+
+  /** Make the next statement(s) matching `match` fail with `error`. */
+  failOn(match: RegExp, error: () => Error, once = true): void {
+    this.failures.push({ match, error, once });
+  }
+
+  // ---- inspection ------------------------------------------------------------------------------
+
+  db(name: string): FakeDatabase {
+    const db = this.databases.get(name);
+    if (!db) throw new Error(`fake: no database ${name}`);
+    return db;
+  }
+
+  /** Can this user log in to this database with this password (as connect() would decide)? */
+  canLogin(user: string, password: string, database = 'master'): boolean {
+    try {
+      this.authenticate(user, password, database);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  rolesOf(database: string, member: string): string[] {
+    return [...this.db(database).roleMembers].filter(([, m]) => m.has(member)).map(([r]) => r).sort();
+  }
+
+  serverRolesOf(login: string): string[] {
+    return [...this.serverRoleMembers].filter(([, m]) => m.has(login)).map(([r]) => r).sort();
+  }
+
+  /** A grantee's permissions, without the grantee, sorted: for comparing two principals. */
+  permissionsOf(database: string | 'server', grantee: string): string[] {
+    const list = database === 'server' ? this.serverPermissions : this.db(database).permissions;
+    return list.filter((p) => p.grantee === grantee).map(({ grantee: _g, ...rest }) => JSON.stringify(rest, Object.keys(rest).sort())).sort();
+  }
+
+  /** Statements (text only) run after index `from`, without catalog reads. */
+  ddlSince(from = 0): string[] {
+    const queries = new Set<string>(Object.values(SQL));
+    return this.statements.slice(from).map((s) => s.sql).filter((s) => !queries.has(s));
+  }
+
+  // ---- the connection factory (SqlServerConnectFn) ---------------------------------------------
+
+  readonly connect = async (config: ConnectionConfiguration, tls: TlsOptions): Promise<SqlServerConnectionLike> => {
+    const o = config.options ?? {};
+    const auth = config.authentication as { type: string; options: { userName?: string; password?: string } } | undefined;
+    const user = auth?.options.userName ?? '';
+    const password = auth?.options.password ?? '';
+    const attempt: FakeConnectAttempt = {
+      server: config.server, port: o.port, user, database: o.database, encrypt: o.encrypt,
+      trustServerCertificate: o.trustServerCertificate, ca: Boolean((o.cryptoCredentialsDetails as { ca?: unknown } | undefined)?.ca),
+      connectTimeout: o.connectTimeout, requestTimeout: o.requestTimeout, tls, outcome: 'ok',
+    };
+    this.connects.push(attempt);
+    try {
+      if (auth?.type !== 'default') throw new TypeError('fake SQL Server: only SQL authentication is modelled');
+      if (this.unreachable) {
+        const cause = Object.assign(new Error(`connect ECONNREFUSED ${config.server}:${o.port}`), { code: 'ECONNREFUSED' });
+        throw new ConnectionError(`Failed to connect to ${config.server}:${o.port} - ${cause.message}`, 'ESOCKET', { cause });
+      }
+      if (o.encrypt && this.rejectTls) {
+        const cause = Object.assign(new Error('unable to verify the first certificate'), { code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
+        throw new ConnectionError(`Failed to connect to ${config.server}:${o.port} - ${cause.message}`, 'ESOCKET', { cause });
+      }
+      if (!o.encrypt && this.forceEncryption) {
+        throw new ConnectionError("Server requires encryption, set 'encrypt' config option to true.", 'EENCRYPT');
+      }
+      const session = this.authenticate(user, password, o.database);
+      const conn = new FakeConnection(this, session);
+      this.open.add(conn);
+      return conn;
+    } catch (err) {
+      attempt.outcome = (err as { code?: string }).code ?? (err as Error).name;
+      throw err;
+    }
+  };
+
+  private authenticate(user: string, password: string, database: string | undefined): Session {
+    const failed = () => new ConnectionError(`Login failed for user '${user}'.`, 'ELOGIN');
+    const login = this.logins.get(user);
+    const dbName = database ?? login?.defaultDatabase ?? 'master';
+    const db = this.databases.get(dbName);
+    // A contained database authenticates its own users first.
+    const containedUser = db?.containment ? db.principals.get(user) : undefined;
+    if (db && containedUser?.authenticationType === 2) {
+      if (containedUser.password !== password) throw failed();
+      return { principal: user, contained: true, database: dbName };
+    }
+    if (!login || login.type !== 'S' || login.password !== password || login.disabled) throw failed();
+    if (!db) throw new ConnectionError(`Cannot open database "${dbName}" requested by the login. The login failed.`, 'ELOGIN');
+    const mapped = [...db.principals.values()].some((p) => p.sid === login.sid);
+    if (!mapped && !this.isAdmin(login.name) && dbName !== 'master') {
+      throw new ConnectionError(`Cannot open database "${dbName}" requested by the login. The login failed.`, 'ELOGIN');
+    }
+    return { principal: user, contained: false, database: dbName, login };
+  }
+
+  isAdmin(login: string): boolean {
+    return this.admins.has(login) || (this.serverRoleMembers.get('sysadmin')?.has(login) ?? false);
+  }
+
+  // ---- statements ------------------------------------------------------------------------------
+
+  /** Runs one statement for a session (called by FakeConnection). */
+  execute(session: Session, sql: string, params?: Record<string, string>): Row[] {
+    const record: FakeStatement = { sql, ...(params ? { params: { ...params } } : {}), principal: session.principal, database: session.database };
+    this.statements.push(record);
+    const i = this.failures.findIndex((f) => f.match.test(sql));
+    if (i >= 0) {
+      const f = this.failures[i];
+      if (f.once) this.failures.splice(i, 1);
+      throw f.error();
+    }
+    const catalog = this.catalog(session, sql, params ?? {});
+    if (catalog) return catalog;
+    try {
+      new Ddl(this, session, tokenize(sql)).run();
+    } catch (err) {
+      if (err instanceof Unrecognised) {
+        this.unrecognised.push(record);
+        throw syntaxError(err.message);
+      }
+      throw err;
+    }
+    return [];
+  }
+
+  private catalog(session: Session, sql: string, params: Record<string, string>): Row[] | undefined {
+    const db = this.db(session.database);
+    const name = params.name;
+    const needName = () => {
+      if (typeof name !== 'string') throw requestError(137, 'Must declare the scalar variable "@name".');
+      return name;
+    };
+    switch (sql) {
+      case SQL.check:
+        return [{ ok: 1 }];
+      case SQL.version:
+        return [{ productVersion: this.version, databaseName: session.database }];
+      case SQL.session: {
+        let authenticationType: number | null = null;
+        if (session.contained) authenticationType = 2;
+        else {
+          const p = [...db.principals.values()].find((x) => x.sid === session.login!.sid);
+          authenticationType = p ? p.authenticationType : this.isAdmin(session.principal) ? 1 : 0; // dbo / guest
+        }
+        return [{ containment: db.containment, authenticationType }];
+      }
+      case SQL.dbPrincipal: {
+        const p = db.principals.get(needName());
+        if (!p) return [];
+        const login = [...this.logins.values()].find((l) => l.sid === p.sid);
+        return [{ name: p.name, type: p.type, authenticationType: p.authenticationType, defaultSchema: p.defaultSchema ?? null, loginName: login?.name ?? null }];
+      }
+      case SQL.login: {
+        this.requireAdmin(session, 'VIEW ANY DEFINITION');
+        const l = this.logins.get(needName());
+        return l ? [{ name: l.name, type: l.type, defaultDatabase: l.type === 'R' ? null : l.defaultDatabase }] : [];
+      }
+      case SQL.loginUser: {
+        const l = this.logins.get(needName());
+        const p = l && [...db.principals.values()].find((x) => x.sid === l.sid);
+        return p ? [{ name: p.name, defaultSchema: p.defaultSchema ?? null }] : [];
+      }
+      case SQL.dbRoles:
+        return [...db.roleMembers].filter(([, m]) => m.has(needName())).map(([roleName]) => ({ roleName }));
+      case SQL.dbPermissions:
+        return db.permissions.filter((p) => p.grantee === needName()).map(({ grantee: _g, ...row }) => ({ schemaName: null, objectName: null, columnName: null, principalType: null, ...row }));
+      case SQL.serverRoles:
+        return [...this.serverRoleMembers].filter(([, m]) => m.has(needName())).map(([roleName]) => ({ roleName }));
+      case SQL.serverPermissions:
+        return this.serverPermissions.filter((p) => p.grantee === needName()).map(({ grantee: _g, ...row }) => ({ objectName: null, principalType: null, ...row }));
+      default:
+        return undefined;
+    }
+  }
+
+  requireAdmin(session: Session, permission: string): void {
+    if (session.contained || !this.isAdmin(session.principal)) {
+      throw requestError(15247, `User does not have permission to perform this action. (${permission})`);
+    }
+  }
+
+  checkPolicy(password: string): void {
+    if (password.length < this.minPasswordLength) {
+      throw requestError(15116, 'Password validation failed. The password does not meet the operating system policy requirements because it is too short.');
+    }
+  }
+
+  setLoginPassword(login: FakeLogin, password: string): void {
+    this.checkPolicy(password);
+    login.password = password;
+    this.passwordsSeen.add(password);
+  }
+
+  setUserPassword(user: FakeDbPrincipal, password: string): void {
+    this.checkPolicy(password);
+    user.password = password;
+    this.passwordsSeen.add(password);
+  }
+
+  close(conn: FakeConnection): void {
+    this.open.delete(conn);
+  }
+}
+
+export class FakeConnection implements SqlServerConnectionLike {
+  closed = false;
+
+  constructor(private readonly server: FakeSqlServer, readonly session: Session) {}
+
+  async query(sql: string, params?: Record<string, string>): Promise<Row[]> {
+    if (this.closed) throw new RequestError('Requests can only be made in the LoggedIn state, not the Final state', 'EINVALIDSTATE');
+    return this.server.execute(this.session, sql, params);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.server.close(this);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// T-SQL lexer (the fake's own, independent of the engine's quoting)
+
+type Token =
+  | { t: 'id'; v: string } // [bracketed identifier]
+  | { t: 'str'; v: string } // N'unicode literal'
+  | { t: 'word'; v: string } // bare word, upper-cased
+  | { t: 'p'; v: string }; // punctuation
+
+class Unrecognised extends Error {}
+
+export function tokenize(sql: string): Token[] {
+  const out: Token[] = [];
+  let i = 0;
+  while (i < sql.length) {
+    const c = sql[i];
+    if (/\s/.test(c)) {
+      i++;
+    } else if (c === '[') {
+      let v = '';
+      i++;
+      for (;;) {
+        if (i >= sql.length) throw new Unrecognised('unterminated [identifier]');
+        if (sql[i] === ']') {
+          if (sql[i + 1] === ']') {
+            v += ']';
+            i += 2;
+            continue;
+          }
+          i++;
+          break;
+        }
+        v += sql[i++];
+      }
+      if (v.length === 0 || v.length > 128) throw new Unrecognised('identifier length');
+      out.push({ t: 'id', v });
+    } else if ((c === 'N' || c === 'n') && sql[i + 1] === "'") {
+      let v = '';
+      i += 2;
+      for (;;) {
+        if (i >= sql.length) throw new Unrecognised("unterminated N'literal'");
+        if (sql[i] === "'") {
+          if (sql[i + 1] === "'") {
+            v += "'";
+            i += 2;
+            continue;
+          }
+          i++;
+          break;
+        }
+        // T-SQL line continuation: a backslash before a line break disappears with it.
+        if (sql[i] === '\\' && (sql[i + 1] === '\n' || (sql[i + 1] === '\r' && sql[i + 2] === '\n'))) {
+          i += sql[i + 1] === '\n' ? 2 : 3;
+          continue;
+        }
+        v += sql[i++];
+      }
+      out.push({ t: 'str', v });
+    } else if (c === "'") {
+      throw new Unrecognised('non-Unicode string literal (would lose characters outside the code page)');
+    } else if (/[A-Za-z_]/.test(c)) {
+      let v = '';
+      while (i < sql.length && /[A-Za-z0-9_]/.test(sql[i])) v += sql[i++];
+      out.push({ t: 'word', v: v.toUpperCase() });
+    } else if (c === ':' && sql[i + 1] === ':') {
+      out.push({ t: 'p', v: '::' });
+      i += 2;
+    } else if ('=,.()'.includes(c)) {
+      out.push({ t: 'p', v: c });
+      i++;
+    } else {
+      throw new Unrecognised(`unexpected character at offset ${i}`);
+    }
+  }
+  return out;
+}
+
+/** Parses and applies one DDL statement. */
+class Ddl {
+  private i = 0;
+
+  constructor(private readonly server: FakeSqlServer, private readonly session: Session, private readonly toks: Token[]) {}
+
+  run(): void {
+    if (this.accept('ALTER', 'LOGIN')) return this.alterLogin();
+    if (this.accept('CREATE', 'LOGIN')) return this.createLogin();
+    if (this.accept('ALTER', 'USER')) return this.alterUser();
+    if (this.accept('CREATE', 'USER')) return this.createUser();
+    if (this.accept('ALTER', 'ROLE')) return this.alterRole();
+    if (this.accept('ALTER', 'SERVER', 'ROLE')) return this.alterServerRole();
+    if (this.accept('GRANT')) return this.grantOrDeny('G');
+    if (this.accept('DENY')) return this.grantOrDeny('D');
+    throw new Unrecognised('unknown statement');
+  }
+
+  // -- token helpers
+  private peek(k = 0): Token | undefined {
+    return this.toks[this.i + k];
+  }
+
+  private accept(...words: string[]): boolean {
+    for (let k = 0; k < words.length; k++) {
+      const t = this.peek(k);
+      if (!t || !((t.t === 'word' && t.v === words[k]) || (t.t === 'p' && t.v === words[k]))) return false;
+    }
+    this.i += words.length;
+    return true;
+  }
+
+  private expect(...words: string[]): void {
+    if (!this.accept(...words)) throw new Unrecognised(`expected ${words.join(' ')}`);
+  }
+
+  private id(): string {
+    const t = this.toks[this.i++];
+    if (t?.t !== 'id') throw new Unrecognised('expected a [quoted identifier]');
+    return t.v;
+  }
+
+  private str(): string {
+    const t = this.toks[this.i++];
+    if (t?.t !== 'str') throw new Unrecognised("expected an N'literal'");
+    return t.v;
+  }
+
+  private end(): void {
+    if (this.i !== this.toks.length) throw new Unrecognised('unexpected tokens at the end');
+  }
+
+  private get db(): FakeDatabase {
+    return this.server.db(this.session.database);
+  }
+
+  private get admin(): boolean {
+    return !this.session.contained && this.server.isAdmin(this.session.principal);
+  }
+
+  // -- statements
+  private alterLogin(): void {
+    const name = this.id();
+    this.expect('WITH', 'PASSWORD', '=');
+    const password = this.str();
+    const old = this.accept('OLD_PASSWORD', '=') ? this.str() : undefined;
+    this.end();
+    const login = this.server.logins.get(name);
+    const self = !this.session.contained && this.session.principal === name;
+    const denied = () => requestError(15151, `Cannot alter the login '${name}', because it does not exist or you do not have permission.`);
+    if (!login || login.type !== 'S') throw denied();
+    if (!this.admin) {
+      if (!self || old === undefined) throw denied();
+    }
+    if (old !== undefined && old !== login.password) throw denied();
+    this.server.setLoginPassword(login, password);
+  }
+
+  private createLogin(): void {
+    const name = this.id();
+    this.expect('WITH', 'PASSWORD', '=');
+    const password = this.str();
+    let defaultDatabase = 'master';
+    if (this.accept(',', 'DEFAULT_DATABASE', '=')) defaultDatabase = this.id();
+    this.end();
+    this.server.requireAdmin(this.session, 'ALTER ANY LOGIN');
+    if (this.server.logins.has(name)) throw requestError(15025, `The server principal '${name}' already exists.`);
+    if (!this.server.databases.has(defaultDatabase)) throw requestError(15010, `The database '${defaultDatabase}' does not exist.`);
+    this.server.checkPolicy(password);
+    this.server.addLogin(name, password, { defaultDatabase });
+  }
+
+  private alterUser(): void {
+    const name = this.id();
+    this.expect('WITH');
+    const user = this.db.principals.get(name);
+    const denied = () => requestError(15151, `Cannot alter the user '${name}', because it does not exist or you do not have permission.`);
+    if (this.accept('PASSWORD', '=')) {
+      const password = this.str();
+      const old = this.accept('OLD_PASSWORD', '=') ? this.str() : undefined;
+      this.end();
+      if (!user || user.type === 'R') throw denied();
+      const self = this.session.contained && this.session.principal === name;
+      if (!(this.admin || (self && old !== undefined))) throw denied();
+      if (user.authenticationType !== 2) throw requestError(15562, `The user '${name}' is not a contained user with a password.`);
+      if (old !== undefined && old !== user.password) throw denied();
+      this.server.setUserPassword(user, password);
+      return;
+    }
+    if (this.accept('LOGIN', '=')) {
+      const loginName = this.id();
+      this.end();
+      if (!this.admin || !user) throw denied();
+      const login = this.server.logins.get(loginName);
+      if (!login || login.type === 'R') throw requestError(15007, `'${loginName}' is not a valid login or you do not have permission.`);
+      if ([...this.db.principals.values()].some((p) => p.sid === login.sid)) {
+        throw requestError(15063, 'The login already has an account under a different user name.');
+      }
+      user.sid = login.sid;
+      user.authenticationType = 1;
+      return;
+    }
+    if (this.accept('DEFAULT_SCHEMA', '=')) {
+      const schema = this.id();
+      this.end();
+      if (!this.admin || !user) throw denied();
+      user.defaultSchema = schema;
+      return;
+    }
+    throw new Unrecognised('unknown ALTER USER option');
+  }
+
+  private createUser(): void {
+    const name = this.id();
+    if (this.accept('FOR', 'LOGIN')) {
+      const loginName = this.id();
+      const schema = this.accept('WITH', 'DEFAULT_SCHEMA', '=') ? this.id() : undefined;
+      this.end();
+      this.server.requireAdmin(this.session, 'ALTER ANY USER');
+      if (this.db.principals.has(name)) throw requestError(15023, `User, group, or role '${name}' already exists in the current database.`);
+      const login = this.server.logins.get(loginName);
+      if (!login || login.type === 'R') throw requestError(15007, `'${loginName}' is not a valid login or you do not have permission.`);
+      if ([...this.db.principals.values()].some((p) => p.sid === login.sid)) {
+        throw requestError(15063, 'The login already has an account under a different user name.');
+      }
+      this.server.addUser(this.db.name, name, { login: loginName, ...(schema ? { defaultSchema: schema } : {}) });
+    } else {
+      this.expect('WITH', 'PASSWORD', '=');
+      const password = this.str();
+      const schema = this.accept(',', 'DEFAULT_SCHEMA', '=') ? this.id() : undefined;
+      this.end();
+      this.server.requireAdmin(this.session, 'ALTER ANY USER');
+      if (!this.db.containment) throw requestError(33233, 'You can only create a user with a password in a contained database.');
+      if (this.db.principals.has(name)) throw requestError(15023, `User, group, or role '${name}' already exists in the current database.`);
+      this.server.checkPolicy(password);
+      this.server.addUser(this.db.name, name, { password, ...(schema ? { defaultSchema: schema } : {}) });
+    }
+  }
+
+  private alterRole(): void {
+    const role = this.id();
+    this.expect('ADD', 'MEMBER');
+    const member = this.id();
+    this.end();
+    this.server.requireAdmin(this.session, 'ALTER ANY ROLE');
+    const r = this.db.principals.get(role);
+    if (!r || r.type !== 'R') throw requestError(15151, `Cannot alter the role '${role}', because it does not exist or you do not have permission.`);
+    if (!this.db.principals.has(member)) throw requestError(15151, `Cannot add the principal '${member}', because it does not exist or you do not have permission.`);
+    this.db.roleMembers.get(role)!.add(member);
+  }
+
+  private alterServerRole(): void {
+    const role = this.id();
+    this.expect('ADD', 'MEMBER');
+    const member = this.id();
+    this.end();
+    this.server.requireAdmin(this.session, 'ALTER ANY SERVER ROLE');
+    const r = this.server.logins.get(role);
+    if (!r || r.type !== 'R') throw requestError(15151, `Cannot alter the server role '${role}', because it does not exist or you do not have permission.`);
+    if (!this.server.logins.has(member)) throw requestError(15151, `Cannot add the principal '${member}', because it does not exist or you do not have permission.`);
+    this.server.serverRoleMembers.get(role)!.add(member);
+  }
+
+  private grantOrDeny(verb: 'G' | 'D'): void {
+    const words: string[] = [];
+    for (let t = this.peek(); t?.t === 'word' && t.v !== 'ON' && t.v !== 'TO'; t = this.peek()) {
+      words.push(t.v);
+      this.i++;
+    }
+    if (words.length === 0) throw new Unrecognised('expected a permission name');
+    const permissionName = words.join(' ');
+    let row: PermissionRow | undefined;
+    let scope: 'database' | 'server' = 'database';
+    if (this.accept('ON')) {
+      const kind: string[] = [];
+      for (let t = this.peek(); t?.t === 'word'; t = this.peek()) {
+        kind.push(t.v);
+        this.i++;
+      }
+      this.expect('::');
+      const first = this.id();
+      const second = this.accept('.') ? this.id() : undefined;
+      const column = this.accept('(') ? this.id() : undefined;
+      if (column !== undefined) this.expect(')');
+      switch (kind.join(' ')) {
+        case 'OBJECT':
+          if (second === undefined) throw new Unrecognised('OBJECT needs schema.name');
+          row = { class: 1, state: verb, permissionName, schemaName: first, objectName: second, ...(column ? { columnName: column } : {}) };
+          break;
+        case 'SCHEMA':
+          row = { class: 3, state: verb, permissionName, objectName: first };
+          break;
+        case 'USER':
+        case 'ROLE':
+        case 'APPLICATION ROLE': {
+          const target = this.db.principals.get(first);
+          if (!target) throw requestError(15151, `Cannot find the principal '${first}', because it does not exist or you do not have permission.`);
+          row = { class: 4, state: verb, permissionName, objectName: first, principalType: target.type };
+          break;
+        }
+        case 'TYPE':
+          if (second === undefined) throw new Unrecognised('TYPE needs schema.name');
+          row = { class: 6, state: verb, permissionName, schemaName: first, objectName: second };
+          break;
+        case 'LOGIN':
+        case 'SERVER ROLE': {
+          const target = this.server.logins.get(first);
+          if (!target) throw requestError(15151, `Cannot find the login '${first}', because it does not exist or you do not have permission.`);
+          row = { class: 101, state: verb, permissionName, objectName: first, principalType: target.type };
+          scope = 'server';
+          break;
+        }
+        case 'ENDPOINT':
+          row = { class: 105, state: verb, permissionName, objectName: first };
+          scope = 'server';
+          break;
+        default:
+          throw new Unrecognised('unknown securable class');
+      }
+    } else if (this.session.database === 'master' && SERVER_PERMISSION_NAMES.has(permissionName)) {
+      row = { class: 100, state: verb, permissionName };
+      scope = 'server';
+    } else {
+      row = { class: 0, state: verb, permissionName };
+    }
+    this.expect('TO');
+    const grantee = this.id();
+    if (verb === 'G' && this.accept('WITH', 'GRANT', 'OPTION')) row.state = 'W';
+    this.end();
+    this.server.requireAdmin(this.session, 'GRANT');
+    const list = scope === 'server' ? this.server.serverPermissions : this.db.permissions;
+    if (scope === 'server' ? !this.server.logins.has(grantee) : !this.db.principals.has(grantee)) {
+      throw requestError(15151, `Cannot find the ${scope === 'server' ? 'login' : 'user'} '${grantee}', because it does not exist or you do not have permission.`);
+    }
+    // One state per (grantee, permission, securable): GRANT replaces DENY and vice versa.
+    const same = (p: FakePermission) => p.grantee === grantee && p.class === row!.class && p.permissionName === permissionName &&
+      (p.schemaName ?? null) === (row!.schemaName ?? null) && (p.objectName ?? null) === (row!.objectName ?? null) &&
+      (p.columnName ?? null) === (row!.columnName ?? null);
+    const at = list.findIndex(same);
+    const entry: FakePermission = { grantee, ...row };
+    if (at >= 0) list[at] = entry;
+    else list.push(entry);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A TDS server stub for the real driver (tedious): PRELOGIN, TLS inside PRELOGIN packets, and a
+// "Login failed" answer to LOGIN7. It records every packet type it receives and whether it came
+// over TLS, so a test can tell whether the login (and with it the password) was ever sent, and how.
+
+export const TDS = { PRELOGIN: 0x12, LOGIN7: 0x10, TABULAR_RESULT: 0x04 } as const;
+
+export interface TdsStubOptions {
+  /** The ENCRYPTION option of the PRELOGIN answer: 'on' (TLS follows) or 'not-supported'. */
+  encryption: 'on' | 'not-supported';
+  /** PEM server certificate and key, for 'on'. */
+  cert?: string;
+  key?: string;
+}
+
+export interface TdsStub {
+  port: number;
+  /** Every TDS message the stub received after PRELOGIN, in order. */
+  received: Array<{ type: number; overTls: boolean }>;
+  /** TLS handshakes the stub completed. */
+  handshakes: number;
+  close(): Promise<void>;
+}
+
+function tdsPacket(type: number, payload: Buffer): Buffer {
+  const header = Buffer.alloc(8);
+  header.writeUInt8(type, 0);
+  header.writeUInt8(0x01, 1); // end of message
+  header.writeUInt16BE(8 + payload.length, 2);
+  header.writeUInt8(1, 6); // packet id
+  return Buffer.concat([header, payload]);
+}
+
+function preloginAnswer(encryption: number): Buffer {
+  // Option table (token, offset, length) for VERSION and ENCRYPTION, a terminator, then the data.
+  const table = Buffer.from([0x00, 0, 11, 0, 6, 0x01, 0, 17, 0, 1, 0xff]);
+  const version = Buffer.from([16, 0, 0x0f, 0xa0, 0, 0]);
+  return tdsPacket(TDS.TABULAR_RESULT, Buffer.concat([table, version, Buffer.from([encryption])]));
+}
+
+function loginFailedAnswer(): Buffer {
+  const u16 = (n: number) => { const b = Buffer.alloc(2); b.writeUInt16LE(n); return b; };
+  const i32 = (n: number) => { const b = Buffer.alloc(4); b.writeInt32LE(n); return b; };
+  const text = Buffer.from("Login failed for user 'stub'.", 'utf16le');
+  const server = Buffer.from('stub', 'utf16le');
+  const body = Buffer.concat([i32(18456), Buffer.from([1, 14]), u16(text.length / 2), text, Buffer.from([server.length / 2]), server, Buffer.from([0]), i32(1)]);
+  const error = Buffer.concat([Buffer.from([0xaa]), u16(body.length), body]);
+  const done = Buffer.concat([Buffer.from([0xfd]), u16(0x0002), u16(0), Buffer.alloc(8)]);
+  return tdsPacket(TDS.TABULAR_RESULT, Buffer.concat([error, done]));
+}
+
+/** Splits a byte stream into TDS messages (packets joined until end-of-message). */
+class TdsReader {
+  private buf = Buffer.alloc(0);
+  private message: Buffer[] = [];
+
+  constructor(private readonly onMessage: (type: number, payload: Buffer) => void) {}
+
+  push(chunk: Buffer): void {
+    this.buf = Buffer.concat([this.buf, chunk]);
+    while (this.buf.length >= 8) {
+      const length = this.buf.readUInt16BE(2);
+      if (this.buf.length < length) return;
+      const packet = this.buf.subarray(0, length);
+      this.buf = this.buf.subarray(length);
+      this.message.push(packet.subarray(8));
+      if (packet[1] & 0x01) {
+        const payload = Buffer.concat(this.message);
+        this.message = [];
+        this.onMessage(packet[0], payload);
+      }
+    }
+  }
+}
+
+/** Two connected in-memory stream ends (what one writes, the other reads). */
+function duplexPair(): [Duplex, Duplex] {
+  const ends: Duplex[] = [];
+  const make = (i: number) => new Duplex({
+    read() {},
+    write(chunk: Buffer, _enc, cb) {
+      ends[1 - i].push(chunk);
+      cb();
+    },
+    final(cb) {
+      ends[1 - i].push(null);
+      cb();
+    },
+  });
+  ends.push(make(0), make(1));
+  return [ends[0], ends[1]];
+}
+
+export async function startTdsStub(options: TdsStubOptions): Promise<TdsStub> {
+  const stub: TdsStub = { port: 0, received: [], handshakes: 0, close: async () => undefined };
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    let phase: 'prelogin' | 'handshake' | 'tls' | 'plain' = 'prelogin';
+    let outer: Duplex | undefined;
+    let pending: Buffer[] = [];
+
+    const plain = new TdsReader((type, payload) => {
+      if (phase === 'prelogin') {
+        if (type !== TDS.PRELOGIN) throw new Error(`TDS stub: expected PRELOGIN, got 0x${type.toString(16)}`);
+        const on = options.encryption === 'on';
+        socket.write(preloginAnswer(on ? 0x01 : 0x02));
+        phase = on ? 'handshake' : 'plain';
+        if (on) startTls();
+      } else if (phase === 'handshake') {
+        outer!.write(payload); // a TLS handshake flight from the client
+      } else {
+        stub.received.push({ type, overTls: false });
+        if (type === TDS.LOGIN7) socket.write(loginFailedAnswer());
+      }
+    });
+
+    function startTls(): void {
+      const [inner, outerEnd] = duplexPair();
+      outer = outerEnd;
+      const secure = new TLSSocket(inner, { isServer: true, secureContext: createSecureContext({ cert: options.cert, key: options.key }) });
+      secure.on('error', () => socket.destroy());
+      secure.on('secure', () => stub.handshakes++);
+      const decrypted = new TdsReader((type) => {
+        stub.received.push({ type, overTls: true });
+        if (type === TDS.LOGIN7) secure.write(loginFailedAnswer());
+      });
+      secure.on('data', (d: Buffer) => decrypted.push(d));
+      // The server's TLS output: one PRELOGIN message per handshake flight, raw records afterwards.
+      outerEnd.on('data', (d: Buffer) => {
+        if (phase === 'tls') {
+          socket.write(d);
+          return;
+        }
+        pending.push(d);
+        if (pending.length === 1) {
+          setTimeout(() => {
+            socket.write(tdsPacket(TDS.PRELOGIN, Buffer.concat(pending)));
+            pending = [];
+          }, 15);
+        }
+      });
+    }
+
+    socket.on('data', (chunk: Buffer) => {
+      // After the handshake the client sends TLS records (0x14-0x17) directly on the socket.
+      if (phase === 'handshake' && chunk[0] >= 0x14 && chunk[0] <= 0x17) phase = 'tls';
+      if (phase === 'tls') outer!.write(chunk);
+      else plain.push(chunk);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  stub.port = (server.address() as { port: number }).port;
+  stub.close = async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  };
+  return stub;
+}
