@@ -19,37 +19,43 @@ export type ErrorCode =
   | 'UNSUPPORTED';
 
 export class RotationError extends Error {
+  // Names are string literals, not `new.target.name`: a minified bundle (SAM's esbuild build
+  // cannot keep class names) would otherwise report errors as "t" or "o".
+  override name = 'RotationError';
   readonly code: ErrorCode;
   /** What the operator should do about it. */
   readonly remedy?: string;
 
   constructor(code: ErrorCode, message: string, options?: { remedy?: string; cause?: unknown }) {
     super(options?.remedy ? `${message} ${options.remedy}` : message, { cause: options?.cause });
-    this.name = new.target.name;
     this.code = code;
     this.remedy = options?.remedy;
   }
 }
 
 export class EventError extends RotationError {
+  override name = 'EventError';
   constructor(message: string) {
     super('EVENT', message);
   }
 }
 
 export class RotationStateError extends RotationError {
+  override name = 'RotationStateError';
   constructor(message: string, remedy?: string) {
     super('STATE', message, { remedy });
   }
 }
 
 export class ConfigError extends RotationError {
+  override name = 'ConfigError';
   constructor(message: string, remedy?: string) {
     super('CONFIG', message, { remedy });
   }
 }
 
 export class SecretFormatError extends RotationError {
+  override name = 'SecretFormatError';
   constructor(message: string, remedy?: string) {
     super('SECRET_FORMAT', message, { remedy });
   }
@@ -66,6 +72,7 @@ export interface LoginFailure {
 }
 
 export class LoginError extends RotationError {
+  override name = 'LoginError';
   readonly attempts: LoginFailure[];
 
   constructor(message: string, attempts: LoginFailure[], remedy?: string) {
@@ -83,6 +90,7 @@ function worstCode(attempts: LoginFailure[]): ErrorCode {
 
 /** The target accepted a change but the new credential does not work (e.g. MariaDB no-op ALTER). */
 export class VerificationError extends RotationError {
+  override name = 'VerificationError';
   constructor(message: string, remedy?: string) {
     super('VERIFY', message, { remedy });
   }
@@ -93,12 +101,14 @@ export class VerificationError extends RotationError {
  * so the framework can report AUTH vs TLS vs NETWORK without knowing the driver.
  */
 export class ConnectError extends RotationError {
+  override name = 'ConnectError';
   constructor(code: 'AUTH' | 'TLS' | 'NETWORK' | 'PRIVILEGE' | 'CONFIG', message: string, cause?: unknown) {
     super(code, message, { cause });
   }
 }
 
 export class PrivilegeError extends RotationError {
+  override name = 'PrivilegeError';
   constructor(message: string, remedy?: string, cause?: unknown) {
     super('PRIVILEGE', message, { remedy, cause });
   }

@@ -1,0 +1,102 @@
+/**
+ * The one list of deployable engines. The build (scripts/build.ts), the benchmark
+ * (scripts/bench.ts) and the template test (test/template.test.ts) all read it, so adding an
+ * engine here is what makes it built, measured and required in template.yaml.
+ */
+export interface EngineSpec {
+  /** Short name: the function is `${FunctionNamePrefix}-${name}`, the bundle `dist/${name}/index.js`. */
+  name: string;
+  /** Prefix of the logical ids in template.yaml: `${id}Function`, `${id}Role`, `${id}Permission`, ... */
+  id: string;
+  /** The entry point exporting `handler`, relative to the repository root. */
+  entry: string;
+  description: string;
+  /** npm packages of the driver: each must be in this engine's bundle and in no other engine's. */
+  drivers: string[];
+  /**
+   * Packages left out of the bundle (esbuild `external`, SAM `BuildProperties.External`): the
+   * driver's optional native or feature add-ons, required lazily inside try/catch and never on
+   * the code paths the rotator uses. Never `@aws-sdk/client-secrets-manager` or its
+   * dependencies: the runtime's own SDK may predate RotationToken.
+   */
+  external: string[];
+}
+
+/** Optional add-ons of the MongoDB driver (kerberos/GSSAPI, compression, cloud credentials, SOCKS, CSFLE). */
+const MONGODB_OPTIONAL = [
+  'kerberos',
+  '@mongodb-js/zstd',
+  'snappy',
+  'aws4', // used by mongodb < 6 for MONGODB-AWS; listed so an older driver never drags it in
+  'mongodb-client-encryption',
+  '@aws-sdk/credential-providers',
+  'gcp-metadata',
+  'socks',
+];
+
+export const ENGINES: readonly EngineSpec[] = [
+  {
+    name: 'postgres',
+    id: 'Postgres',
+    entry: 'rotators/postgres/index.ts',
+    description: 'PostgreSQL (RDS, Aurora PostgreSQL, self-managed): single-user and alternating-users rotation',
+    drivers: ['pg'],
+    external: ['pg-native'],
+  },
+  {
+    name: 'mysql',
+    id: 'Mysql',
+    entry: 'rotators/mysql/index.ts',
+    description: 'MySQL, Aurora MySQL and MariaDB: single-user and alternating-users rotation',
+    drivers: ['mysql2'],
+    external: [],
+  },
+  {
+    name: 'redshift',
+    id: 'Redshift',
+    entry: 'rotators/redshift/index.ts',
+    description: 'Amazon Redshift (provisioned): single-user and alternating-users rotation',
+    drivers: ['pg'],
+    external: ['pg-native'],
+  },
+  {
+    name: 'sqlserver',
+    id: 'Sqlserver',
+    entry: 'rotators/sqlserver/index.ts',
+    description: 'Microsoft SQL Server (RDS, self-managed): single-user and alternating-users rotation',
+    drivers: ['tedious'],
+    external: [],
+  },
+  {
+    name: 'oracle',
+    id: 'Oracle',
+    entry: 'rotators/oracle/index.ts',
+    description: 'Oracle Database (RDS, self-managed; node-oracledb thin mode): single-user and alternating-users rotation',
+    drivers: ['oracledb'],
+    external: [],
+  },
+  {
+    name: 'mongodb',
+    id: 'Mongodb',
+    entry: 'rotators/mongodb/index.ts',
+    description: 'MongoDB and Amazon DocumentDB: single-user and alternating-users rotation',
+    drivers: ['mongodb'],
+    external: MONGODB_OPTIONAL,
+  },
+];
+
+/** Every driver package of every engine. */
+export function allDrivers(engines: readonly EngineSpec[] = ENGINES): string[] {
+  return [...new Set(engines.flatMap((e) => e.drivers))].sort();
+}
+
+/** Driver packages that must NOT be in `engine`'s bundle. */
+export function foreignDrivers(engine: EngineSpec, engines: readonly EngineSpec[] = ENGINES): string[] {
+  return allDrivers(engines).filter((d) => !engine.drivers.includes(d));
+}
+
+export function engineByName(name: string): EngineSpec {
+  const e = ENGINES.find((x) => x.name === name);
+  if (!e) throw new Error(`Unknown engine "${name}"; known: ${ENGINES.map((x) => x.name).join(', ')}.`);
+  return e;
+}
