@@ -98,7 +98,8 @@ export function resolveCa(secretCa: unknown, env: Env): string | undefined {
   return pem;
 }
 
-/** Node `tls.connect` options for drivers that take them (pg, mysql2, mongodb). */
+/** Node `tls.connect` options for drivers that pass them to tls.connect unchanged (pg). mysql2 ignores
+ * `checkServerIdentity`/`servername`: its engine maps TlsOptions itself. */
 export function nodeTlsOptions(tls: TlsOptions, host: string): Record<string, unknown> | undefined {
   if (!tls.enabled) return undefined;
   return {

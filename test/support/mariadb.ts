@@ -1,0 +1,302 @@
+/**
+ * A throwaway MariaDB server for tests and the local demo (no vitest imports here: the demo
+ * script may import this file too).
+ *
+ * - Binaries: MARIADB_BIN_DIR if set (holding mariadbd, or with mariadb-install-db beside it),
+ *   else the Debian `mariadb-server` package (mariadb-install-db on PATH, /usr/sbin/mariadbd).
+ * - A fresh data directory under os.tmpdir(), removed by stop(). We are usually root: the server
+ *   then runs as the `mysql` system user (`--user=mysql`).
+ * - Password authentication only: `root`@`localhost` and `root`@`127.0.0.1` get a random
+ *   password from an init file (executed before the server accepts connections, then deleted);
+ *   every other root account and every anonymous account is dropped. The grant tables are always
+ *   on (never --skip-grant-tables).
+ * - Listens on 127.0.0.1 only, on a free ephemeral port, with `skip_name_resolve` (accounts match
+ *   by IP: a TCP client from 127.0.0.1 matches `user`@`127.0.0.1` or `user`@`%`, never
+ *   `user`@`localhost`). TLS is on with a throwaway CA (makeTestCerts); plaintext is accepted
+ *   too unless an account says REQUIRE SSL.
+ * - Durability is traded for speed (innodb_flush_log_at_trx_commit=0, no doublewrite, no binary
+ *   log, small buffer pool, no performance schema).
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, dirname, join } from 'node:path';
+import { createConnection, type Connection } from 'mysql2/promise';
+import { makeTestCerts } from './certs';
+import type { MariaDbInfo } from './provided';
+
+export interface MariaDbServer {
+  info: MariaDbInfo;
+  /** Unix socket of the server (root can log in there with the root password). */
+  socketPath: string;
+  stop(): Promise<void>;
+}
+
+export interface StartMariaDbOptions {
+  /** Progress messages (default: none). */
+  log?: (message: string) => void;
+  /** Milliseconds to wait for the server to accept connections (default 60000). */
+  startTimeoutMs?: number;
+}
+
+const ROOT = 'root';
+
+export async function startMariaDb(options: StartMariaDbOptions = {}): Promise<MariaDbServer> {
+  const log = options.log ?? (() => undefined);
+  const bin = findBinaries();
+  const asRoot = process.getuid?.() === 0;
+  const owner = asRoot ? systemUser('mysql') : undefined;
+
+  const root = mkdtempSync(join(tmpdir(), 'rl-maria-'));
+  const dataDir = join(root, 'data');
+  const socketPath = join(root, 'mysqld.sock');
+  const pidFile = join(root, 'mysqld.pid');
+  const errorLog = join(root, 'error.log');
+  const initFile = join(root, 'init.sql');
+  chmodSync(root, 0o700);
+  if (owner) chownSync(root, owner.uid, owner.gid);
+  const userArgs = owner ? ['--user=mysql'] : [];
+
+  let child: ChildProcess | undefined;
+  let stopped = false;
+  let certsDir: string | undefined;
+  const cleanup = () => {
+    rmSync(root, { recursive: true, force: true });
+    if (certsDir) rmSync(certsDir, { recursive: true, force: true });
+  };
+  // Never leave an orphaned server behind when the process exits abruptly.
+  const onExit = () => {
+    if (stopped) return;
+    killGroup(child, 'SIGKILL');
+    cleanup();
+  };
+  process.once('exit', onExit);
+
+  try {
+    log(`mariadb-install-db (${bin.installDb})`);
+    await run(bin.installDb, [
+      '--no-defaults',
+      '--auth-root-authentication-method=normal',
+      `--datadir=${dataDir}`,
+      ...userArgs,
+      '--skip-test-db',
+      '--skip-name-resolve',
+      `--tmpdir=${root}`,
+      ...(bin.baseDir ? [`--basedir=${bin.baseDir}`] : []),
+    ], root);
+
+    const certs = makeTestCerts(owner ? 'mysql' : undefined);
+    certsDir = certs.dir;
+    const rootPassword = randomBytes(24).toString('base64url');
+    const lit = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+    writeFileSync(
+      initFile,
+      [
+        `ALTER USER 'root'@'localhost' IDENTIFIED BY ${lit(rootPassword)};`,
+        `CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY ${lit(rootPassword)};`,
+        `ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY ${lit(rootPassword)};`,
+        "GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;",
+        "GRANT PROXY ON ''@'%' TO 'root'@'127.0.0.1' WITH GRANT OPTION;",
+        '',
+      ].join('\n'),
+      { mode: 0o600 },
+    );
+    if (owner) chownSync(initFile, owner.uid, owner.gid);
+
+    const port = await freePort();
+    const args = [
+      '--no-defaults',
+      ...userArgs,
+      `--datadir=${dataDir}`,
+      `--socket=${socketPath}`,
+      `--pid-file=${pidFile}`,
+      `--log-error=${errorLog}`,
+      `--tmpdir=${root}`,
+      `--port=${port}`,
+      '--bind-address=127.0.0.1',
+      '--skip-name-resolve',
+      `--init-file=${initFile}`,
+      `--ssl-ca=${certs.caFile}`,
+      `--ssl-cert=${certs.serverCertFile}`,
+      `--ssl-key=${certs.serverKeyFile}`,
+      '--character-set-server=utf8mb4',
+      '--collation-server=utf8mb4_unicode_ci',
+      '--skip-log-bin',
+      '--innodb-flush-log-at-trx-commit=0',
+      '--innodb-doublewrite=0',
+      '--innodb-buffer-pool-size=32M',
+      '--performance-schema=OFF',
+      '--max-connections=300',
+      '--max-connect-errors=100000',
+    ];
+    log(`starting mariadbd on 127.0.0.1:${port}`);
+    child = spawn(bin.mariadbd, args, { cwd: root, detached: true, stdio: 'ignore' });
+    child.unref();
+    let exited: string | undefined;
+    child.once('exit', (code, signal) => {
+      exited = `exited with ${signal ?? code}`;
+    });
+    child.once('error', (err) => {
+      exited = `could not start (${err.message})`;
+    });
+
+    const info: MariaDbInfo = {
+      host: '127.0.0.1',
+      port,
+      rootUser: ROOT,
+      rootPassword,
+      caPem: certs.caPem,
+      otherCaPem: certs.otherCaPem,
+      version: '',
+    };
+    const conn = await waitForConnections(info, options.startTimeoutMs ?? 60_000, () => exited, errorLog);
+    try {
+      rmSync(initFile, { force: true });
+      // Only the two password-protected root accounts may remain; no anonymous accounts.
+      const [rows] = await conn.query<Array<{ User: string; Host: string } & import('mysql2').RowDataPacket>>(
+        "SELECT User, Host FROM mysql.user WHERE User = '' OR (User = 'root' AND Host NOT IN ('localhost', '127.0.0.1'))",
+      );
+      for (const r of rows) await conn.query('DROP USER ?@?', [r.User, r.Host]);
+      const [v] = await conn.query<Array<{ v: string } & import('mysql2').RowDataPacket>>('SELECT VERSION() AS v');
+      info.version = v[0].v;
+    } finally {
+      await conn.end();
+    }
+    log(`mariadb ${info.version} ready`);
+
+    return {
+      info,
+      socketPath,
+      stop: async () => {
+        if (stopped) return;
+        stopped = true;
+        process.removeListener('exit', onExit);
+        try {
+          await shutdown(child!);
+        } finally {
+          cleanup();
+        }
+      },
+    };
+  } catch (err) {
+    onExit();
+    stopped = true;
+    process.removeListener('exit', onExit);
+    throw err;
+  }
+}
+
+interface Binaries {
+  installDb: string;
+  mariadbd: string;
+  baseDir?: string;
+}
+
+function findBinaries(): Binaries {
+  const explicit = process.env.MARIADB_BIN_DIR?.trim();
+  const dirs = [explicit, ...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/bin', '/usr/local/sbin', '/usr/local/bin']
+    .filter((d): d is string => !!d);
+  const find = (...names: string[]) => {
+    for (const d of dirs) for (const n of names) if (existsSync(join(d, n))) return join(d, n);
+    return undefined;
+  };
+  const installDb = find('mariadb-install-db', 'mysql_install_db');
+  const mariadbd = find('mariadbd', 'mysqld');
+  if (!installDb || !mariadbd) {
+    throw new Error(
+      'No MariaDB server binaries found: install the Debian "mariadb-server" package (scripts/setup.sh), ' +
+        'or set MARIADB_BIN_DIR to a directory holding mariadbd and mariadb-install-db.',
+    );
+  }
+  return { installDb, mariadbd, baseDir: explicit ? dirname(explicit) : undefined };
+}
+
+function systemUser(name: string): { uid: number; gid: number } {
+  const passwd = readFileSync('/etc/passwd', 'utf8').split('\n').map((l) => l.split(':'));
+  const entry = passwd.find((f) => f[0] === name);
+  if (!entry) throw new Error(`The system user "${name}" does not exist (the mariadb-server package creates it).`);
+  return { uid: Number(entry[2]), gid: Number(entry[3]) };
+}
+
+function run(file: string, args: string[], cwd: string): Promise<string> {
+  return new Promise((resolveRun, reject) => {
+    execFile(file, args, { cwd, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${file.split('/').pop()} failed: ${err.message}\n${stdout}\n${stderr}`));
+      else resolveRun(stdout);
+    });
+  });
+}
+
+/** A port nothing listens on right now (bind port 0, read it, release it). */
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+async function waitForConnections(
+  info: MariaDbInfo,
+  timeoutMs: number,
+  exited: () => string | undefined,
+  errorLog: string,
+): Promise<Connection> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    const why = exited();
+    if (why) throw new Error(`mariadbd ${why}.\n${tail(errorLog)}`);
+    try {
+      return await createConnection({
+        host: info.host,
+        port: info.port,
+        user: info.rootUser,
+        password: info.rootPassword,
+        connectTimeout: 2000,
+      });
+    } catch (err) {
+      last = err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error(`MariaDB did not accept connections within ${timeoutMs} ms: ${(last as Error)?.message}\n${tail(errorLog)}`);
+}
+
+function killGroup(child: ChildProcess | undefined, signal: NodeJS.Signals): void {
+  if (!child?.pid || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, signal); // the server's own process group (spawned detached)
+  } catch {
+    try {
+      child.kill(signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** SIGTERM is mariadbd's clean shutdown; SIGKILL the group if it takes more than 15 s. */
+async function shutdown(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const done = new Promise<void>((r) => child.once('exit', () => r()));
+  killGroup(child, 'SIGTERM');
+  const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 15_000);
+  await done;
+  clearTimeout(timer);
+}
+
+function tail(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(-30).join('\n');
+  } catch {
+    return '';
+  }
+}
