@@ -20,3 +20,4 @@ export {
   CLONE_SUFFIX,
 } from './db/secret';
 export { parseTlsMode, tlsAttempts, resolveCa, nodeTlsOptions, type TlsMode, type TlsOptions } from './db/tls';
+export { nodeErrorClass, errorChain, type NestedErrors } from './db/net-errors';

@@ -360,19 +360,19 @@ describe('alternating users', () => {
     const log = new Logger(() => undefined);
     const admin = await mysqlEngine.connect(
       { engine: 'mariadb', host: info.host, port: info.port, username: adminUser, password: adminPassword } as DbSecret,
-      { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 5000, log },
+      { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 5000, log, env: {} },
     );
     const requirement = async (name: string) =>
       (await sql('SELECT ssl_type, ssl_cipher, x509_issuer, x509_subject FROM mysql.user WHERE User = ? AND Host = ?', [name, '%']))
         .map((r) => [r.ssl_type, r.ssl_cipher, r.x509_issuer, r.x509_subject].map(String))[0];
     try {
       const newPassword = hostilePassword('x509new');
-      await mysqlEngine.upsertAlternateUser(admin, { currentUser: user, alternateUser: clone, newPassword, current: {} as DbSecret }, log);
+      await mysqlEngine.upsertAlternateUser(admin, { currentUser: user, alternateUser: clone, newPassword, current: {} as DbSecret, env: {} }, log);
       expect(await requirement(clone)).toEqual(await requirement(user));
       expect(await requirement(clone)).toEqual(['SPECIFIED', 'ECDHE-RSA-AES256-GCM-SHA384', "/CN=it's \\ CA", '/CN=app']);
 
       await sql('ALTER USER ?@? REQUIRE NONE', [user, '%']);
-      await mysqlEngine.upsertAlternateUser(admin, { currentUser: user, alternateUser: clone, newPassword, current: {} as DbSecret }, log);
+      await mysqlEngine.upsertAlternateUser(admin, { currentUser: user, alternateUser: clone, newPassword, current: {} as DbSecret, env: {} }, log);
       expect(await requirement(clone)).toEqual(['', '', '', '']);
       expect(await tryLogin(clone, newPassword)).toBe('ok');
     } finally {
@@ -708,7 +708,7 @@ describe('connection error classification (engine.connect against the real serve
     h.sensitive(password, wrongPassword);
     const secret = { engine: 'mariadb', host: info.host, port: info.port, username: user, password, ...make(user, password) } as DbSecret;
     const log = new Logger((line) => h.logs.push(line));
-    const err = await mysqlEngine.connect(secret, { tls, connectTimeoutMs: 3000, log }).then(
+    const err = await mysqlEngine.connect(secret, { tls, connectTimeoutMs: 3000, log, env: {} }).then(
       (c) => mysqlEngine.close(c),
       (e: unknown) => e,
     );

@@ -237,8 +237,8 @@ describe('single user on MySQL 8 / 9 (fake server)', () => {
     const fake = new FakeMysql(version, [account('app', INITIAL)]);
     const engine = createMysqlEngine({ connect: fake.connect, env: {} });
     const log = new Logger(() => undefined);
-    const conn = await engine.connect(secret() as DbSecret, { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 1000, log });
-    await engine.setOwnPassword(conn, { username: 'app', oldPassword: INITIAL, newPassword: 'N3w-pass;word' }, log);
+    const conn = await engine.connect(secret() as DbSecret, { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 1000, log, env: {} });
+    await engine.setOwnPassword(conn, { username: 'app', oldPassword: INITIAL, newPassword: 'N3w-pass;word', env: {} }, log);
     expect(fake.statements()).toEqual([{ sql: statement, values: ['N3w-pass;word', INITIAL].slice(0, params) }]);
   });
 
@@ -393,6 +393,42 @@ describe('alternating users on MySQL 8 / 9 (fake server)', () => {
     expect(fake.statements('rds admin')).toEqual([{ sql: LIMIT_SQL, values: [] }]);
   });
 
+  it('reads USERNAME_CHARACTER_LIMIT from the handler\'s env, never from process.env', async () => {
+    const saved = process.env.USERNAME_CHARACTER_LIMIT;
+    process.env.USERNAME_CHARACTER_LIMIT = '8'; // would refuse "app_clone" if it were read
+    try {
+      const long = 'a_service_account_name_28char'; // 29 + "_clone" = 35
+      const fake = new FakeMysql('8.0.36', [account(long, INITIAL), account('rds admin', ADMIN_PASSWORD, { admin: true })]);
+      const engine = createMysqlEngine({ connect: fake.connect }); // no env option: the packaged engine's shape
+      const h = createRotationHarness({ handler: (o) => createHandler(new DatabaseRotator(engine), o), env: { USERNAME_CHARACTER_LIMIT: '64' } });
+      h.sensitive(ADMIN_PASSWORD, INITIAL);
+      const adminArn = await h.createSecret({ username: 'rds admin', password: ADMIN_PASSWORD });
+      // A secret per rotation: each one fails and leaves its AWSPENDING behind.
+      const child = () => h.createSecret(secret({ username: long, masterarn: adminArn }));
+
+      // 64 from the handler's env lets createSecret through; the server's own width (32) stops setSecret.
+      const r = await h.rotate(await child());
+      expect(r.error).toBe(`SecretFormatError: The alternate user "${long}_clone" is 35 characters long; MySQL 8.0.36 allows user names of at most 32. Use a shorter username for the alternating-users strategy.`);
+
+      // The same function without it: the limit of the secret's engine value (mysql: 32) stops createSecret.
+      h.env = {};
+      const r2 = await h.rotate(await child());
+      expect(r2.steps).toEqual(['createSecret']);
+      expect(r2.error).toMatch(/^SecretFormatError: The AWSPENDING user ".*_clone" is 35 characters long; engine "mysql" allows 32\./);
+
+      // A smaller limit in the handler's env is the framework's check, before any secret is written.
+      h.env = { USERNAME_CHARACTER_LIMIT: '16' };
+      const r3 = await h.rotate(await child());
+      expect(r3.steps).toEqual(['createSecret']);
+      expect(r3.error).toMatch(/^SecretFormatError: The alternate user ".*_clone" would be 35 characters long; mysql allows 16\./);
+      expect(h.sm.countCalls('PutSecretValue')).toBe(1); // the first rotation's only
+      expect(fake.statements('rds admin')).toEqual([{ sql: LIMIT_SQL, values: [] }]);
+    } finally {
+      if (saved === undefined) delete process.env.USERNAME_CHARACTER_LIMIT;
+      else process.env.USERNAME_CHARACTER_LIMIT = saved;
+    }
+  });
+
   it('refuses the alternating strategy on MySQL before 5.7.6 (no CREATE USER IF NOT EXISTS / ALTER USER)', async () => {
     const fake = server('5.6.51-log');
     const { h } = harnessFor(fake, { USERNAME_CHARACTER_LIMIT: '16' });
@@ -429,7 +465,7 @@ describe('connections (fake driver)', () => {
       [{ enabled: false, verifyChain: false, verifyHostname: false }, 'db.example.internal'],
       [full, '10.1.2.3'],
     ] as const) {
-      await engine.connect(secret({ host, dbname: 'shop' }) as DbSecret, { tls, connectTimeoutMs: 1234, log });
+      await engine.connect(secret({ host, dbname: 'shop' }) as DbSecret, { tls, connectTimeoutMs: 1234, log, env: {} });
     }
     const [a, b, c, d, e] = fake.configs;
     expect(a).toEqual({ host: 'db.example.internal', port: 3306, user: 'app', password: INITIAL, database: 'shop', connectTimeout: 1234, ssl: { ca: 'PEM-CA', rejectUnauthorized: true, verifyIdentity: true } });
@@ -454,7 +490,7 @@ describe('connections (fake driver)', () => {
     const fake = new FakeMysql('8.0.36', [account('app', INITIAL)]);
     fake.sqlMode = 'STRICT_TRANS_TABLES,NO_BACKSLASH_ESCAPES,ANSI_QUOTES';
     const engine = createMysqlEngine({ connect: fake.connect, env: {} });
-    await engine.connect(secret() as DbSecret, { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 1000, log });
+    await engine.connect(secret() as DbSecret, { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 1000, log, env: {} });
     expect(fake.statements()).toEqual([{ sql: 'SET SESSION sql_mode = ?', values: ['STRICT_TRANS_TABLES,ANSI_QUOTES'] }]);
   });
 

@@ -67,7 +67,7 @@ function setup(options: { server?: FakeOracleOptions; env?: Env; sm?: DoubleOpti
   const base = { engine: 'oracle', host: db.host, port: db.port, dbname: db.service, ssl: false };
   /** Log in to the fake through the engine, as the secret says. */
   const login = (secret: Record<string, unknown>, tlsOptions: TlsOptions = PLAIN) =>
-    engine.connect({ ...base, ...secret } as DbSecret, { tls: tlsOptions, connectTimeoutMs: 5000, log: quietLog() });
+    engine.connect({ ...base, ...secret } as DbSecret, { tls: tlsOptions, connectTimeoutMs: 5000, log: quietLog(), env: {} });
   return { db, engine, h, base, login };
 }
 
@@ -228,7 +228,7 @@ describe('connection configuration (what node-oracledb getConnection receives)',
     });
     const lines: string[] = [];
     const s = secret({ password: 'Very-Secret-Password-42' });
-    const conn = await engine.connect(s, { tls: FULL, connectTimeoutMs: 7000, log: quietLog(lines) });
+    const conn = await engine.connect(s, { tls: FULL, connectTimeoutMs: 7000, log: quietLog(lines), env: {} });
     await engine.check(conn);
     expect(seen).toEqual([buildConnectConfig(s, FULL, 7000)]);
     expect(seen[0]).toMatchObject({ connectTimeout: 7, transportConnectTimeout: 7, sslServerDNMatch: true, user: 'APP' });
@@ -238,7 +238,7 @@ describe('connection configuration (what node-oracledb getConnection receives)',
     expect(lines.join('\n')).not.toContain('Very-Secret-Password-42');
 
     // ssl "require": Thin mode cannot skip chain verification; it says so.
-    await engine.connect(s, { tls: { enabled: true, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 5000, log: quietLog(lines) });
+    await engine.connect(s, { tls: { enabled: true, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 5000, log: quietLog(lines), env: {} });
     expect(lines.some((l) => l.includes('always verifies the server certificate chain'))).toBe(true);
   });
 
@@ -286,7 +286,7 @@ describe('the real node-oracledb driver (Thin mode) fails the way the engine exp
   const engine = createOracleEngine(); // default factory: the real driver
   const secretFor = (port: number, extra: Partial<DbSecret> = {}) =>
     ({ engine: 'oracle', host: '127.0.0.1', port, dbname: 'ORCLPDB1', username: 'app', password: 'Pw-Secret-123', ...extra }) as DbSecret;
-  const opts = (t: TlsOptions, ms = 2000): ConnectOptions => ({ tls: t, connectTimeoutMs: ms, log: quietLog() });
+  const opts = (t: TlsOptions, ms = 2000): ConnectOptions => ({ tls: t, connectTimeoutMs: ms, log: quietLog(), env: {} });
 
   it('uses the driver in Thin mode', () => {
     expect(engine.connectFn).toBe(oracledbConnect);
@@ -478,7 +478,7 @@ describe('single-user rotation', () => {
     db.addUser('APP', { password: APP_PW, roles: ['CONNECT'], verifyFunction: true });
     const conn = await login({ username: 'app', password: APP_PW });
     const hostile = "n'ew ]pw; \\ ünïcode % --";
-    await engine.setOwnPassword(conn, { username: 'app', oldPassword: APP_PW, newPassword: hostile }, quietLog());
+    await engine.setOwnPassword(conn, { username: 'app', oldPassword: APP_PW, newPassword: hostile, env: {} }, quietLog());
     await conn.close();
     expect(db.sqlOf('APP')).toEqual([`ALTER USER "APP" IDENTIFIED BY "${hostile}" REPLACE "${APP_PW}"`]);
     expect(db.user('APP').password).toBe(hostile);
@@ -750,6 +750,37 @@ describe('alternating users (admin secret in masterarn)', () => {
     const r2 = await s2.h.rotate(arn2);
     expect(r2.succeeded).toBe(false);
     expect(r2.error).toMatch(/would be 36 bytes long; oracle allows 30/);
+  });
+
+  it('reads ORACLE_MAX_USERNAME_LENGTH from the handler\'s env on every rotation, never from process.env', async () => {
+    const saved = process.env.ORACLE_MAX_USERNAME_LENGTH;
+    process.env.ORACLE_MAX_USERNAME_LENGTH = '10'; // would refuse APP_CLONE-sized names if it were read
+    try {
+      const s = setup({ env: { ORACLE_MAX_USERNAME_LENGTH: '30' } });
+      addAdmin(s.db);
+      const long = 'A'.repeat(25);
+      s.db.addUser(long, { password: APP_PW, roles: ['CONNECT'] });
+      const adminArn = await s.h.createSecret({ username: 'admin', password: ADMIN_PW });
+      // A secret per rotation: a failed one leaves its AWSPENDING behind.
+      const child = () => s.h.createSecret({ ...s.base, username: long, password: APP_PW, masterarn: adminArn });
+      const r = await s.h.rotate(await child());
+      expect(r.error).toMatch(/would be 31 bytes long; oracle allows 30/);
+      expect(s.db.statements).toEqual([]);
+
+      // The same function, its environment changed between rotations: the new limit applies.
+      s.h.env = {};
+      const r2 = await s.h.rotate(await child());
+      expect(r2.error).toBeUndefined();
+      expect(r2.succeeded).toBe(true);
+      expect(s.db.user(`${long}_CLONE`)).toBeDefined();
+
+      s.h.env = { ORACLE_MAX_USERNAME_LENGTH: '300' };
+      const r3 = await s.h.rotate(await child());
+      expect(r3.error).toMatch(/ConfigError: ORACLE_MAX_USERNAME_LENGTH must be a whole number from 1 to 128, got "300"/);
+    } finally {
+      if (saved === undefined) delete process.env.ORACLE_MAX_USERNAME_LENGTH;
+      else process.env.ORACLE_MAX_USERNAME_LENGTH = saved;
+    }
   });
 });
 

@@ -607,6 +607,44 @@ describe('password hashing', () => {
     expect(r.error).toMatch(/ConfigError: PASSWORD_ENCRYPTION must be/);
     expect(await tryLogin(user, initial)).toBe('ok');
   });
+
+  it('reads PASSWORD_ENCRYPTION from the handler\'s env, never from process.env, in both strategies', async () => {
+    const saved = process.env.PASSWORD_ENCRYPTION;
+    process.env.PASSWORD_ENCRYPTION = 'not-a-mode'; // would fail every rotation if it were read
+    try {
+      // Single user, handler env plaintext: the packaged engine sends the password itself.
+      const h = harness({ PASSWORD_ENCRYPTION: 'plaintext' });
+      const user = uniq('envpw');
+      await createRole(user, hostilePassword('envpw'));
+      await su.query(`ALTER ROLE ${ident(user)} SET log_statement = 'all'`);
+      const arn = await h.createSecret(dbSecret(user, hostilePassword('envpw')));
+      expect((await h.rotate(arn)).succeeded).toBe(true);
+      const { password } = await passwordOf(h, arn);
+      const log = (await su.query<{ text: string }>('SELECT pg_read_file(pg_current_logfile()) AS text')).rows[0].text;
+      const statement = log.split('\n').filter((l) => l.includes(`ALTER ROLE ${ident(user)} WITH PASSWORD`));
+      expect(statement).toHaveLength(1);
+      expect(statement[0].includes(password)).toBe(true);
+
+      // Alternating users, handler env with an unknown mode: the admin's upsert refuses it.
+      const h2 = harness({ PASSWORD_ENCRYPTION: 'md5' });
+      const user2 = uniq('envalt');
+      await createRole(user2, hostilePassword('envalt'));
+      const { arn: arn2 } = await alternatingSecret(h2, user2, hostilePassword('envalt'));
+      const r2 = await h2.rotate(arn2);
+      expect(r2.error).toMatch(/ConfigError: PASSWORD_ENCRYPTION must be "scram-sha-256" \(the default\) or "plaintext", got "md5"/);
+      expect(await roleExists(`${user2}_clone`)).toBe(false);
+
+      // No PASSWORD_ENCRYPTION in the handler env: the default (SCRAM), whatever process.env says.
+      const h3 = harness({});
+      const { arn: arn3 } = await alternatingSecret(h3, user2, hostilePassword('envalt'));
+      expect((await h3.rotate(arn3)).succeeded).toBe(true);
+      const stored = await su.query('SELECT rolpassword FROM pg_authid WHERE rolname = $1', [`${user2}_clone`]);
+      expect(stored.rows[0].rolpassword).toMatch(/^SCRAM-SHA-256\$/);
+    } finally {
+      if (saved === undefined) delete process.env.PASSWORD_ENCRYPTION;
+      else process.env.PASSWORD_ENCRYPTION = saved;
+    }
+  });
 });
 
 describe('connection error classification (engine.connect against the real server)', () => {
@@ -628,7 +666,7 @@ describe('connection error classification (engine.connect against the real serve
     h.sensitive(password, wrongPassword);
     const secret = { engine: 'postgres', host: info.host, port: info.port, username: user, password, ...make(user, password) } as DbSecret;
     const log = new Logger((line) => h.logs.push(line));
-    const err = await postgresEngine.connect(secret, { tls, connectTimeoutMs: 3000, log }).then(
+    const err = await postgresEngine.connect(secret, { tls, connectTimeoutMs: 3000, log, env: {} }).then(
       () => undefined,
       (e: unknown) => e,
     );

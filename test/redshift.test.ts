@@ -272,6 +272,7 @@ describe('single user', () => {
         tls: { enabled: true, verifyChain: true, verifyHostname: true, ca: pg.caPem },
         connectTimeoutMs: 5000,
         log: new Logger(() => undefined),
+        env: {},
       })
       .catch((e: unknown) => e);
     h.recordError(err);

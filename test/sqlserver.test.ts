@@ -832,7 +832,7 @@ describe('the production connection path (real tedious)', () => {
     const { log, lines } = captured();
     const err = await packagedEngine.connect(
       { engine: 'sqlserver', host: '127.0.0.1', port, username: 'app', password: PW },
-      { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 3000, log },
+      { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 3000, log, env: {} },
     ).then(() => undefined, (e: unknown) => e as Error & { code?: string });
     expect(err?.code).toBe('NETWORK');
     expect(err?.message).toMatch(/127\.0\.0\.1/);
@@ -849,7 +849,7 @@ describe('the production connection path (real tedious)', () => {
       const started = Date.now();
       const err = await packagedEngine.connect(
         { engine: 'sqlserver', host: '127.0.0.1', port, username: 'app', password: PW },
-        { tls: { enabled: true, verifyChain: true, verifyHostname: true }, connectTimeoutMs: 400, log: captured().log },
+        { tls: { enabled: true, verifyChain: true, verifyHostname: true }, connectTimeoutMs: 400, log: captured().log, env: {} },
       ).then(() => undefined, (e: unknown) => e as Error & { code?: string });
       expect(err?.code).toBe('NETWORK');
       expect(err?.message).toMatch(/in 400ms/);
@@ -896,7 +896,7 @@ describe('the TLS policy on the wire (real tedious against a TDS server stub)', 
     const lines: string[] = [];
     const err = await packagedEngine.connect(
       { engine: 'sqlserver', host: '127.0.0.1', port: s.port, username: 'app', password: PW },
-      { tls, connectTimeoutMs: 5000, log: new Logger((l) => lines.push(l), {}, undefined, 'debug') },
+      { tls, connectTimeoutMs: 5000, log: new Logger((l) => lines.push(l), {}, undefined, 'debug'), env: {} },
     ).then(() => undefined, (e: unknown) => e as Error & { code?: string });
     expect(err, 'the stub never accepts a login').toBeDefined();
     expect(`${err!.message}\n${lines.join('\n')}`).not.toContain(PW);

@@ -226,6 +226,15 @@ describe('template.yaml', () => {
     for (const name of Object.keys(vars)) expect(source.includes(name), `src/ reads ${name}`).toBe(true);
   });
 
+  it('gives the Oracle function the CA bundle through NODE_EXTRA_CA_CERTS (Thin mode trusts only Node\'s store)', () => {
+    const vars = template.Resources.OracleFunction.Properties.Environment.Variables;
+    expect(vars.SSL_CA_BUNDLE).toBe('');
+    expect(vars.NODE_EXTRA_CA_CERTS).toEqual({ 'Fn::If': ['HasSslCaBundle', { Ref: 'SslCaBundle' }, NO_VALUE] });
+    for (const [id, r] of Object.entries<Json>(template.Resources)) {
+      if (r.Type === 'AWS::Serverless::Function' && id !== 'OracleFunction') expect(r.Properties.Environment, id).toBeUndefined();
+    }
+  });
+
   it('attaches a VPC and layers only when given', () => {
     const g = template.Globals.Function;
     expect(g.VpcConfig).toEqual({

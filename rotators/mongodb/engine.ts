@@ -26,6 +26,7 @@
  */
 import { MongoClient, type Document, type MongoClientOptions } from 'mongodb';
 import type { AlternateUserChange, ConnectOptions, DatabaseEngine, PasswordChange } from '../../src/db/engine';
+import { errorChain as sharedErrorChain, nodeErrorClass } from '../../src/db/net-errors';
 import { portOf, type DbSecret } from '../../src/db/secret';
 import { ConnectError, PrivilegeError, RotationStateError, SecretFormatError, VerificationError } from '../../src/errors';
 import type { Logger } from '../../src/log';
@@ -306,8 +307,17 @@ function serverError(err: unknown): ServerErrorLike | undefined {
   return { message: e.message, code: typeof e.code === 'number' ? e.code : undefined, codeName: typeof e.codeName === 'string' ? e.codeName : undefined };
 }
 
-const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|ERR_OSSL_|CERT_|UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO|HOSTNAME_MISMATCH)/;
-const TLS_TEXT = /certificate|self[- ]signed|altnames|\bssl\b|\btls\b|handshake|wrong version number/i;
+/** A server-selection failure keeps each server's error in `reason.servers`. */
+const serverSelectionErrors = (e: object): unknown[] | undefined => {
+  const servers = (e as { reason?: { servers?: unknown } }).reason?.servers;
+  return servers instanceof Map ? [...servers.values()].map((d) => (d as { error?: unknown })?.error) : undefined;
+};
+
+/** The error, its causes, and for a server-selection failure the per-server errors. */
+function errorChain(err: unknown): Error[] {
+  return sharedErrorChain(err, serverSelectionErrors).filter((e): e is Error => e instanceof Error);
+}
+
 const CONFIG_ERRORS = new Set(['MongoParseError', 'MongoInvalidArgumentError', 'MongoAPIError', 'MongoMissingCredentialsError', 'MongoCompatibilityError']);
 
 /** Classify a driver error raised while connecting. Messages name the host and user, never the password. */
@@ -324,7 +334,7 @@ export function classifyConnectError(err: unknown, config: Pick<MongoConnectConf
   if (chain.some((e) => CONFIG_ERRORS.has(e.name))) {
     return new ConnectError('CONFIG', `The MongoDB connection settings for ${where} are invalid: ${top?.message ?? reason}`, err);
   }
-  if (chain.some((e) => (typeof e.code === 'string' && TLS_CODE.test(e.code)) || TLS_TEXT.test(e.message))) {
+  if (nodeErrorClass(err, serverSelectionErrors) === 'TLS') {
     return new ConnectError('TLS', `TLS connection to MongoDB at ${where} failed: ${reason}`, err);
   }
   if (server && (server.code === 13 || server.codeName === 'Unauthorized')) {
@@ -335,24 +345,6 @@ export function classifyConnectError(err: unknown, config: Pick<MongoConnectConf
   }
   const rs = config.replicaSet ? ` as a member of replica set "${config.replicaSet}"` : '';
   return new ConnectError('NETWORK', `Could not reach MongoDB at ${where}${rs}: ${reason}. Check host, port, network access and the "ssl" setting.`, err);
-}
-
-type ChainLink = { name: string; message: string; code?: unknown };
-
-/** The error, its causes, and for a server-selection failure the per-server errors. */
-function errorChain(err: unknown): ChainLink[] {
-  const out: ChainLink[] = [];
-  const seen = new Set<unknown>();
-  const visit = (e: unknown, depth: number): void => {
-    if (!(e instanceof Error) || seen.has(e) || depth > 6) return;
-    seen.add(e);
-    out.push({ name: e.name, message: e.message, code: (e as { code?: unknown }).code });
-    visit((e as { cause?: unknown }).cause, depth + 1);
-    const servers = (e as { reason?: { servers?: unknown } }).reason?.servers;
-    if (servers instanceof Map) for (const d of servers.values()) visit((d as { error?: unknown })?.error, depth + 1);
-  };
-  visit(err, 0);
-  return out;
 }
 
 export function createMongoEngine(options: MongoEngineOptions = {}): MongoEngine {

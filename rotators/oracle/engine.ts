@@ -1,4 +1,5 @@
 import type { ConnectOptions, DatabaseEngine } from '../../src/db/engine';
+import { nodeErrorClass } from '../../src/db/net-errors';
 import { type DbSecret, portOf } from '../../src/db/secret';
 import type { TlsOptions } from '../../src/db/tls';
 import { ConfigError, ConnectError, PrivilegeError, RotationError, SecretFormatError } from '../../src/errors';
@@ -83,7 +84,10 @@ export type OracleConnectFn = (config: OracleConnectConfig) => Promise<OracleCon
 export interface OracleEngineOptions {
   /** Connection factory; defaults to node-oracledb Thin mode `getConnection`. Tests inject a fake. */
   connect?: OracleConnectFn;
-  /** Longest user name in bytes (default 128; 30 before Oracle 12.2). */
+  /**
+   * Longest user name in bytes, instead of ORACLE_MAX_USERNAME_LENGTH in the handler's
+   * environment (default 128; 30 before Oracle 12.2).
+   */
   maxUsernameLength?: number;
 }
 
@@ -264,10 +268,8 @@ function driverMessage(err: unknown): string {
   return text.length > 300 ? `${text.slice(0, 297)}...` : text;
 }
 
-const NETWORK_CODES = new Set([
-  'NJS-500', 'NJS-501', 'NJS-503', 'NJS-504', 'NJS-510', 'NJS-511', 'NJS-521', 'NJS-530',
-  'ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH',
-]);
+/** node-oracledb's codes for an unreachable or dropped listener (Node's own are nodeErrorClass's). */
+const NETWORK_CODES = new Set(['NJS-500', 'NJS-501', 'NJS-503', 'NJS-504', 'NJS-510', 'NJS-511', 'NJS-521', 'NJS-530']);
 const TLS_CODES = new Set(['NJS-505', 'NJS-506', 'NJS-507', 'NJS-508']);
 
 /** A connect() failure, classified for the framework (AUTH / TLS / NETWORK / PRIVILEGE / CONFIG). */
@@ -300,10 +302,11 @@ export function classifyConnectError(err: unknown, service: string): ConnectErro
     case 'ORA-12660':
       return new ConnectError('CONFIG', `The server requires Oracle Native Network Encryption, which node-oracledb Thin mode does not support (${detail}). Use TLS (TCPS) instead, or allow unencrypted NNE negotiation (SQLNET.ENCRYPTION_SERVER=ACCEPTED).`, err);
   }
-  if (TLS_CODES.has(code)) {
+  const node = code.startsWith('ORA-') || TLS_CODES.has(code) || NETWORK_CODES.has(code) ? undefined : nodeErrorClass(err);
+  if (TLS_CODES.has(code) || node === 'TLS') {
     return new ConnectError('TLS', `TLS to Oracle failed (${detail}). The port must be the listener's TCPS port (2484 with the RDS SSL option) and the server certificate must chain to a CA in Node's trust store (NODE_EXTRA_CA_CERTS); or set the secret's "ssl" to false for a plaintext listener.`, err);
   }
-  if (NETWORK_CODES.has(code)) return new ConnectError('NETWORK', `Cannot reach the Oracle listener (${detail}).`, err);
+  if (NETWORK_CODES.has(code) || node === 'NETWORK') return new ConnectError('NETWORK', `Cannot reach the Oracle listener (${detail}).`, err);
   if (code.startsWith('ORA-')) return new ConnectError('CONFIG', `Oracle refused the connection (${detail}).`, err);
   return new ConnectError('NETWORK', `Connecting to Oracle failed (${detail}).`, err);
 }
@@ -491,13 +494,13 @@ export function createOracleEngine(options: OracleEngineOptions = {}): DatabaseE
   readonly connectFn: OracleConnectFn;
 } {
   const connectFn = options.connect ?? oracledbConnect;
-  const maxUsernameLength = options.maxUsernameLength ?? DEFAULT_MAX_USERNAME_BYTES;
 
   return {
     name: 'oracle',
     engines: ORACLE_ENGINES,
     defaultPort: ORACLE_DEFAULT_PORT,
-    maxUsernameLength,
+    maxUsernameLength: options.maxUsernameLength ?? DEFAULT_MAX_USERNAME_BYTES,
+    maxUsernameLengthFor: (_secret: DbSecret, env: Env) => options.maxUsernameLength ?? maxUsernameLengthFromEnv(env),
     passwordDefaults: { PasswordLength: 30, ExcludeCharacters: '/@"\'\\' },
     connectFn,
 

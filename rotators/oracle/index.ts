@@ -1,9 +1,12 @@
 import { DatabaseRotator } from '../../src/db/database-rotator';
 import { createHandler } from '../../src/handler';
-import { createOracleEngine, maxUsernameLengthFromEnv } from './engine';
+import { createOracleEngine } from './engine';
 
-/** The Oracle engine, node-oracledb Thin mode. ORACLE_MAX_USERNAME_LENGTH=30 for Oracle 12.1 and earlier. */
-export const engine = createOracleEngine({ maxUsernameLength: maxUsernameLengthFromEnv(process.env) });
+/**
+ * The Oracle engine, node-oracledb Thin mode. ORACLE_MAX_USERNAME_LENGTH=30 (in the function's
+ * environment, read on every rotation) for Oracle 12.1 and earlier.
+ */
+export const engine = createOracleEngine();
 
 /** The Lambda entry point: `rotators/oracle/index.handler`. */
 export const handler = createHandler(new DatabaseRotator(engine));

@@ -27,12 +27,13 @@
  * revoked. Per-role settings (ALTER ROLE ... SET) and object ownership are not copied.
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
-import { Client } from 'pg';
-import { portOf, type DbSecret } from '../../src/db/secret';
-import { nodeTlsOptions } from '../../src/db/tls';
+import type { Client } from 'pg';
+import type { DbSecret } from '../../src/db/secret';
 import type { AlternateUserChange, ConnectOptions, DatabaseEngine, PasswordChange } from '../../src/db/engine';
 import { ConfigError, ConnectError, PrivilegeError, SecretFormatError } from '../../src/errors';
 import type { Logger } from '../../src/log';
+import type { Env } from '../../src/password';
+import { connectPg, describe, pgErrorCode, pgLoginFailure, scrub } from './pg-connect';
 
 /** PostgreSQL's NAMEDATALEN is 64 bytes including the terminator. */
 export const MAX_IDENTIFIER_BYTES = 63;
@@ -43,12 +44,12 @@ export type PasswordEncryption = 'scram-sha-256' | 'plaintext';
 
 export interface PostgresEngineOptions {
   /**
-   * How a new password travels to the server. Default: the PASSWORD_ENCRYPTION environment
-   * variable at the time of the change, else 'scram-sha-256'.
+   * How a new password travels to the server. Default: PASSWORD_ENCRYPTION in the handler's
+   * environment at the time of the change, else 'scram-sha-256'.
    */
   passwordEncryption?: PasswordEncryption;
-  /** Defaults to process.env (read when a password is changed). */
-  env?: Record<string, string | undefined>;
+  /** Where PASSWORD_ENCRYPTION is read instead of the handler's environment (tests). */
+  env?: Env;
 }
 
 /** SQLSTATEs this engine treats specially. */
@@ -69,28 +70,7 @@ export class PostgresEngine implements DatabaseEngine<Client> {
   constructor(private readonly options: PostgresEngineOptions = {}) {}
 
   async connect(secret: DbSecret, options: ConnectOptions): Promise<Client> {
-    const port = portOf(secret, this.defaultPort);
-    const client = new Client({
-      host: secret.host,
-      port,
-      user: secret.username,
-      password: secret.password,
-      database: secret.dbname || this.defaultDatabase,
-      ssl: options.tls.enabled ? (nodeTlsOptions(options.tls, secret.host) ?? false) : false,
-      connectionTimeoutMillis: options.connectTimeoutMs,
-      application_name: 'rotation-lambdas',
-    });
-    // A connection that breaks while idle emits 'error'; unhandled, that would crash the process.
-    client.on('error', (err) => {
-      options.log.warn('PostgreSQL connection error', { username: secret.username, reason: scrub(describe(err), [secret.password]) });
-    });
-    try {
-      await client.connect();
-      return client;
-    } catch (err) {
-      await client.end().catch(() => undefined);
-      throw classifyConnectError(err, secret, port);
-    }
+    return connectPg(secret, options, { product: 'PostgreSQL', defaultPort: this.defaultPort, defaultDatabase: this.defaultDatabase, classify: classifyConnectError });
   }
 
   async close(conn: Client): Promise<void> {
@@ -98,7 +78,7 @@ export class PostgresEngine implements DatabaseEngine<Client> {
   }
 
   async setOwnPassword(conn: Client, change: PasswordChange, log: Logger): Promise<void> {
-    const password = this.passwordSql(conn, change.newPassword, log);
+    const password = this.passwordSql(conn, change.newPassword, change.env, log);
     try {
       await conn.query(`ALTER ROLE ${conn.escapeIdentifier(change.username)} WITH PASSWORD ${password.sql}`);
     } catch (err) {
@@ -114,7 +94,7 @@ export class PostgresEngine implements DatabaseEngine<Client> {
   async upsertAlternateUser(admin: Client, change: AlternateUserChange, log: Logger): Promise<void> {
     const { currentUser, alternateUser } = change;
     const alt = admin.escapeIdentifier(alternateUser);
-    const password = this.passwordSql(admin, change.newPassword, log);
+    const password = this.passwordSql(admin, change.newPassword, change.env, log);
     const secrets = [change.newPassword, password.sql];
     const step = async (what: string, sql: string, params?: unknown[], privilegeRemedy?: string) => {
       try {
@@ -183,8 +163,8 @@ export class PostgresEngine implements DatabaseEngine<Client> {
   }
 
   /** The SQL literal to put after PASSWORD: a SCRAM verifier, or the password itself. */
-  private passwordSql(conn: Client, password: string, log: Logger): { sql: string; encryption: PasswordEncryption } {
-    const mode = this.passwordEncryption();
+  private passwordSql(conn: Client, password: string, env: Env, log: Logger): { sql: string; encryption: PasswordEncryption } {
+    const mode = this.passwordEncryption(env);
     if (mode === 'plaintext') return { sql: conn.escapeLiteral(password), encryption: 'plaintext' };
     if (!/^[\x01-\x7f]*$/.test(password)) {
       log.warn('the new password has non-ASCII characters; sending it for server-side hashing (SASLprep)');
@@ -193,9 +173,9 @@ export class PostgresEngine implements DatabaseEngine<Client> {
     return { sql: conn.escapeLiteral(scramSha256Verifier(password)), encryption: 'scram-sha-256' };
   }
 
-  private passwordEncryption(): PasswordEncryption {
+  private passwordEncryption(env: Env): PasswordEncryption {
     if (this.options.passwordEncryption) return this.options.passwordEncryption;
-    const raw = (this.options.env ?? process.env).PASSWORD_ENCRYPTION?.trim().toLowerCase();
+    const raw = (this.options.env ?? env).PASSWORD_ENCRYPTION?.trim().toLowerCase();
     if (!raw || raw === 'scram-sha-256') return 'scram-sha-256';
     if (raw === 'plaintext') return 'plaintext';
     throw new ConfigError(`PASSWORD_ENCRYPTION must be "scram-sha-256" (the default) or "plaintext", got "${raw.slice(0, 40)}".`);
@@ -342,52 +322,37 @@ export function scramSha256Verifier(password: string, options: { salt?: Buffer; 
   return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
 }
 
-const TLS_CODES = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'CERT_UNTRUSTED',
-  'CERT_SIGNATURE_FAILURE',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-  'EPROTO',
-]);
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EPIPE']);
-const TLS_MESSAGE = /does not support SSL|establishing an SSL connection|self[- ]signed certificate|unable to verify|unable to get (local )?issuer|certificate|altnames|hostname|SSL routines|\bTLS\b/i;
-const NETWORK_MESSAGE = /timeout|timed out|Connection terminated|ECONNREFUSED|ENOTFOUND|ECONNRESET|getaddrinfo/i;
-
 /** Turn a pg/Node connection failure into a ConnectError (AUTH, TLS, NETWORK, CONFIG, PRIVILEGE). */
 export function classifyConnectError(err: unknown, secret: DbSecret, port: number): ConnectError {
-  const code = errorCode(err);
+  const code = pgErrorCode(err);
   const reason = scrub(describe(err), [secret.password]);
   const who = `"${secret.username}" at ${secret.host}:${port}`;
   const state = /^[0-9A-Z]{5}$/.test(code) ? ` (SQLSTATE ${code})` : code ? ` (${code})` : '';
   const detail = `${reason}${state}`;
-  if (code === '28P01') return new ConnectError('AUTH', `PostgreSQL rejected the password of ${who}: ${detail}.`, err);
-  if (code === '28000') {
-    if (/no encryption|SSL off/i.test(reason)) {
+  switch (pgLoginFailure(err)) {
+    case 'password':
+      return new ConnectError('AUTH', `PostgreSQL rejected the password of ${who}: ${detail}.`, err);
+    case 'tls-required':
       return new ConnectError('TLS', `PostgreSQL requires TLS for ${who} (pg_hba.conf): ${detail}. Do not set the secret's "ssl" field to false.`, err);
-    }
-    return new ConnectError('AUTH', `PostgreSQL refused the login of ${who}: ${detail}.`, err);
+    case 'refused':
+      return new ConnectError('AUTH', `PostgreSQL refused the login of ${who}: ${detail}.`, err);
+    case 'no-database':
+      return new ConnectError('CONFIG', `PostgreSQL database "${secret.dbname || 'postgres'}" does not exist for ${who}: ${detail}. Check the secret's "dbname" field.`, err);
+    case 'privilege':
+      return new ConnectError('PRIVILEGE', `PostgreSQL refused ${who} access to the database: ${detail}. Grant it CONNECT on the database.`, err);
+    case 'tls':
+      return new ConnectError(
+        'TLS',
+        `TLS with PostgreSQL at ${secret.host}:${port} failed: ${detail}. Check the secret's "ssl" and "sslCa" fields, or SSL_CA_BUNDLE (the RDS CA bundle).`,
+        err,
+      );
+    case 'unavailable':
+    case 'network':
+      return new ConnectError('NETWORK', `Cannot reach PostgreSQL at ${secret.host}:${port}: ${detail}. Check the host, port, security groups and the function's VPC settings.`, err);
+    case 'server':
+    case 'unknown':
+      return new ConnectError('NETWORK', `Connecting to PostgreSQL as ${who} failed: ${detail}.`, err);
   }
-  if (code === '3D000') return new ConnectError('CONFIG', `PostgreSQL database "${secret.dbname || 'postgres'}" does not exist for ${who}: ${detail}. Check the secret's "dbname" field.`, err);
-  if (code === INSUFFICIENT_PRIVILEGE) return new ConnectError('PRIVILEGE', `PostgreSQL refused ${who} access to the database: ${detail}. Grant it CONNECT on the database.`, err);
-  const network = () =>
-    new ConnectError('NETWORK', `Cannot reach PostgreSQL at ${secret.host}:${port}: ${detail}. Check the host, port, security groups and the function's VPC settings.`, err);
-  if (NETWORK_CODES.has(code) && code !== 'ECONNRESET') return network();
-  if (TLS_CODES.has(code) || code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS') || TLS_MESSAGE.test(reason)) {
-    return new ConnectError(
-      'TLS',
-      `TLS with PostgreSQL at ${secret.host}:${port} failed: ${detail}. Check the secret's "ssl" and "sslCa" fields, or SSL_CA_BUNDLE (the RDS CA bundle).`,
-      err,
-    );
-  }
-  if (NETWORK_CODES.has(code) || NETWORK_MESSAGE.test(reason) || code === '53300' || code === '57P03') return network();
-  if (/^28/.test(code)) return new ConnectError('AUTH', `PostgreSQL refused the login of ${who}: ${detail}.`, err);
-  return new ConnectError('NETWORK', `Connecting to PostgreSQL as ${who} failed: ${detail}.`, err);
 }
 
 function statementError(err: unknown, what: string, secrets: string[], opts: { privilegeRemedy?: string } = {}): Error {
@@ -401,23 +366,7 @@ function statementError(err: unknown, what: string, secrets: string[], opts: { p
   return e;
 }
 
-function errorCode(err: unknown): string {
-  const code = err && typeof err === 'object' ? (err as { code?: unknown }).code : undefined;
-  return typeof code === 'string' ? code : '';
-}
-
 function sqlState(err: unknown): string {
-  const code = errorCode(err);
+  const code = pgErrorCode(err);
   return /^[0-9A-Z]{5}$/.test(code) ? code : '';
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** Remove secret values from a driver message (the handler scrubs again; this keeps the engine safe alone). */
-function scrub(text: string, secrets: string[]): string {
-  let out = text;
-  for (const s of secrets) if (s && s.length >= 4) out = out.split(s).join('***');
-  return out;
 }

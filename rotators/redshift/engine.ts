@@ -27,7 +27,7 @@
  * Passwords follow Redshift's rules: 8 to 64 characters, at least one upper-case letter, one
  * lower-case letter and one digit, printable ASCII except `'`, `"`, `\`, `/`, `@` and space.
  */
-import { Client, type ClientConfig } from 'pg';
+import type { Client } from 'pg';
 import {
   type AlternateUserChange,
   ConfigError,
@@ -40,17 +40,16 @@ import {
   type Env,
   envFlag,
   type Logger,
-  nodeTlsOptions,
   type PasswordChange,
   type PasswordPolicy,
   passwordPolicyFromEnv,
-  portOf,
   PrivilegeError,
   RotationError,
   RotationStateError,
   SecretFormatError,
   type StepContext,
 } from '../../src';
+import { connectPg, pgLoginFailure } from '../postgres/pg-connect';
 
 export const REDSHIFT_PASSWORD_MIN_LENGTH = 8;
 export const REDSHIFT_PASSWORD_MAX_LENGTH = 64;
@@ -138,32 +137,35 @@ export function validateRedshiftPassword(password: string): void {
   }
 }
 
-/** Server error codes (SQLSTATE) met at login. */
-const AUTH_STATES = new Set(['28P01', '28000']);
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
-
 /** Classify a `pg` connect failure as AUTH / TLS / NETWORK / PRIVILEGE / CONFIG. */
 export function classifyConnectError(err: unknown, where: string, secrets: string[] = []): ConnectError {
-  const e = err as { code?: unknown; message?: unknown; severity?: unknown };
+  const e = err as { code?: unknown; message?: unknown };
   const code = typeof e?.code === 'string' ? e.code : '';
   let message = typeof e?.message === 'string' ? e.message : String(err);
   for (const s of secrets) if (s) message = message.split(s).join('***');
   const detail = `${where}: ${message}${code ? ` (${code})` : ''}`;
-  if (code === '28000' && /SSL off|no encryption/i.test(message)) {
-    return new ConnectError('TLS', `The server requires TLS (require_ssl / pg_hba): ${detail}. Do not set the secret's "ssl" field to false.`, err);
+  switch (pgLoginFailure(err)) {
+    case 'tls-required':
+      return new ConnectError('TLS', `The server requires TLS (require_ssl / pg_hba): ${detail}. Do not set the secret's "ssl" field to false.`, err);
+    case 'password':
+    case 'refused':
+      return new ConnectError('AUTH', `Login refused by ${detail}`, err);
+    case 'no-database':
+      return new ConnectError('CONFIG', `The database does not exist on ${detail}`, err);
+    case 'privilege':
+      return new ConnectError('PRIVILEGE', `Not allowed to connect to ${detail}`, err);
+    case 'unavailable':
+      return new ConnectError('NETWORK', `The server is not accepting connections at ${detail}`, err);
+    case 'tls':
+      return new ConnectError('TLS', `TLS negotiation failed with ${detail}`, err);
+    case 'network':
+      return new ConnectError('NETWORK', `Cannot reach ${detail}`, err);
+    case 'server':
+      // Any other error the server sent is a refusal to log in.
+      return new ConnectError('AUTH', `Connection failed to ${detail}`, err);
+    case 'unknown':
+      return new ConnectError('NETWORK', `Connection failed to ${detail}`, err);
   }
-  if (AUTH_STATES.has(code)) return new ConnectError('AUTH', `Login refused by ${detail}`, err);
-  if (code === '3D000') return new ConnectError('CONFIG', `The database does not exist on ${detail}`, err);
-  if (code === '42501') return new ConnectError('PRIVILEGE', `Not allowed to connect to ${detail}`, err);
-  if (code === '53300' || code === '57P03') return new ConnectError('NETWORK', `The server is not accepting connections at ${detail}`, err);
-  if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|HOSTNAME|ALTNAME/i.test(code) || /\b(SSL|TLS|certificate)\b/i.test(message)) {
-    return new ConnectError('TLS', `TLS negotiation failed with ${detail}`, err);
-  }
-  if (NETWORK_CODES.has(code) || /timeout|terminated/i.test(message)) {
-    return new ConnectError('NETWORK', `Cannot reach ${detail}`, err);
-  }
-  // Any other error the server sent (it has a severity) is a refusal to log in.
-  return new ConnectError(typeof e?.severity === 'string' ? 'AUTH' : 'NETWORK', `Connection failed to ${detail}`, err);
 }
 
 /** Wraps a failed statement: privilege errors become PrivilegeError, others keep SQLSTATE and message. */
@@ -337,30 +339,16 @@ export const redshiftEngine: DatabaseEngine<Client> = {
   defaultPort: REDSHIFT_DEFAULT_PORT,
   defaultDatabase: REDSHIFT_DEFAULT_DATABASE,
   maxUsernameLength: REDSHIFT_MAX_USERNAME_BYTES,
+  usernameLength: (username: string) => Buffer.byteLength(username, 'utf8'),
   passwordDefaults: REDSHIFT_PASSWORD_DEFAULTS,
 
   async connect(secret: DbSecret, options: ConnectOptions): Promise<Client> {
-    const port = portOf(secret, REDSHIFT_DEFAULT_PORT);
-    const config: ClientConfig = {
-      host: secret.host,
-      port,
-      user: secret.username,
-      password: secret.password,
-      database: typeof secret.dbname === 'string' && secret.dbname ? secret.dbname : REDSHIFT_DEFAULT_DATABASE,
-      ssl: nodeTlsOptions(options.tls, secret.host) ?? false,
-      connectionTimeoutMillis: options.connectTimeoutMs,
-      application_name: 'rotation-lambdas',
-    };
-    const client = new Client(config);
-    // An idle connection that drops emits 'error'; without a listener it would crash the function.
-    client.on('error', (err) => options.log.warn('database connection error', { reason: err.message }));
-    try {
-      await client.connect();
-      return client;
-    } catch (err) {
-      client.end().catch(() => undefined);
-      throw classifyConnectError(err, `${secret.host}:${port}`, [secret.password]);
-    }
+    return connectPg(secret, options, {
+      product: 'Redshift',
+      defaultPort: REDSHIFT_DEFAULT_PORT,
+      defaultDatabase: REDSHIFT_DEFAULT_DATABASE,
+      classify: (err, s, port) => classifyConnectError(err, `${s.host}:${port}`, [s.password]),
+    });
   },
 
   async close(conn: Client): Promise<void> {

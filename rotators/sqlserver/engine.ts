@@ -3,6 +3,7 @@ import type { TLSSocket } from 'node:tls';
 import { Connection, type ConnectionConfiguration, Request, TYPES } from 'tedious';
 import { connectInSequence } from 'tedious/lib/connector';
 import type { AlternateUserChange, ConnectOptions, DatabaseEngine, PasswordChange } from '../../src/db/engine';
+import { errorChain, nodeErrorClass } from '../../src/db/net-errors';
 import { type DbSecret, defaultAlternateUsername, portOf } from '../../src/db/secret';
 import type { TlsOptions } from '../../src/db/tls';
 import { ConfigError, ConnectError, PrivilegeError, RotationError, RotationStateError, SecretFormatError } from '../../src/errors';
@@ -195,7 +196,7 @@ export async function connectTedious(config: ConnectionConfiguration, tls: TlsOp
     conn.connect((err) => {
       if (!err) return resolve();
       // The guard's reason is the real one; tedious reports it as a lost socket.
-      if (guard?.error && !causes(err).includes(guard.error)) (err as Error & { cause?: unknown }).cause = guard.error;
+      if (guard?.error && !errorChain(err).includes(guard.error)) (err as Error & { cause?: unknown }).cause = guard.error;
       reject(err);
     });
   });
@@ -233,32 +234,16 @@ class TediousConnection implements SqlServerConnectionLike {
 // ---------------------------------------------------------------------------------------------
 // Error classification
 
-function causes(err: unknown): unknown[] {
-  const out: unknown[] = [];
-  let e: unknown = err;
-  while (e && typeof e === 'object' && !out.includes(e) && out.length < 10) {
-    out.push(e);
-    if (e instanceof AggregateError) out.push(...e.errors);
-    e = (e as { cause?: unknown }).cause;
-  }
-  return out;
-}
-
-const TLS_ERROR_CODE = /CERT|SELF_SIGNED|UNABLE_TO_|ERR_TLS|ERR_SSL|EPROTO|HANDSHAKE/;
-
 /** tedious's error for a failed login attempt, classified for the framework (AUTH / TLS / NETWORK / CONFIG). */
 export function classifyConnectError(err: unknown, where: string): ConnectError {
   if (err instanceof ConnectError) return err;
-  const chain = causes(err);
+  const chain = errorChain(err);
   const codes = chain.map((e) => (e as { code?: unknown }).code).filter((c): c is string => typeof c === 'string');
-  const messages = chain.map((e) => (e instanceof Error ? e.message : String(e)));
   const message = `SQL Server login to ${where} failed: ${err instanceof Error ? err.message : String(err)}`;
   if (chain.some((e) => e instanceof TlsGuardError)) return new ConnectError('TLS', message, err);
   if (codes.includes('ELOGIN')) return new ConnectError('AUTH', message, err);
   if (codes.includes('EENCRYPT')) return new ConnectError('TLS', `${message} (the server requires encryption; do not set "ssl": false)`, err);
-  if (codes.some((c) => TLS_ERROR_CODE.test(c)) || messages.some((m) => /certificate|\bssl\b|\btls\b/i.test(m))) {
-    return new ConnectError('TLS', message, err);
-  }
+  if (nodeErrorClass(err) === 'TLS') return new ConnectError('TLS', message, err);
   if (err instanceof TypeError || err instanceof RangeError) return new ConnectError('CONFIG', message, err);
   return new ConnectError('NETWORK', message, err);
 }

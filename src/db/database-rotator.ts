@@ -50,7 +50,7 @@ export class DatabaseRotator<C = unknown> extends Rotator {
   /** Parse and check a secret of this engine, including its TLS settings. */
   parse(secretString: string, label: string, ctx: Pick<StepContext, 'env'>): DbSecret {
     const secret = parseDbSecret(secretString, label, this.engine.engines);
-    this.engine.validateSecret?.(secret, label);
+    this.engine.validateSecret?.(secret, label, ctx.env);
     parseTlsMode(secret.ssl, ctx.env, label);
     return secret;
   }
@@ -65,9 +65,10 @@ export class DatabaseRotator<C = unknown> extends Rotator {
     if (strategyOf(current) === 'alternating') {
       next.username = this.alternateUsername(current.username);
       const length = this.engine.usernameLength ? this.engine.usernameLength(next.username) : [...next.username].length;
-      if (length > this.engine.maxUsernameLength) {
+      const max = this.engine.maxUsernameLengthFor ? this.engine.maxUsernameLengthFor(next, ctx.env) : this.engine.maxUsernameLength;
+      if (length > max) {
         throw new SecretFormatError(
-          `The alternate user "${next.username}" would be ${length} ${this.engine.usernameLength ? 'bytes' : 'characters'} long; ${this.engine.name} allows ${this.engine.maxUsernameLength}.`,
+          `The alternate user "${next.username}" would be ${length} ${this.engine.usernameLength ? 'bytes' : 'characters'} long; ${this.engine.name} allows ${max}.`,
           'Use a shorter username for the alternating-users strategy.',
         );
       }
@@ -157,7 +158,7 @@ export class DatabaseRotator<C = unknown> extends Rotator {
     try {
       await this.engine.setOwnPassword(
         login.conn,
-        { username: pending.username, oldPassword: login.secret.password, newPassword: pending.password },
+        { username: pending.username, oldPassword: login.secret.password, newPassword: pending.password, env: ctx.env },
         ctx.log,
       );
     } finally {
@@ -213,7 +214,7 @@ export class DatabaseRotator<C = unknown> extends Rotator {
     try {
       await this.engine.upsertAlternateUser(
         admin.conn,
-        { currentUser: current.username, alternateUser: pending.username, newPassword: pending.password, current },
+        { currentUser: current.username, alternateUser: pending.username, newPassword: pending.password, current, env: ctx.env },
         ctx.log,
       );
     } finally {
@@ -270,7 +271,7 @@ export class DatabaseRotator<C = unknown> extends Rotator {
     for (let i = 0; i < attempts.length; i++) {
       const tls = attempts[i];
       try {
-        const conn = await this.engine.connect(secret, { tls, connectTimeoutMs: timeout, log: ctx.log });
+        const conn = await this.engine.connect(secret, { tls, connectTimeoutMs: timeout, log: ctx.log, env: ctx.env });
         if (i > 0) ctx.log.warn('connected WITHOUT TLS after the TLS attempt failed (ssl: "prefer")', { label, username: secret.username });
         return { ok: true, conn, secret };
       } catch (err) {

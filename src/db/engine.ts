@@ -1,5 +1,5 @@
 import type { Logger } from '../log';
-import type { PasswordPolicy } from '../password';
+import type { Env, PasswordPolicy } from '../password';
 import type { DbSecret } from './secret';
 import type { TlsOptions } from './tls';
 
@@ -8,6 +8,8 @@ export interface ConnectOptions {
   tls: TlsOptions;
   connectTimeoutMs: number;
   log: Logger;
+  /** The handler's environment for this invocation (HandlerOptions.env): read it, never process.env. */
+  env: Env;
 }
 
 /** What a single-user password change needs. */
@@ -17,6 +19,8 @@ export interface PasswordChange {
   /** The password that just logged in (AWSCURRENT's, or AWSPREVIOUS's on the recovery path). */
   oldPassword: string;
   newPassword: string;
+  /** The handler's environment for this invocation. */
+  env: Env;
 }
 
 /** What a multi-user (alternating users) setSecret asks the admin connection to do. */
@@ -29,6 +33,8 @@ export interface AlternateUserChange {
   newPassword: string;
   /** The whole AWSCURRENT secret (engine-specific fields such as dbname). */
   current: DbSecret;
+  /** The handler's environment for this invocation. */
+  env: Env;
 }
 
 /**
@@ -50,6 +56,11 @@ export interface DatabaseEngine<Conn = unknown> {
   readonly defaultDatabase?: string;
   /** Longest username the server accepts, in the unit `usernameLength` measures (default: characters). */
   readonly maxUsernameLength: number;
+  /**
+   * The limit for one secret under the handler's environment (e.g. a limit set by an environment
+   * variable); the framework uses it instead of `maxUsernameLength` when present.
+   */
+  maxUsernameLengthFor?(secret: DbSecret, env: Env): number;
   /** A username's length in bytes, for servers that limit bytes (PostgreSQL: UTF-8); default: characters. */
   usernameLength?(username: string): number;
   /**
@@ -85,5 +96,5 @@ export interface DatabaseEngine<Conn = unknown> {
   validatePassword?(password: string): void;
 
   /** Extra secret checks (e.g. Oracle requires dbname). Throw SecretFormatError naming the field. */
-  validateSecret?(secret: DbSecret, label: string): void;
+  validateSecret?(secret: DbSecret, label: string, env: Env): void;
 }

@@ -17,15 +17,14 @@
  * - Durability is traded for speed (innodb_flush_log_at_trx_commit=0, no doublewrite, no binary
  *   log, small buffer pool, no performance schema).
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { createConnection, type Connection } from 'mysql2/promise';
 import { makeTestCerts } from './certs';
 import type { MariaDbInfo } from './provided';
+import { chownTo, ExitGuard, freePort, runFile, serverOwner, serverRoot, type StartServerOptions, tail, waitForConnections } from './server-process';
 
 export interface MariaDbServer {
   info: MariaDbInfo;
@@ -34,49 +33,37 @@ export interface MariaDbServer {
   stop(): Promise<void>;
 }
 
-export interface StartMariaDbOptions {
-  /** Progress messages (default: none). */
-  log?: (message: string) => void;
-  /** Milliseconds to wait for the server to accept connections (default 60000). */
-  startTimeoutMs?: number;
-}
+export type StartMariaDbOptions = StartServerOptions;
 
 const ROOT = 'root';
 
 export async function startMariaDb(options: StartMariaDbOptions = {}): Promise<MariaDbServer> {
   const log = options.log ?? (() => undefined);
   const bin = findBinaries();
-  const asRoot = process.getuid?.() === 0;
-  const owner = asRoot ? systemUser('mysql') : undefined;
+  const owner = serverOwner('mysql', 'mariadb-server');
 
-  const root = mkdtempSync(join(tmpdir(), 'rl-maria-'));
+  const root = serverRoot('rl-maria-', owner);
   const dataDir = join(root, 'data');
   const socketPath = join(root, 'mysqld.sock');
   const pidFile = join(root, 'mysqld.pid');
   const errorLog = join(root, 'error.log');
   const initFile = join(root, 'init.sql');
-  chmodSync(root, 0o700);
-  if (owner) chownSync(root, owner.uid, owner.gid);
-  const userArgs = owner ? ['--user=mysql'] : [];
+  const userArgs = owner ? [`--user=${owner.name}`] : [];
 
   let child: ChildProcess | undefined;
-  let stopped = false;
   let certsDir: string | undefined;
   const cleanup = () => {
     rmSync(root, { recursive: true, force: true });
     if (certsDir) rmSync(certsDir, { recursive: true, force: true });
   };
-  // Never leave an orphaned server behind when the process exits abruptly.
-  const onExit = () => {
-    if (stopped) return;
+  const guard = new ExitGuard(() => {
     killGroup(child, 'SIGKILL');
     cleanup();
-  };
-  process.once('exit', onExit);
+  });
 
   try {
     log(`mariadb-install-db (${bin.installDb})`);
-    await run(bin.installDb, [
+    await runFile(bin.installDb, [
       '--no-defaults',
       '--auth-root-authentication-method=normal',
       `--datadir=${dataDir}`,
@@ -85,9 +72,9 @@ export async function startMariaDb(options: StartMariaDbOptions = {}): Promise<M
       '--skip-name-resolve',
       `--tmpdir=${root}`,
       ...(bin.baseDir ? [`--basedir=${bin.baseDir}`] : []),
-    ], root);
+    ], { cwd: root });
 
-    const certs = makeTestCerts(owner ? 'mysql' : undefined);
+    const certs = makeTestCerts(owner?.name);
     certsDir = certs.dir;
     const rootPassword = randomBytes(24).toString('base64url');
     const lit = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
@@ -103,7 +90,7 @@ export async function startMariaDb(options: StartMariaDbOptions = {}): Promise<M
       ].join('\n'),
       { mode: 0o600 },
     );
-    if (owner) chownSync(initFile, owner.uid, owner.gid);
+    chownTo(owner, initFile);
 
     const port = await freePort();
     const args = [
@@ -151,7 +138,7 @@ export async function startMariaDb(options: StartMariaDbOptions = {}): Promise<M
       otherCaPem: certs.otherCaPem,
       version: '',
     };
-    const conn = await waitForConnections(info, options.startTimeoutMs ?? 60_000, () => exited, errorLog);
+    const conn = await waitForMariaDb(info, options.startTimeoutMs ?? 60_000, () => exited, errorLog);
     try {
       rmSync(initFile, { force: true });
       // Only the two password-protected root accounts may remain; no anonymous accounts.
@@ -170,9 +157,7 @@ export async function startMariaDb(options: StartMariaDbOptions = {}): Promise<M
       info,
       socketPath,
       stop: async () => {
-        if (stopped) return;
-        stopped = true;
-        process.removeListener('exit', onExit);
+        if (!guard.release()) return;
         try {
           await shutdown(child!);
         } finally {
@@ -181,9 +166,7 @@ export async function startMariaDb(options: StartMariaDbOptions = {}): Promise<M
       },
     };
   } catch (err) {
-    onExit();
-    stopped = true;
-    process.removeListener('exit', onExit);
+    guard.abort();
     throw err;
   }
 }
@@ -213,61 +196,19 @@ function findBinaries(): Binaries {
   return { installDb, mariadbd, baseDir: explicit ? dirname(explicit) : undefined };
 }
 
-function systemUser(name: string): { uid: number; gid: number } {
-  const passwd = readFileSync('/etc/passwd', 'utf8').split('\n').map((l) => l.split(':'));
-  const entry = passwd.find((f) => f[0] === name);
-  if (!entry) throw new Error(`The system user "${name}" does not exist (the mariadb-server package creates it).`);
-  return { uid: Number(entry[2]), gid: Number(entry[3]) };
-}
-
-function run(file: string, args: string[], cwd: string): Promise<string> {
-  return new Promise((resolveRun, reject) => {
-    execFile(file, args, { cwd, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${file.split('/').pop()} failed: ${err.message}\n${stdout}\n${stderr}`));
-      else resolveRun(stdout);
-    });
-  });
-}
-
-/** A port nothing listens on right now (bind port 0, read it, release it). */
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolvePort(port));
-    });
-  });
-}
-
-async function waitForConnections(
-  info: MariaDbInfo,
-  timeoutMs: number,
-  exited: () => string | undefined,
-  errorLog: string,
-): Promise<Connection> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    const why = exited();
-    if (why) throw new Error(`mariadbd ${why}.\n${tail(errorLog)}`);
-    try {
-      return await createConnection({
-        host: info.host,
-        port: info.port,
-        user: info.rootUser,
-        password: info.rootPassword,
-        connectTimeout: 2000,
-      });
-    } catch (err) {
-      last = err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error(`MariaDB did not accept connections within ${timeoutMs} ms: ${(last as Error)?.message}\n${tail(errorLog)}`);
+function waitForMariaDb(info: MariaDbInfo, timeoutMs: number, exited: () => string | undefined, errorLog: string): Promise<Connection> {
+  return waitForConnections(
+    'MariaDB',
+    timeoutMs,
+    () => createConnection({ host: info.host, port: info.port, user: info.rootUser, password: info.rootPassword, connectTimeout: 2000 }),
+    {
+      failed: () => {
+        const why = exited();
+        return why && `mariadbd ${why}.\n${tail(errorLog)}`;
+      },
+      diagnostics: () => tail(errorLog),
+    },
+  );
 }
 
 function killGroup(child: ChildProcess | undefined, signal: NodeJS.Signals): void {
@@ -291,12 +232,4 @@ async function shutdown(child: ChildProcess): Promise<void> {
   const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 15_000);
   await done;
   clearTimeout(timer);
-}
-
-function tail(file: string): string {
-  try {
-    return readFileSync(file, 'utf8').split('\n').slice(-30).join('\n');
-  } catch {
-    return '';
-  }
 }

