@@ -13,7 +13,7 @@ import { MongoClient } from 'mongodb';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DatabaseRotator } from '../src/db/database-rotator';
 import type { DbSecret } from '../src/db/secret';
-import type { TlsOptions } from '../src/db/tls';
+import { defaultTrustedCas, type TlsOptions } from '../src/db/tls';
 import { ConnectError } from '../src/errors';
 import { createHandler } from '../src/handler';
 import { Logger } from '../src/log';
@@ -588,7 +588,8 @@ describe('connection settings', () => {
     expect(none.options).not.toHaveProperty('replicaSet');
     const verifyCa = mongoClientConfig({ ...secret, authSource: 'admin' }, { tls: { enabled: true, verifyChain: true, verifyHostname: false }, connectTimeoutMs: 1000 });
     expect(verifyCa.options).toMatchObject({ tls: true, tlsAllowInvalidCertificates: false, tlsAllowInvalidHostnames: true, authSource: 'admin' });
-    expect(verifyCa.options).not.toHaveProperty('ca');
+    // No CA configured: Node's roots plus the Amazon RDS CAs (DocumentDB's issuers).
+    expect(verifyCa.options.ca).toBe(defaultTrustedCas());
     const require = mongoClientConfig(secret, { tls: { enabled: true, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 1000 });
     expect(require.options).toMatchObject({ tlsAllowInvalidCertificates: true, tlsAllowInvalidHostnames: true });
     expect(mongoClientConfig({ ...secret, host: '::1', port: 27018 }, { tls: verifyFullNoCa(), connectTimeoutMs: 1000 }).url).toBe('mongodb://[::1]:27018/');

@@ -229,7 +229,7 @@ describe('single user', () => {
     // setSecret: pending (rejected), current, verification with pending; testSecret: pending.
     expect(w.fake.connects.map((c) => [c.user, c.outcome])).toEqual([['app', 'ELOGIN'], ['app', 'ok'], ['app', 'ok'], ['app', 'ok']]);
     for (const c of w.fake.connects) {
-      expect(c).toMatchObject({ server: HOST, port: 1433, database: 'appdb', encrypt: true, trustServerCertificate: false, ca: false, connectTimeout: 5000, requestTimeout: 30000 });
+      expect(c).toMatchObject({ server: HOST, port: 1433, database: 'appdb', encrypt: true, trustServerCertificate: false, ca: true /* Node roots + Amazon RDS CAs */, connectTimeout: 5000, requestTimeout: 30000 });
     }
   });
 

