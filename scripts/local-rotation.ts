@@ -30,8 +30,9 @@ async function main(): Promise<void> {
   say('== starting a throwaway PostgreSQL (scram-sha-256, TLS) ...');
   const pg = await startPostgres();
   const sm = new SecretsManagerDouble();
-  const server = await startSecretsManagerServer(sm);
+  let server: Awaited<ReturnType<typeof startSecretsManagerServer>> | undefined;
   try {
+    server = await startSecretsManagerServer(sm);
     say(`   PostgreSQL on ${pg.info.host}:${pg.info.port}; Secrets Manager double on ${server.endpoint}`);
     // The handler builds its own SDK client from these, exactly as in Lambda.
     process.env.SECRETS_MANAGER_ENDPOINT = server.endpoint;
@@ -95,7 +96,7 @@ async function main(): Promise<void> {
     say(`\n== Secrets Manager calls served by the double: ${sm.countCalls()} (${summary(sm)})`);
     say('== done');
   } finally {
-    await server.close();
+    await server?.close();
     await pg.stop();
   }
 }

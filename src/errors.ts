@@ -114,10 +114,20 @@ export class PrivilegeError extends RotationError {
   }
 }
 
-/** Returns a short description of any thrown value, safe to log once scrubbed. */
-export function describeError(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  return String(err);
+/**
+ * Returns a short description of any thrown value, safe to log once scrubbed. An error without a
+ * message (Node's AggregateError for a host with several addresses has none) is described by the
+ * errors inside it, else by its code, else by its name.
+ */
+export function describeError(err: unknown, depth = 0): string {
+  if (!(err instanceof Error)) return String(err);
+  if (err.message) return err.message;
+  const inner = (err as { errors?: unknown }).errors;
+  if (Array.isArray(inner) && inner.length > 0 && depth < 3) {
+    return [...new Set(inner.map((e) => describeError(e, depth + 1)))].join('; ');
+  }
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && code ? code : err.name;
 }
 
 /** AWS SDK service exception name (e.g. ResourceNotFoundException), if any. */

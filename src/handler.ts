@@ -68,7 +68,8 @@ export function createHandler(rotator: Rotator, options: HandlerOptions = {}): R
       if (metadata.RotationEnabled === false) {
         throw new RotationStateError(`Secret ${secretId} is not enabled for rotation.`, 'Enable rotation on the secret (RotateSecret with a RotationLambdaARN).');
       }
-      const stages = metadata.VersionIdsToStages?.[token];
+      const versions = metadata.VersionIdsToStages ?? {};
+      const stages = Object.hasOwn(versions, token) ? versions[token] : undefined;
       if (!stages) {
         throw new RotationStateError(
           `Secret version ${token} has no stage for rotation of secret ${secretId}.`,
@@ -109,7 +110,7 @@ function parseEvent(event: RotationEvent): { secretId: string; token: string; st
     (k) => typeof event[k] !== 'string' || event[k].length === 0,
   );
   if (missing.length) throw new EventError(`The rotation event is missing ${missing.join(', ')}.`);
-  const step = STEP_ALIASES[event.Step];
+  const step = Object.hasOwn(STEP_ALIASES, event.Step) ? STEP_ALIASES[event.Step] : undefined;
   if (!step) {
     throw new EventError(
       `Invalid step parameter "${event.Step.slice(0, 40)}"; expected createSecret, setSecret, testSecret or finishSecret.`,
@@ -122,21 +123,30 @@ function parseEvent(event: RotationEvent): { secretId: string; token: string; st
 }
 
 /**
- * Returns an error whose message and stack contain no registered secret value. RotationErrors
- * keep their class (and code); anything else (driver, SDK) is wrapped, keeping its name.
+ * Returns an error whose message, stack and causes contain no registered secret value.
+ * RotationErrors keep their class (and code) unless scrubbing changed their message; anything
+ * else (driver, SDK) is wrapped, keeping its name. Causes (a ConnectError's driver error may carry
+ * SQL text) are replaced by scrubbed copies, and the original stack is kept, scrubbed.
  */
-function toSafeError(err: unknown, redactor: Redactor): Error {
+function toSafeError(err: unknown, redactor: Redactor, depth = 0): Error {
   const message = redactor.scrub(describeError(err));
-  if (err instanceof RotationError) {
-    if (message !== err.message) {
-      const copy = new RotationError(err.code, message);
-      copy.name = err.name;
-      return copy;
-    }
-    err.stack = err.stack && redactor.scrub(err.stack);
-    return err;
+  let safe: Error;
+  if (err instanceof RotationError && message === err.message) {
+    safe = err;
+  } else if (err instanceof RotationError) {
+    safe = new RotationError(err.code, message);
+    safe.name = err.name;
+  } else {
+    safe = new Error(message);
+    safe.name = err instanceof Error ? err.name : 'Error';
   }
-  const safe = new Error(message);
-  safe.name = err instanceof Error ? err.name : 'Error';
+  if (err instanceof Error) {
+    if (typeof err.stack === 'string') safe.stack = redactor.scrub(err.stack);
+    if (err.cause === undefined || depth >= 4) {
+      delete safe.cause;
+    } else {
+      Object.defineProperty(safe, 'cause', { value: toSafeError(err.cause, redactor, depth + 1), writable: true, configurable: true });
+    }
+  }
   return safe;
 }

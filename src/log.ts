@@ -30,10 +30,6 @@ export class Logger {
     return new Logger(this.sink, { ...this.context, ...fields }, this.redactor, this.minLevel);
   }
 
-  withRedactor(redactor: Redactor): Logger {
-    return new Logger(this.sink, this.context, redactor, this.minLevel);
-  }
-
   debug(msg: string, fields?: LogFields): void {
     this.write('debug', msg, fields);
   }
@@ -50,7 +46,9 @@ export class Logger {
   private write(level: LogLevel, msg: string, fields?: LogFields): void {
     if (LEVELS[level] < LEVELS[this.minLevel]) return;
     const record = { time: new Date().toISOString(), level, msg, ...this.context, ...fields };
-    this.sink(this.redactor.scrub(JSON.stringify(record)));
+    // Each string is scrubbed before it is encoded: the raw forms of a secret are found even
+    // inside a field holding serialised JSON, and the line stays valid JSON.
+    this.sink(JSON.stringify(record, (_key, value: unknown) => (typeof value === 'string' ? this.redactor.scrub(value) : value)));
   }
 }
 

@@ -1,4 +1,3 @@
-import type { GetRandomPasswordRequest } from '@aws-sdk/client-secrets-manager';
 import { ConfigError } from './errors';
 
 /** The password policy sent to GetRandomPassword. Field names follow the API. */
@@ -66,10 +65,6 @@ export function passwordPolicyFromEnv(env: Env, engineDefaults: Partial<Password
     throw new ConfigError('The password policy excludes every character type; unset one of the EXCLUDE_* variables.');
   }
   return policy;
-}
-
-export function toGetRandomPasswordRequest(policy: PasswordPolicy): GetRandomPasswordRequest {
-  return { ...policy };
 }
 
 /** Characters of each class, for engines that check a generated password. */

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createHandler, Rotator, type StepContext } from '../src';
 import { startSecretsManagerServer } from '../src/testing/http-server';
 import { SecretsManagerDouble } from '../src/testing/secrets-manager-double';
+import { freePort } from './support/server-process';
 
 class CountingRotator extends Rotator {
   readonly name = 'counting';
@@ -50,6 +51,6 @@ it('uses SECRETS_MANAGER_ENDPOINT when no client is given', async () => {
 });
 
 it('a wrong endpoint fails the step with the SDK\'s network error, not a hang', async () => {
-  const handler = createHandler(new CountingRotator(), { env: { SECRETS_MANAGER_ENDPOINT: 'http://127.0.0.1:9' }, logSink: () => undefined });
+  const handler = createHandler(new CountingRotator(), { env: { SECRETS_MANAGER_ENDPOINT: `http://127.0.0.1:${await freePort()}` }, logSink: () => undefined });
   await expect(handler({ SecretId: 'x', ClientRequestToken: 'y'.repeat(36), Step: 'createSecret' })).rejects.toThrow(/ECONNREFUSED|connect/i);
 });

@@ -12,8 +12,9 @@ import {
   type SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import { randomUUID } from 'node:crypto';
+import { inspect } from 'node:util';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { createHandler, EventError, RotationStateError, Rotator, type StepContext } from '../src';
+import { createHandler, EventError, RotationError, RotationStateError, Rotator, type StepContext } from '../src';
 import { SecretsManagerDouble } from '../src/testing/secrets-manager-double';
 
 /** A target system that stores one valid key; the rotator swaps it. */
@@ -99,6 +100,13 @@ describe('event validation', () => {
     expect(sm.countCalls()).toBe(0);
   });
 
+  it.each(['constructor', '__proto__', 'toString', 'hasOwnProperty'])('rejects the inherited property name %j as a step', async (Step) => {
+    const token = await pendingVersion();
+    sm.resetCalls();
+    await expect(handler({ SecretId: arn, ClientRequestToken: token, Step })).rejects.toBeInstanceOf(EventError);
+    expect(sm.countCalls()).toBe(0);
+  });
+
   it('accepts the snake_case step names one AWS guide uses', async () => {
     const token = randomUUID();
     await client.send(new PutSecretValueCommand({ SecretId: arn, ClientRequestToken: token, SecretString: INITIAL.replace('Initial', 'Pending'), VersionStages: ['AWSPENDING'] }));
@@ -122,8 +130,8 @@ describe('label checks (one DescribeSecret per invocation)', () => {
     await expect(handler({ SecretId: arn, ClientRequestToken: token, Step: 'testSecret' })).resolves.toBeUndefined();
   });
 
-  it('fails when the token is not a version of the secret', async () => {
-    const err = await handler({ SecretId: arn, ClientRequestToken: randomUUID(), Step: 'createSecret' }).catch((e) => e);
+  it.each([randomUUID(), 'constructor', '__proto__'])('fails when the token is not a version of the secret (%s)', async (token) => {
+    const err = await handler({ SecretId: arn, ClientRequestToken: token, Step: 'createSecret' }).catch((e) => e);
     expect(err).toBeInstanceOf(RotationStateError);
     expect(err.message).toMatch(/has no stage for rotation/);
   });
@@ -310,6 +318,54 @@ describe('no secret value leaves the function', () => {
     }
     const failed = lines.map((l) => JSON.parse(l)).find((l) => l.outcome === 'failed');
     expect(failed).toMatchObject({ level: 'error', step: 'setSecret', secretId: arn, versionId: r.versionId });
+  });
+
+  it('a JSON.parse error on a non-JSON secret does not quote the secret', async () => {
+    const plain = 'PlainTextSecretValue-42';
+    const id = (await client.send(new CreateSecretCommand({ Name: `proto/${randomUUID()}`, SecretString: plain }))).ARN!;
+    const r = await sm.rotateAndWait(id, { lambdaArn: LAMBDA });
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/SyntaxError: Unexpected token, "\*\*\*"\.\.\. is not valid JSON/);
+    for (const text of [r.error!, ...lines]) {
+      expect(text).not.toContain(plain.slice(0, 10));
+      expect(text).not.toContain("'P'");
+    }
+  });
+
+  it('scrubs the causes and the stack of the thrown error, keeping the original frames', async () => {
+    let caught: unknown;
+    sm.registerFunction(LAMBDA, async (e: Parameters<typeof handler>[0]) => handler(e).catch((err: unknown) => {
+      caught = err;
+      throw err;
+    }));
+    let secretValue = '';
+    rotator.failSetWith = (pending) => {
+      secretValue = pending;
+      return new RotationError('PRIVILEGE', 'the target refused the change', {
+        cause: new Error(`ALTER KEY SET VALUE '${pending}'`, { cause: new TypeError(`inner ${pending}`) }),
+      });
+    };
+    const r = await sm.rotateAndWait(arn, { lambdaArn: LAMBDA });
+    expect(r.succeeded).toBe(false);
+    expect(caught).toBeInstanceOf(RotationError);
+    const err = caught as RotationError & { cause: Error & { cause: Error } };
+    expect(err.code).toBe('PRIVILEGE');
+    expect(err.cause.message).toBe("ALTER KEY SET VALUE '***'");
+    expect(err.cause.cause).toMatchObject({ name: 'TypeError', message: 'inner ***' });
+    expect(inspect(err, { depth: 10 })).not.toContain(secretValue);
+
+    rotator.failSetWith = (pending) => new Error(`plain failure ${pending}`);
+    const plain = (await handler({ SecretId: arn, ClientRequestToken: r.versionId, Step: 'setSecret' }).catch((e: unknown) => e)) as Error;
+    expect(plain.message).toBe('plain failure ***');
+    expect(plain.stack).toContain('protocol.test.ts');
+    expect(inspect(plain)).not.toContain(secretValue);
+  });
+
+  it('describes an AggregateError without a message by the errors inside it', async () => {
+    const refused = (address: string) => Object.assign(new Error(`connect ECONNREFUSED ${address}`), { code: 'ECONNREFUSED' });
+    rotator.failSetWith = () => new AggregateError([refused('10.0.0.1:443'), refused('[fd00::1]:443')], '');
+    const r = await sm.rotateAndWait(arn, { lambdaArn: LAMBDA });
+    expect(r.error).toBe('AggregateError: connect ECONNREFUSED 10.0.0.1:443; connect ECONNREFUSED [fd00::1]:443');
   });
 
   it('writes structured JSON logs with step, version and outcome', async () => {

@@ -12,6 +12,9 @@
 import { randomUUID } from 'node:crypto';
 import { createHandler, parseJsonSecret, Rotator, SecretFormatError, type StepContext } from '../../src';
 
+/** A service that does not answer fails the step instead of running into the Lambda timeout. */
+const REQUEST_TIMEOUT_MS = 10_000;
+
 interface ApiKeySecret {
   endpoint: string;
   keyId: string;
@@ -56,6 +59,7 @@ export class ApiKeyRotator extends Rotator {
       method: 'PUT',
       headers: { authorization: `Bearer ${current.apiKey}`, 'content-type': 'application/json' },
       body: JSON.stringify({ apiKey: pending.apiKey }),
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });
     if (!res.ok) throw new Error(`The service refused to register key ${pending.keyId}: HTTP ${res.status}.`);
     ctx.log.info('registered new API key', { keyId: pending.keyId });
@@ -68,7 +72,7 @@ export class ApiKeyRotator extends Rotator {
   }
 
   private async whoami(s: ApiKeySecret): Promise<number> {
-    const res = await fetch(`${s.endpoint}/whoami`, { headers: { authorization: `Bearer ${s.apiKey}` } });
+    const res = await fetch(`${s.endpoint}/whoami`, { headers: { authorization: `Bearer ${s.apiKey}` }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
     await res.arrayBuffer();
     return res.status;
   }

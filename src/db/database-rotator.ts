@@ -91,6 +91,16 @@ export class DatabaseRotator<C = unknown> extends Rotator {
       // and then failed while copying privileges, and the upsert is idempotent, so it always runs.
       await this.setAlternating(current, pending, ctx);
     } else {
+      // The user and host are checked before anything logs in: a pending value naming another
+      // user or server must never become AWSCURRENT, even when it happens to log in.
+      if (current.username !== pending.username) {
+        throw new RotationStateError(
+          `AWSPENDING names user "${pending.username}" but AWSCURRENT names "${current.username}"; single-user rotation never changes the user.`,
+        );
+      }
+      if (!sameHost(current.host, pending.host)) {
+        throw new RotationStateError(`AWSPENDING's host "${pending.host}" differs from AWSCURRENT's "${current.host}".`);
+      }
       // Single user: once the password is changed, AWSCURRENT no longer logs in, so a retry
       // must recognise the finished change instead of trying again.
       const already = await this.login(pending, AWSPENDING, ctx);
@@ -132,15 +142,6 @@ export class DatabaseRotator<C = unknown> extends Rotator {
   }
 
   private async setSingle(current: DbSecret, pending: DbSecret, ctx: StepContext): Promise<void> {
-    if (current.username !== pending.username) {
-      throw new RotationStateError(
-        `AWSPENDING names user "${pending.username}" but AWSCURRENT names "${current.username}"; single-user rotation never changes the user.`,
-      );
-    }
-    if (!sameHost(current.host, pending.host)) {
-      throw new RotationStateError(`AWSPENDING's host "${pending.host}" differs from AWSCURRENT's "${current.host}".`);
-    }
-
     const failures: LoginFailure[] = [];
     let login = await this.login(current, AWSCURRENT, ctx);
     if (!login.ok) {
@@ -207,6 +208,14 @@ export class DatabaseRotator<C = unknown> extends Rotator {
     await this.close(guard.conn, ctx.log);
 
     const master = await this.adminSecret(current, ctx);
+    // The admin would reset its own password to a value the child secret's readers can see. Where
+    // a user is named by its authentication database too (MongoDB), the engine checks this itself.
+    if (!this.engine.adminKeepsOwnDatabase && master.username.toLowerCase() === pending.username.toLowerCase()) {
+      throw new RotationStateError(
+        `The alternate user "${pending.username}" is the admin secret's own user; refusing to change the admin's password.`,
+        'Use a child secret whose users differ from the admin user.',
+      );
+    }
     const admin = await this.login(master, 'admin secret', ctx);
     if (!admin.ok) {
       throw new LoginError(`Unable to log into the database with the admin secret ${current.masterarn}.`, [admin.failure]);

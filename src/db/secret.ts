@@ -74,6 +74,12 @@ export function parseDbSecret(secretString: string, label: string, engines: read
   if (o.rotationStrategy !== undefined && !['single', 'alternating'].includes(o.rotationStrategy as string)) {
     throw new SecretFormatError(`The ${label} secret's "rotationStrategy" field must be "single" or "alternating".`);
   }
+  if (o.rotationStrategy === 'alternating' && o.masterarn === undefined) {
+    throw new SecretFormatError(
+      `The ${label} secret asks for the alternating-users strategy but has no "masterarn" field.`,
+      'Add the ARN of the admin secret as "masterarn", or remove "rotationStrategy".',
+    );
+  }
   return o as DbSecret;
 }
 

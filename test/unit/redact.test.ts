@@ -57,3 +57,47 @@ describe('Redactor SQL forms', () => {
     expect(r.scrub("ALTER ROLE x PASSWORD E'it''s\\\\secret'")).toBe("ALTER ROLE x PASSWORD E'***'");
   });
 });
+
+describe('Redactor completeness', () => {
+  it('registers every value below a credential-like key, nested or numeric', () => {
+    const r = new Redactor();
+    r.addSecretString(JSON.stringify({ host: 'db.example', credentials: { user: 'app', value: 'NestedSecret-1' }, passcode: 12345678 }));
+    const out = r.scrub('NestedSecret-1 12345678 app db.example');
+    expect(out).toBe('*** *** app db.example');
+  });
+
+  it('hides the slice of a secret that a JSON.parse error quotes, and its first character', () => {
+    const r = new Redactor();
+    const secret = 'hunter2-hunter2-hunter2';
+    r.addSecretString(secret);
+    const message = (() => {
+      try {
+        JSON.parse(secret);
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return '';
+    })();
+    expect(message).toContain('"hunter2-hu"...'); // what V8 says
+    const out = r.scrub(`Secret "app/db" (AWSCURRENT): ${message}`);
+    expect(out).toBe('Secret "app/db" (AWSCURRENT): Unexpected token, "***"... is not valid JSON');
+    // A whole short input, already scrubbed, keeps no first character either.
+    r.add('short-pw');
+    expect(r.scrub(`Unexpected token 's', "short-pw" is not valid JSON`)).toBe('Unexpected token, "***" is not valid JSON');
+    // Input that is no secret is left alone.
+    expect(r.scrub(`Unexpected token 'o', "not a secret" is not valid JSON`)).toBe(`Unexpected token 'o', "not a secret" is not valid JSON`);
+  });
+
+  it('Logger scrubs a field holding a serialised secret and still writes valid JSON', () => {
+    const lines: string[] = [];
+    const r = new Redactor();
+    const pw = 'ends-with-backslash\\';
+    const secret = JSON.stringify({ username: 'app', password: pw });
+    r.addSecretString(secret);
+    new Logger((l) => lines.push(l), {}, r, 'debug').info('oops', { detail: `value was ${JSON.stringify(secret)}`, other: `raw ${pw}"` });
+    const rec = JSON.parse(lines[0]);
+    expect(rec.detail).toBe('value was "***"');
+    expect(rec.other).toBe('raw ***"');
+    expect(lines[0]).not.toContain('ends-with-backslash');
+  });
+});
