@@ -42,14 +42,21 @@ import { makeTestCerts } from './support/certs';
 import { assertNoLeaksInAll, createRotationHarness, type DoubleOptions } from './support/rotation-harness';
 import { FakeOracleError, FakeOracleServer, type FakeOracleOptions } from './fakes/oracle-fake';
 
-afterEach(() => assertNoLeaksInAll());
+/** Every fake server of the test: each session the engine opened must have been closed. */
+const servers: FakeOracleServer[] = [];
+
+afterEach(() => {
+  const all = servers.splice(0);
+  for (const db of all) expect(db.openConnections, 'sessions left open').toBe(0);
+  assertNoLeaksInAll();
+});
 
 const PLAIN: TlsOptions = { enabled: false, verifyChain: false, verifyHostname: false };
 const FULL: TlsOptions = { enabled: true, verifyChain: true, verifyHostname: true };
 const ADMIN_PW = 'Admin-Pa55word;with spaces';
 const APP_PW = "App'Initial;Pw]\\ü%";
 const DDL_QUERY = 'SELECT DBMS_METADATA.GET_GRANTED_DDL(:t, :u) AS ddl FROM DUAL';
-const LOOKUP = 'SELECT username, account_status FROM dba_users WHERE username = :u';
+const LOOKUP = 'SELECT username, account_status, USER FROM dba_users WHERE username = :u';
 
 function quietLog(lines: string[] = []): Logger {
   return new Logger((l) => lines.push(l), {}, undefined, 'debug');
@@ -58,6 +65,7 @@ function quietLog(lines: string[] = []): Logger {
 /** A fake server, the engine wired to it, and a harness whose handler is the real one. */
 function setup(options: { server?: FakeOracleOptions; env?: Env; sm?: DoubleOptions; maxUsernameLength?: number } = {}) {
   const db = new FakeOracleServer(options.server);
+  servers.push(db);
   const engine = createOracleEngine({ connect: db.connect, maxUsernameLength: options.maxUsernameLength });
   const h = createRotationHarness({
     handler: (o) => createHandler(new DatabaseRotator(engine), o),
@@ -671,6 +679,24 @@ describe('alternating users (admin secret in masterarn)', () => {
     expect(db.connects.map((c) => c.user)).not.toContain('ADMIN');
     expect(db.statements).toEqual([]);
     expect(db.users.has('APP_CLONE')).toBe(false);
+    expect((await h.current(arn)).versionId).toBe(before.versionId);
+  });
+
+  it('never changes the admin\'s own password, however the secret spells the name ("ADMIN" is admin)', async () => {
+    const { db, h, base } = setup();
+    addAdmin(db);
+    const clonePw = 'Clone-Pa55word-xyz';
+    db.addUser('ADMIN_CLONE', { password: clonePw, roles: ['CONNECT'] });
+    const adminArn = await h.createSecret({ username: 'admin', password: ADMIN_PW });
+    // The exact-name form of ADMIN_CLONE: its alternate is "ADMIN", which is the admin user.
+    const arn = await h.createSecret({ ...base, username: '"ADMIN_CLONE"', password: clonePw, masterarn: adminArn });
+    const before = await h.current(arn);
+    const r = await h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/alternate user "ADMIN" is the admin secret's own user; refusing/);
+    expect(db.user('ADMIN').password).toBe(ADMIN_PW);
+    expect(db.user('ADMIN').passwordChanges).toBe(0);
+    expect(db.sqlOf('ADMIN')).toEqual([LOOKUP]);
     expect((await h.current(arn)).versionId).toBe(before.versionId);
   });
 

@@ -586,6 +586,42 @@ describe('alternating users', () => {
     expect(errorCodes(w.h)).toContain('PRIVILEGE');
   });
 
+  it('never alters the admin\'s own login, whatever name resolves to it (the server decides, not a string comparison)', async () => {
+    // The framework compares names as strings; SQL Server's collation also equates names that
+    // differ in case, width or trailing spaces. The engine asks the server (SUSER_SID) instead.
+    const w = world();
+    appServer(w.fake);
+    const engine = createSqlServerEngine({ connect: w.fake.connect });
+    const log = new Logger(() => undefined);
+    const admin = await engine.connect({ engine: 'sqlserver', host: HOST, dbname: 'appdb', username: ADMIN, password: ADMIN_PW } as DbSecret,
+      { tls: { enabled: true, verifyChain: true, verifyHostname: true }, connectTimeoutMs: 5000, log, env: {} });
+    try {
+      const current = secret('app', P0) as DbSecret;
+      const change = { currentUser: 'app', alternateUser: ADMIN, newPassword: 'Stolen-Pa55word!x', current, env: {} };
+      await expect(engine.upsertAlternateUser(admin, change, log)).rejects.toThrow(/is the admin secret's own principal.*refusing/);
+    } finally {
+      await engine.close(admin);
+    }
+    expect(w.fake.ddlSince()).toEqual([]);
+    expect(w.fake.canLogin(ADMIN, ADMIN_PW, 'appdb')).toBe(true);
+  });
+
+  it('says the admin may lack ALTER ANY LOGIN when it cannot see the current login, changing nothing', async () => {
+    const w = world();
+    appServer(w.fake);
+    // A login with a user in appdb but no server-level rights: sys.server_principals shows it only itself.
+    w.fake.addLogin('weak_admin', 'Weak-Admin-Pa55word!');
+    w.fake.addUser('appdb', 'weak_admin', { login: 'weak_admin' });
+    const adminArn = await w.h.createSecret({ engine: 'sqlserver', host: HOST, username: 'weak_admin', password: 'Weak-Admin-Pa55word!' });
+    const arn = await w.h.createSecret(secret('app', P0, { masterarn: adminArn }));
+    const before = w.h.holderOf(arn, 'AWSCURRENT');
+    const r = await w.h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/"app" is neither a SQL Server login.*or the admin user cannot see it.*ALTER ANY LOGIN/);
+    expect(w.fake.ddlSince()).toEqual([]);
+    expect(w.h.holderOf(arn, 'AWSCURRENT')).toBe(before);
+  });
+
   it('refuses on SQL Server 2008 (no ALTER ROLE ... ADD MEMBER) with a clear error', async () => {
     const w = world();
     appServer(w.fake);

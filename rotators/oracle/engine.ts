@@ -2,7 +2,7 @@ import type { ConnectOptions, DatabaseEngine } from '../../src/db/engine';
 import { nodeErrorClass } from '../../src/db/net-errors';
 import { type DbSecret, portOf } from '../../src/db/secret';
 import type { TlsOptions } from '../../src/db/tls';
-import { ConfigError, ConnectError, PrivilegeError, RotationError, SecretFormatError } from '../../src/errors';
+import { ConfigError, ConnectError, PrivilegeError, RotationError, RotationStateError, SecretFormatError } from '../../src/errors';
 import type { Logger } from '../../src/log';
 import type { Env } from '../../src/password';
 
@@ -563,8 +563,16 @@ export function createOracleEngine(options: OracleEngineOptions = {}): DatabaseE
       const to = oracleUserName(alternateUser, 'AWSPENDING secret');
       const user = quoteIdentifier(to);
       const password = quotePassword(newPassword, 'AWSPENDING secret');
-      const found = await run(admin, 'SELECT username, account_status FROM dba_users WHERE username = :u', `look up ${user} in DBA_USERS`, { u: to });
+      // USER is the admin's own name as Oracle resolved it at login: never trust a string
+      // comparison of secret fields for this (`"ADMIN"` and `admin` are the same user).
+      const found = await run(admin, 'SELECT username, account_status, USER FROM dba_users WHERE username = :u', `look up ${user} in DBA_USERS`, { u: to });
       const row = found.rows?.[0];
+      if (row && row[0] === row[2]) {
+        throw new RotationStateError(
+          `The alternate user ${user} is the admin secret's own user; refusing to change the admin's password.`,
+          'Use a child secret whose users differ from the admin user.',
+        );
+      }
 
       if (!row) {
         await run(admin, `CREATE USER ${user} IDENTIFIED BY ${password}`, `create the user ${user}`);

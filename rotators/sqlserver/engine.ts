@@ -291,15 +291,23 @@ export const SQL = {
     'SELECT d.containment AS containment, p.authentication_type AS authenticationType ' +
     'FROM sys.databases AS d LEFT JOIN sys.database_principals AS p ON p.principal_id = DATABASE_PRINCIPAL_ID() ' +
     'WHERE d.name = DB_NAME()',
-  /** A database principal by name, with the login it belongs to (NULL: contained, orphaned or a role). */
+  /**
+   * A database principal by name, with the login it belongs to (NULL: contained, orphaned or a
+   * role); isSelf = 1 when it is the session's own principal (the server resolves the name).
+   */
   dbPrincipal:
     'SELECT dp.name AS name, dp.type AS type, dp.authentication_type AS authenticationType, ' +
-    'dp.default_schema_name AS defaultSchema, sp.name AS loginName ' +
+    'dp.default_schema_name AS defaultSchema, sp.name AS loginName, ' +
+    'CASE WHEN dp.principal_id = DATABASE_PRINCIPAL_ID() THEN 1 ELSE 0 END AS isSelf ' +
     'FROM sys.database_principals AS dp LEFT JOIN sys.server_principals AS sp ON sp.sid = dp.sid ' +
     'WHERE dp.name = @name',
-  /** A server principal (login or server role) by name. */
+  /**
+   * A server principal (login or server role) by name; isSelf = 1 when it is the session's own
+   * login. Without ALTER ANY LOGIN (or VIEW ANY DEFINITION) only one's own login is visible.
+   */
   login:
-    'SELECT sp.name AS name, sp.type AS type, sp.default_database_name AS defaultDatabase ' +
+    'SELECT sp.name AS name, sp.type AS type, sp.default_database_name AS defaultDatabase, ' +
+    'CASE WHEN sp.sid = SUSER_SID() THEN 1 ELSE 0 END AS isSelf ' +
     'FROM sys.server_principals AS sp WHERE sp.name = @name',
   /** The database user a login maps to in the current database (by SID). */
   loginUser:
@@ -425,6 +433,20 @@ function permissionKey(p: PermissionRow): string {
   return JSON.stringify([Number(p.class), p.permissionName, p.schemaName ?? null, p.objectName ?? null, p.columnName ?? null, p.principalType ?? null, p.state]);
 }
 
+/**
+ * The alternate user must never be the admin's own principal. The server decides (SUSER_SID,
+ * DATABASE_PRINCIPAL_ID): its collation also equates names a string comparison keeps apart
+ * (case, width, trailing spaces).
+ */
+function refuseSelf(principal: Row, alt: string): void {
+  if (Number(principal.isSelf) === 1) {
+    throw new RotationStateError(
+      `The alternate user "${alt}" is the admin secret's own principal on this server; refusing to change the admin's password.`,
+      'Use a child secret whose users differ from the admin user.',
+    );
+  }
+}
+
 function names(rows: Row[], column: string): string[] {
   return rows.map((r) => r[column]).filter((v): v is string => typeof v === 'string');
 }
@@ -496,6 +518,7 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
         `CREATE USER ${quoteName(alt)}`);
       log.info('created contained database user', { username: alt, database: info.databaseName });
     } else {
+      refuseSelf(existing, alt);
       if (existing.type !== 'S' || Number(existing.authenticationType) !== 2) {
         throw new RotationStateError(
           `The database principal "${alt}" in ${info.databaseName} exists but is not a contained user with a password; refusing to take it over.`,
@@ -515,8 +538,8 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
     const [current] = await run(conn, SQL.login, 'the login lookup', { name: currentUser });
     if (!current || current.type !== 'S') {
       throw new RotationStateError(
-        `"${currentUser}" is neither a SQL Server login nor a contained user of database ${info.databaseName}.`,
-        'The alternating-users strategy rotates SQL logins and contained database users.',
+        `"${currentUser}" is neither a SQL Server login nor a contained user of database ${info.databaseName}, or the admin user cannot see it.`,
+        'The alternating-users strategy rotates SQL logins and contained database users; the admin needs ALTER ANY LOGIN.',
       );
     }
     const [existing] = await run(conn, SQL.login, 'the login lookup', { name: alt });
@@ -527,6 +550,7 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
         `CREATE LOGIN ${quoteName(alt)}`);
       log.info('created login', { login: alt });
     } else {
+      refuseSelf(existing, alt);
       if (existing.type !== 'S') {
         throw new RotationStateError(`The server principal "${alt}" exists but is not a SQL login; refusing to take it over.`,
           'Rename or drop it, or use another username.');

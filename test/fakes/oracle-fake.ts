@@ -385,12 +385,12 @@ export class FakeOracleServer {
   private select(session: FakeOracleUser, sql: string, binds: Record<string, string>): OracleResult {
     const norm = sql.replace(/\s+/g, ' ').trim().toUpperCase();
     if (norm === 'SELECT 1 FROM DUAL') return { rows: [[1]] };
-    if (norm === 'SELECT USERNAME, ACCOUNT_STATUS FROM DBA_USERS WHERE USERNAME = :U') {
+    if (norm === 'SELECT USERNAME, ACCOUNT_STATUS, USER FROM DBA_USERS WHERE USERNAME = :U') {
       requireBinds(binds, ['u']);
       const canRead = this.hasPrivilege(session, 'SELECT ANY DICTIONARY') || session.objectGrants.some((g) => g.object === '"SYS"."DBA_USERS"');
       if (!canRead) throw ora('ORA-00942', 'table or view does not exist');
       const u = this.users.get(binds.u);
-      return { rows: u ? [[u.name, accountStatus(u)]] : [] };
+      return { rows: u ? [[u.name, accountStatus(u), session.name]] : [] };
     }
     if (norm === 'SELECT DBMS_METADATA.GET_GRANTED_DDL(:T, :U) AS DDL FROM DUAL') {
       requireBinds(binds, ['t', 'u']);

@@ -346,25 +346,23 @@ export class FakeSqlServer {
         return [{ ok: 1 }];
       case SQL.version:
         return [{ productVersion: this.version, databaseName: session.database }];
-      case SQL.session: {
-        let authenticationType: number | null = null;
-        if (session.contained) authenticationType = 2;
-        else {
-          const p = [...db.principals.values()].find((x) => x.sid === session.login!.sid);
-          authenticationType = p ? p.authenticationType : this.isAdmin(session.principal) ? 1 : 0; // dbo / guest
-        }
-        return [{ containment: db.containment, authenticationType }];
-      }
+      case SQL.session:
+        return [{ containment: db.containment, authenticationType: db.principals.get(this.databasePrincipalOf(session, db))?.authenticationType ?? null }];
       case SQL.dbPrincipal: {
         const p = db.principals.get(needName());
         if (!p) return [];
         const login = [...this.logins.values()].find((l) => l.sid === p.sid);
-        return [{ name: p.name, type: p.type, authenticationType: p.authenticationType, defaultSchema: p.defaultSchema ?? null, loginName: login?.name ?? null }];
+        return [{
+          name: p.name, type: p.type, authenticationType: p.authenticationType, defaultSchema: p.defaultSchema ?? null,
+          loginName: login?.name ?? null, isSelf: p.name === this.databasePrincipalOf(session, db) ? 1 : 0,
+        }];
       }
       case SQL.login: {
-        this.requireAdmin(session, 'VIEW ANY DEFINITION');
         const l = this.logins.get(needName());
-        return l ? [{ name: l.name, type: l.type, defaultDatabase: l.type === 'R' ? null : l.defaultDatabase }] : [];
+        // Metadata visibility: without ALTER ANY LOGIN a session sees only its own login and the server roles.
+        const visible = l && (l.type === 'R' || (!session.contained && (this.isAdmin(session.principal) || l.name === session.principal)));
+        if (!visible) return [];
+        return [{ name: l.name, type: l.type, defaultDatabase: l.type === 'R' ? null : l.defaultDatabase, isSelf: !session.contained && l.sid === session.login!.sid ? 1 : 0 }];
       }
       case SQL.loginUser: {
         const l = this.logins.get(needName());
@@ -382,6 +380,13 @@ export class FakeSqlServer {
       default:
         return undefined;
     }
+  }
+
+  /** DATABASE_PRINCIPAL_ID()'s name: the contained user, the login's mapped user, dbo for an unmapped sysadmin, else guest. */
+  private databasePrincipalOf(session: Session, db: FakeDatabase): string {
+    if (session.contained) return session.principal;
+    const mapped = [...db.principals.values()].find((p) => p.sid === session.login!.sid);
+    return mapped ? mapped.name : this.isAdmin(session.principal) ? 'dbo' : 'guest';
   }
 
   requireAdmin(session: Session, permission: string): void {
