@@ -648,6 +648,7 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
     maxUsernameLength: MAX_IDENTIFIER_LENGTH,
     // sysname is nvarchar(128): UTF-16 code units, as quoteName counts them.
     usernameLength: (username) => username.length,
+    usernameLengthUnit: 'UTF-16 code units',
     connect,
     close: (conn) => conn.close(),
     setOwnPassword,

@@ -68,7 +68,7 @@ export class DatabaseRotator<C = unknown> extends Rotator {
       const max = this.engine.maxUsernameLengthFor ? this.engine.maxUsernameLengthFor(next, ctx.env) : this.engine.maxUsernameLength;
       if (length > max) {
         throw new SecretFormatError(
-          `The alternate user "${next.username}" would be ${length} ${this.engine.usernameLength ? 'bytes' : 'characters'} long; ${this.engine.name} allows ${max}.`,
+          `The alternate user "${next.username}" would be ${length} ${this.engine.usernameLength ? (this.engine.usernameLengthUnit ?? 'bytes') : 'characters'} long; ${this.engine.name} allows ${max}.`,
           'Use a shorter username for the alternating-users strategy.',
         );
       }

@@ -63,6 +63,8 @@ export interface DatabaseEngine<Conn = unknown> {
   maxUsernameLengthFor?(secret: DbSecret, env: Env): number;
   /** A username's length in bytes, for servers that limit bytes (PostgreSQL: UTF-8); default: characters. */
   usernameLength?(username: string): number;
+  /** What usernameLength counts, for error messages (default "bytes" when usernameLength is set). */
+  readonly usernameLengthUnit?: string;
   /**
    * True when the admin secret's own `dbname` names where the admin logs in (MongoDB's
    * authentication database). Otherwise the admin connects to the child's database, as AWS's
