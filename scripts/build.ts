@@ -154,8 +154,10 @@ async function main(argv: string[]): Promise<void> {
   const names: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === '--outdir') outdir = argv[++i];
-    else if (a === '--sourcemap') sourcemap = true;
+    if (a === '--outdir') {
+      outdir = argv[++i];
+      if (!outdir || outdir.startsWith('-')) throw new Error('--outdir needs a directory. Usage: npm run build -- [--outdir DIR] [--sourcemap] [engine ...]');
+    } else if (a === '--sourcemap') sourcemap = true;
     else if (a.startsWith('-')) throw new Error(`Unknown option ${a}. Usage: npm run build -- [--outdir DIR] [--sourcemap] [engine ...]`);
     else names.push(a);
   }

@@ -77,7 +77,8 @@ async function world(sample: RotationEvent): Promise<World> {
   client.middlewareStack.add(
     (next, context) => async (args) => {
       const body = (args as { request?: { body?: unknown } }).request?.body;
-      const text = typeof body === 'string' ? body : body instanceof Uint8Array ? Buffer.from(body).toString('utf8') : undefined;
+      // Decode the bytes: the SDK's body is a Uint8Array subclass whose valueOf() (used by Buffer.from) is deprecated.
+      const text = typeof body === 'string' ? body : body instanceof Uint8Array ? new TextDecoder().decode(body) : undefined;
       if (text !== undefined) wire.push({ command: String(context.commandName), body: JSON.parse(text) });
       return next(args);
     },

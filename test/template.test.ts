@@ -229,7 +229,8 @@ describe('template.yaml', () => {
   it('gives the Oracle function the CA bundle through NODE_EXTRA_CA_CERTS (Thin mode trusts only Node\'s store)', () => {
     const vars = template.Resources.OracleFunction.Properties.Environment.Variables;
     expect(vars.SSL_CA_BUNDLE).toBe('');
-    expect(vars.NODE_EXTRA_CA_CERTS).toEqual({ 'Fn::If': ['HasSslCaBundle', { Ref: 'SslCaBundle' }, NO_VALUE] });
+    // Without SslCaBundle: the Lambda runtime's Amazon CA file (RDS CAs included), which Node.js 20+ runtimes no longer load by default.
+    expect(vars.NODE_EXTRA_CA_CERTS).toEqual({ 'Fn::If': ['HasSslCaBundle', { Ref: 'SslCaBundle' }, '/var/runtime/ca-cert.pem'] });
     for (const [id, r] of Object.entries<Json>(template.Resources)) {
       if (r.Type === 'AWS::Serverless::Function' && id !== 'OracleFunction') expect(r.Properties.Environment, id).toBeUndefined();
     }

@@ -3,6 +3,9 @@ import type { AddressInfo } from 'node:net';
 import type { SecretsManagerDouble } from './secrets-manager-double';
 import { errorResponse, type JsonResponse, SecretsManagerError } from './wire';
 
+/** How long close() lets requests in flight finish before cutting their connections. */
+const CLOSE_GRACE_MS = 2000;
+
 export interface SecretsManagerServerOptions {
   /** 0 (the default) picks a free port. */
   port?: number;
@@ -26,8 +29,9 @@ export async function startSecretsManagerServer(
   options: SecretsManagerServerOptions = {},
 ): Promise<SecretsManagerServer> {
   const host = options.host ?? '127.0.0.1';
+  let closing = false;
   const server = createServer((req, res) => {
-    void serve(double, req, res);
+    void serve(double, req, res, () => closing);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -43,14 +47,22 @@ export async function startSecretsManagerServer(
     port,
     close: () =>
       new Promise<void>((resolve, reject) => {
-        server.close((e) => (e ? reject(e) : resolve()));
-        // SDK clients keep connections alive; do not wait for them to time out.
-        server.closeAllConnections();
+        closing = true;
+        // A client that never finishes its request must not hold close() forever.
+        const force = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
+        server.close((e) => {
+          clearTimeout(force);
+          if (e) reject(e);
+          else resolve();
+        });
+        // SDK clients keep idle connections alive: close those now rather than after the
+        // keep-alive timeout. A request in flight is still answered (with Connection: close).
+        server.closeIdleConnections();
       }),
   };
 }
 
-async function serve(double: SecretsManagerDouble, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function serve(double: SecretsManagerDouble, req: IncomingMessage, res: ServerResponse, closing: () => boolean): Promise<void> {
   let result: JsonResponse;
   try {
     const chunks: Buffer[] = [];
@@ -66,6 +78,9 @@ async function serve(double: SecretsManagerDouble, req: IncomingMessage, res: Se
   } catch (e) {
     result = errorResponse(new SecretsManagerError('InternalServiceError', `The Secrets Manager double failed: ${e instanceof Error ? e.message : String(e)}`));
   }
-  res.writeHead(result.status, { ...result.headers, 'content-length': Buffer.byteLength(result.body) });
+  const headers: Record<string, string | number> = { ...result.headers, 'content-length': Buffer.byteLength(result.body) };
+  // While closing, the connection ends with this response instead of waiting as keep-alive.
+  if (closing()) headers.connection = 'close';
+  res.writeHead(result.status, headers);
   res.end(result.body);
 }

@@ -639,7 +639,6 @@ export class SecretsManagerDouble {
         if (removeFrom === undefined) throw err('InvalidParameterException', MSG.removeFromEmpty(label, holder));
         throw err('InvalidParameterException', `Staging label ${label} is attached to version ${holder}, not to the RemoveFromVersionId ${removeFrom}.`);
       }
-      if (removeFrom !== undefined && removeFrom !== holder) removeLabel(map, removeFrom, label);
       attachLabel(map, label, moveTo, false);
     } else {
       if (holder !== removeFrom) {

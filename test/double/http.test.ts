@@ -11,7 +11,9 @@ import {
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { accessSync, constants } from 'node:fs';
+import { connect } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -134,6 +136,35 @@ describe('raw HTTP', () => {
     await other.close();
     expect(Date.now() - started).toBeLessThan(1000);
     c.destroy();
+  });
+
+  it('close() still answers a request in flight, with Connection: close, and then ends at once', async () => {
+    const other = await startSecretsManagerServer(new SecretsManagerDouble());
+    const body = JSON.stringify({ SecretId: 'inflight/missing' });
+    const socket = connect(other.port, '127.0.0.1');
+    await once(socket, 'connect');
+    let response = '';
+    socket.on('data', (d: Buffer) => (response += d.toString()));
+    const ended = once(socket, 'end');
+    // Headers and half of the body: the request is in flight when close() is called.
+    socket.write(
+      `POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-amz-json-1.1\r\n` +
+        `X-Amz-Target: secretsmanager.GetSecretValue\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, 5)}`,
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    const started = Date.now();
+    const closed = other.close();
+    socket.write(body.slice(5));
+    await Promise.all([closed, ended]);
+    // Well under both the keep-alive timeout (5 s) and the forced cut (2 s).
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(response).toMatch(/^HTTP\/1\.1 400 /);
+    expect(response.toLowerCase()).toContain('connection: close');
+    expect(JSON.parse(response.slice(response.indexOf('\r\n\r\n') + 4))).toEqual({
+      __type: 'ResourceNotFoundException',
+      Message: "Secrets Manager can't find the specified secret.",
+    });
+    socket.destroy();
   });
 });
 
