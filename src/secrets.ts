@@ -39,8 +39,9 @@ export class SecretStore {
     private readonly rotationToken?: string,
   ) {}
 
-  async describe(): Promise<DescribeSecretResponse> {
-    return this.client.send(new DescribeSecretCommand({ SecretId: this.secretId }));
+  /** DescribeSecret of this secret, or of another one (the admin secret's tags). */
+  async describe(secretId = this.secretId): Promise<DescribeSecretResponse> {
+    return this.client.send(new DescribeSecretCommand({ SecretId: secretId }));
   }
 
   /** AWSCURRENT of this secret; it must exist. */

@@ -30,6 +30,7 @@ import {
 import { PUNCTUATION } from '../src/testing/random-password';
 import { MongoWireFake, type RecordedCommand } from './fakes/mongo-wire-fake';
 import { makeTestCerts, type TestCerts } from './support/certs';
+import { RdsDouble } from '../src/testing';
 import { assertNoLeaksInAll, createRotationHarness, type RotationHarness, type SecretVersion } from './support/rotation-harness';
 
 // Hostile names and passwords: quotes ' and ", bracket ], backslash, spaces, semicolon, %, upper
@@ -77,9 +78,9 @@ afterEach(async () => {
   await vi.waitFor(() => expect(fakes().map((f) => f.openConnections)).toEqual([0, 0, 0, 0]));
 });
 
-function harness(env: Env = {}): RotationHarness {
+function harness(env: Env = {}, rds = new RdsDouble()): RotationHarness {
   return createRotationHarness({
-    handler: (options) => createHandler(new DatabaseRotator(mongoEngine), options),
+    handler: (options) => createHandler(new DatabaseRotator(mongoEngine, { rdsClient: (region) => rds.client(region) }), options),
     env: { ...LAMBDA_ENV, ...env },
   });
 }
@@ -290,8 +291,10 @@ describe('alternating users', () => {
   async function setupAlternating(fake: MongoWireFake, h: RotationHarness, childExtra: Record<string, unknown> = {}, adminExtra: Record<string, unknown> = {}) {
     fake.addUser('admin', ADMIN, ADMIN_PW, ['root@admin']);
     fake.addUser('app', USER, PW0, ['readWrite@app', 'read@reporting']);
-    const adminArn = await h.createSecret({ username: ADMIN, password: ADMIN_PW, ...adminExtra });
-    const arn = await h.createSecret(childSecret(fake, { masterarn: adminArn, ...childExtra }));
+    const child = childSecret(fake, childExtra);
+    // The admin secret names the same server and TLS settings itself (it never borrows the child's).
+    const adminArn = await h.createSecret({ host: child.host, port: child.port, ssl: child.ssl, sslCa: child.sslCa, username: ADMIN, password: ADMIN_PW, ...adminExtra });
+    const arn = await h.createSecret({ ...child, masterarn: adminArn });
     return { arn, adminArn };
   }
 
@@ -376,11 +379,15 @@ describe('alternating users', () => {
     expect(plain.checkPassword('app', CLONE, pw)).toBe(true);
   });
 
-  it('works the DocumentDB way: engine docdb, users in admin, admin secret with only username and password, TLS', async () => {
+  it('works the DocumentDB way: engine docdb, users in admin, an RDS-managed admin secret found through its cluster tag, verified TLS', async () => {
     secure.addUser('admin', 'docdbadmin', ADMIN_PW, ['root@admin']);
     secure.addUser('admin', 'app_user', PW0, [{ role: 'readWrite', db: 'app' }]);
-    const h = harness();
+    const rds = new RdsDouble();
+    const clusterArn = rds.addCluster({ id: 'docs', engine: 'docdb', endpoint: secure.host, port: secure.port });
+    // The managed secret has no sslCa: the deployment's CA bundle (SSL_CA_BUNDLE) verifies the admin's connection.
+    const h = harness({ SSL_CA_BUNDLE: certs.caFile }, rds);
     const adminArn = await h.createSecret({ username: 'docdbadmin', password: ADMIN_PW });
+    h.sm.tagSecret(adminArn, [{ Key: 'aws:rds:primaryDBClusterArn', Value: clusterArn }]);
     const arn = await h.createSecret({ engine: 'docdb', host: secure.host, port: secure.port, username: 'app_user', password: PW0, sslCa: certs.caPem, masterarn: adminArn });
     const r = await h.rotate(arn);
     expect(r.error).toBeUndefined();
@@ -389,6 +396,7 @@ describe('alternating users', () => {
       { name: 'createUser', db: 'admin', user: 'admin.docdbadmin', ok: true, args: { createUser: 'app_user_clone', pwd: 'AWSPENDING', roles: [{ role: 'readWrite', db: 'app' }] } },
     ]);
     expect(secure.checkPassword('admin', 'app_user_clone', pw)).toBe(true);
+    expect(rds.calls.map((c) => [c.action, c.params.DBClusterIdentifier])).toEqual([['DescribeDBClusters', clusterArn]]);
   });
 
   it('confused-deputy guard: a forged AWSCURRENT never gets the admin to act', async () => {
@@ -444,7 +452,7 @@ describe('alternating users', () => {
     plain.addUser('admin', 'boss', ADMIN_PW, ['root@admin']);
     plain.addUser('admin', 'boss_clone', PW0, ['read@app']);
     const h = harness();
-    const adminArn = await h.createSecret({ username: 'boss', password: ADMIN_PW });
+    const adminArn = await h.createSecret({ host: plain.host, port: plain.port, ssl: false, username: 'boss', password: ADMIN_PW });
     const arn = await h.createSecret({ engine: 'mongo', host: plain.host, port: plain.port, username: 'boss_clone', password: PW0, ssl: false, masterarn: adminArn });
     const r = await h.rotate(arn);
     expect(r.succeeded).toBe(false);

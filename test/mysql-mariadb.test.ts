@@ -106,8 +106,10 @@ async function currentOf(h: RotationHarness, arn: string): Promise<{ versionId: 
 
 /** A multi-user secret set: the child secret (naming masterarn) and the admin secret in the same double. */
 async function alternatingSecret(h: RotationHarness, username: string, password: string, extra: Record<string, unknown> = {}, admin?: Record<string, unknown>) {
-  const adminArn = await h.createSecret(admin ?? { username: adminUser, password: adminPassword });
-  const arn = await h.createSecret(dbSecret(username, password, { masterarn: adminArn, ...extra }));
+  const child = dbSecret(username, password, extra);
+  // The admin secret names the same server and TLS settings itself (it never borrows the child's).
+  const adminArn = await h.createSecret({ host: child.host, port: child.port, ssl: child.ssl, sslCa: child.sslCa, ...(admin ?? { username: adminUser, password: adminPassword }) });
+  const arn = await h.createSecret({ ...child, masterarn: adminArn });
   return { arn, adminArn };
 }
 

@@ -290,7 +290,7 @@ describe('alternating users on MySQL 8 / 9 (fake server)', () => {
   it.each(['8.0.36', '9.1.0'])('%s: creates app_clone@10.0.% (not %), replays every grant with WITH GRANT/ADMIN OPTION, mirrors REQUIRE, keeps caching_sha2_password, sets the password last', async (version) => {
     const fake = server(version);
     const { h } = harnessFor(fake);
-    const adminArn = await h.createSecret({ username: 'rds admin', password: ADMIN_PASSWORD });
+    const adminArn = await h.createSecret({ host: 'db.example.internal', port: 3306, ssl: false, username: 'rds admin', password: ADMIN_PASSWORD });
     const arn = await h.createSecret(secret({ masterarn: adminArn }));
 
     const r = await h.rotate(arn);
@@ -340,7 +340,7 @@ describe('alternating users on MySQL 8 / 9 (fake server)', () => {
     ]);
     const { h } = harnessFor(fake);
     h.sensitive('Old-clone-pw1');
-    const adminArn = await h.createSecret({ username: 'rds admin', password: ADMIN_PASSWORD });
+    const adminArn = await h.createSecret({ host: 'db.example.internal', port: 3306, ssl: false, username: 'rds admin', password: ADMIN_PASSWORD });
     const arn = await h.createSecret(secret({ masterarn: adminArn }));
     expect((await h.rotate(arn)).error).toBeUndefined();
     const sqls = fake.statements('rds admin').map((s) => s.sql);
@@ -353,7 +353,7 @@ describe('alternating users on MySQL 8 / 9 (fake server)', () => {
   it('a replayed setSecret whose password the password history refuses is decided by the login check', async () => {
     const fake = server('8.0.36');
     const { h } = harnessFor(fake);
-    const adminArn = await h.createSecret({ username: 'rds admin', password: ADMIN_PASSWORD });
+    const adminArn = await h.createSecret({ host: 'db.example.internal', port: 3306, ssl: false, username: 'rds admin', password: ADMIN_PASSWORD });
     const arn = await h.createSecret(secret({ masterarn: adminArn }));
     const run = h.begin(arn);
     await h.invoke(run.event('createSecret'));
@@ -370,7 +370,7 @@ describe('alternating users on MySQL 8 / 9 (fake server)', () => {
     const fake = server('8.0.36');
     fake.failWith = (sql) => (sql.startsWith('CREATE USER') ? driverError('ER_SPECIFIC_ACCESS_DENIED_ERROR', 1227, 'Access denied; you need (at least one of) the CREATE USER privilege(s) for this operation', sql) : undefined);
     const { h } = harnessFor(fake);
-    const adminArn = await h.createSecret({ username: 'rds admin', password: ADMIN_PASSWORD });
+    const adminArn = await h.createSecret({ host: 'db.example.internal', port: 3306, ssl: false, username: 'rds admin', password: ADMIN_PASSWORD });
     const arn = await h.createSecret(secret({ masterarn: adminArn }));
     const r = await h.rotate(arn);
     expect(r.succeeded).toBe(false);
@@ -385,7 +385,7 @@ describe('alternating users on MySQL 8 / 9 (fake server)', () => {
     const long = 'a_service_account_name_28char'; // 29 + "_clone" = 35
     const fake = new FakeMysql('8.0.36', [account(long, INITIAL), account('rds admin', ADMIN_PASSWORD, { admin: true })]);
     const { h } = harnessFor(fake, { USERNAME_CHARACTER_LIMIT: '64' }); // let createSecret through
-    const adminArn = await h.createSecret({ username: 'rds admin', password: ADMIN_PASSWORD });
+    const adminArn = await h.createSecret({ host: 'db.example.internal', port: 3306, ssl: false, username: 'rds admin', password: ADMIN_PASSWORD });
     const arn = await h.createSecret(secret({ username: long, masterarn: adminArn }));
     const r = await h.rotate(arn);
     expect(r.succeeded).toBe(false);
@@ -402,7 +402,7 @@ describe('alternating users on MySQL 8 / 9 (fake server)', () => {
       const engine = createMysqlEngine({ connect: fake.connect }); // no env option: the packaged engine's shape
       const h = createRotationHarness({ handler: (o) => createHandler(new DatabaseRotator(engine), o), env: { USERNAME_CHARACTER_LIMIT: '64' } });
       h.sensitive(ADMIN_PASSWORD, INITIAL);
-      const adminArn = await h.createSecret({ username: 'rds admin', password: ADMIN_PASSWORD });
+      const adminArn = await h.createSecret({ host: 'db.example.internal', port: 3306, ssl: false, username: 'rds admin', password: ADMIN_PASSWORD });
       // A secret per rotation: each one fails and leaves its AWSPENDING behind.
       const child = () => h.createSecret(secret({ username: long, masterarn: adminArn }));
 
@@ -432,7 +432,7 @@ describe('alternating users on MySQL 8 / 9 (fake server)', () => {
   it('refuses the alternating strategy on MySQL before 5.7.6 (no CREATE USER IF NOT EXISTS / ALTER USER)', async () => {
     const fake = server('5.6.51-log');
     const { h } = harnessFor(fake, { USERNAME_CHARACTER_LIMIT: '16' });
-    const adminArn = await h.createSecret({ username: 'rds admin', password: ADMIN_PASSWORD });
+    const adminArn = await h.createSecret({ host: 'db.example.internal', port: 3306, ssl: false, username: 'rds admin', password: ADMIN_PASSWORD });
     const arn = await h.createSecret(secret({ masterarn: adminArn }));
     const r = await h.rotate(arn);
     expect(r.error).toMatch(/needs MySQL 5\.7\.6\+ or MariaDB 10\.2\+; the server is 5\.6\.51-log/);
@@ -443,7 +443,7 @@ describe('alternating users on MySQL 8 / 9 (fake server)', () => {
     const fake = server('8.0.36');
     fake.account('app', '10.0.%')!.grants.push('GRANT SELECT ON `x`.* TO `someone`@`%`');
     const { h } = harnessFor(fake);
-    const adminArn = await h.createSecret({ username: 'rds admin', password: ADMIN_PASSWORD });
+    const adminArn = await h.createSecret({ host: 'db.example.internal', port: 3306, ssl: false, username: 'rds admin', password: ADMIN_PASSWORD });
     const arn = await h.createSecret(secret({ masterarn: adminArn }));
     const r = await h.rotate(arn);
     expect(r.error).toMatch(/A SHOW GRANTS row of "app"@"10\.0\.%" could not be read \(its grantee is not the account asked for\); no grant was guessed/);

@@ -39,6 +39,7 @@ import {
 } from '../rotators/oracle/engine';
 import * as oracleIndex from '../rotators/oracle/index';
 import { makeTestCerts } from './support/certs';
+import { RdsDouble } from '../src/testing';
 import { assertNoLeaksInAll, createRotationHarness, type DoubleOptions } from './support/rotation-harness';
 import { FakeOracleError, FakeOracleServer, type FakeOracleOptions } from './fakes/oracle-fake';
 
@@ -67,8 +68,9 @@ function setup(options: { server?: FakeOracleOptions; env?: Env; sm?: DoubleOpti
   const db = new FakeOracleServer(options.server);
   servers.push(db);
   const engine = createOracleEngine({ connect: db.connect, maxUsernameLength: options.maxUsernameLength });
+  const rds = new RdsDouble();
   const h = createRotationHarness({
-    handler: (o) => createHandler(new DatabaseRotator(engine), o),
+    handler: (o) => createHandler(new DatabaseRotator(engine, { rdsClient: (region) => rds.client(region) }), o),
     env: options.env,
     sm: options.sm,
   });
@@ -76,7 +78,7 @@ function setup(options: { server?: FakeOracleOptions; env?: Env; sm?: DoubleOpti
   /** Log in to the fake through the engine, as the secret says. */
   const login = (secret: Record<string, unknown>, tlsOptions: TlsOptions = PLAIN) =>
     engine.connect({ ...base, ...secret } as DbSecret, { tls: tlsOptions, connectTimeoutMs: 5000, log: quietLog(), env: {} });
-  return { db, engine, h, base, login };
+  return { db, engine, h, base, login, rds };
 }
 
 /** An admin the alternating strategy can use: the RDS master user's shape (DBA role). */
@@ -553,8 +555,8 @@ describe('alternating users (admin secret in masterarn)', () => {
         { privilege: 'UPDATE ("SALARY")', object: '"HR"."EMPLOYEES"' },
       ],
     });
-    // An RDS-managed master secret: only username and password.
-    const adminArn = await s.h.createSecret({ username: 'admin', password: ADMIN_PW });
+    // A self-describing admin secret (the RDS-managed shape is tested on its own below).
+    const adminArn = await s.h.createSecret({ ...s.base, username: 'admin', password: ADMIN_PW });
     const arn = await s.h.createSecret({ ...s.base, username: secretName, password: APP_PW, masterarn: adminArn });
     return { ...s, adminArn, arn };
   }
@@ -644,7 +646,7 @@ describe('alternating users (admin secret in masterarn)', () => {
     addAdmin(s.db);
     s.db.addRole(role);
     s.db.addUser(name, { password: APP_PW, roles: ['CONNECT', role], objectGrants: [{ privilege: 'SELECT', object: `"H'R"."T; ]x"` }] });
-    const adminArn = await s.h.createSecret({ username: 'admin', password: ADMIN_PW });
+    const adminArn = await s.h.createSecret({ ...s.base, username: 'admin', password: ADMIN_PW });
     const arn = await s.h.createSecret({ ...s.base, username: `"${name}"`, password: APP_PW, masterarn: adminArn });
 
     const r = await s.h.rotate(arn);
@@ -687,7 +689,7 @@ describe('alternating users (admin secret in masterarn)', () => {
     addAdmin(db);
     const clonePw = 'Clone-Pa55word-xyz';
     db.addUser('ADMIN_CLONE', { password: clonePw, roles: ['CONNECT'] });
-    const adminArn = await h.createSecret({ username: 'admin', password: ADMIN_PW });
+    const adminArn = await h.createSecret({ ...base, username: 'admin', password: ADMIN_PW });
     // The exact-name form of ADMIN_CLONE: its alternate is "ADMIN", which is the admin user.
     const arn = await h.createSecret({ ...base, username: '"ADMIN_CLONE"', password: clonePw, masterarn: adminArn });
     const before = await h.current(arn);
@@ -710,6 +712,22 @@ describe('alternating users (admin secret in masterarn)', () => {
     expect(r.succeeded).toBe(false);
     expect(r.error).toMatch(/admin secret's host/);
     expect(db.connects.map((c) => c.user)).not.toContain('ADMIN');
+  });
+
+  it('finds an RDS-managed master secret (username and password only) through its RDS tag; RDS engine names accepted', async () => {
+    // An RDS-managed secret has no "ssl" field: DEFAULT_SSL_MODE decides (the fake speaks plain TCP only).
+    const { db, h, base, rds } = setup({ env: { DEFAULT_SSL_MODE: 'disable' } });
+    addAdmin(db);
+    db.addUser('APP', { password: APP_PW, roles: ['CONNECT'] });
+    const dbArn = rds.addInstance({ id: 'orcl', engine: 'oracle-se2-cdb', address: db.host, port: db.port });
+    const adminArn = await h.createSecret({ username: 'admin', password: ADMIN_PW });
+    h.sm.tagSecret(adminArn, [{ Key: 'aws:rds:primaryDBInstanceArn', Value: dbArn }]);
+    const arn = await h.createSecret({ ...base, engine: 'oracle-se2-cdb', username: 'app', password: APP_PW, masterarn: adminArn });
+    const r = await h.rotate(arn);
+    expect(r.error).toBeUndefined();
+    expect((await h.current(arn)).json!.username).toBe('APP_CLONE');
+    expect(rds.calls.map((c) => [c.action, c.params.DBInstanceIdentifier])).toEqual([['DescribeDBInstances', dbArn]]);
+    expect(db.sqlOf('ADMIN')[0]).toBe(LOOKUP);
   });
 
   it('a retry finishes a grant copy an earlier attempt left half done', async () => {
@@ -744,7 +762,7 @@ describe('alternating users (admin secret in masterarn)', () => {
       objectGrants: [{ privilege: 'SELECT', object: '"SYS"."DBA_USERS"' }],
     });
     s.db.addUser('APP', { password: APP_PW, roles: ['CONNECT'] });
-    const adminArn = await s.h.createSecret({ username: 'admin', password: ADMIN_PW });
+    const adminArn = await s.h.createSecret({ ...s.base, username: 'admin', password: ADMIN_PW });
     const arn = await s.h.createSecret({ ...s.base, username: 'app', password: APP_PW, masterarn: adminArn });
     const r = await s.h.rotate(arn);
     expect(r.succeeded).toBe(false);
@@ -757,7 +775,7 @@ describe('alternating users (admin secret in masterarn)', () => {
     addAdmin(s.db);
     const long = 'A'.repeat(25);
     s.db.addUser(long, { password: APP_PW, roles: ['CONNECT'] });
-    const adminArn = await s.h.createSecret({ username: 'admin', password: ADMIN_PW });
+    const adminArn = await s.h.createSecret({ ...s.base, username: 'admin', password: ADMIN_PW });
     const arn = await s.h.createSecret({ ...s.base, username: long, password: APP_PW, masterarn: adminArn });
     const before = await s.h.current(arn);
     const r = await s.h.rotate(arn);
@@ -771,7 +789,7 @@ describe('alternating users (admin secret in masterarn)', () => {
     addAdmin(s2.db);
     const wide = '"' + '€'.repeat(10) + '"';
     s2.db.addUser('€'.repeat(10), { password: APP_PW, roles: ['CONNECT'] });
-    const adminArn2 = await s2.h.createSecret({ username: 'admin', password: ADMIN_PW });
+    const adminArn2 = await s2.h.createSecret({ ...s2.base, username: 'admin', password: ADMIN_PW });
     const arn2 = await s2.h.createSecret({ ...s2.base, username: wide, password: APP_PW, masterarn: adminArn2 });
     const r2 = await s2.h.rotate(arn2);
     expect(r2.succeeded).toBe(false);
@@ -786,7 +804,7 @@ describe('alternating users (admin secret in masterarn)', () => {
       addAdmin(s.db);
       const long = 'A'.repeat(25);
       s.db.addUser(long, { password: APP_PW, roles: ['CONNECT'] });
-      const adminArn = await s.h.createSecret({ username: 'admin', password: ADMIN_PW });
+      const adminArn = await s.h.createSecret({ ...s.base, username: 'admin', password: ADMIN_PW });
       // A secret per rotation: a failed one leaves its AWSPENDING behind.
       const child = () => s.h.createSecret({ ...s.base, username: long, password: APP_PW, masterarn: adminArn });
       const r = await s.h.rotate(await child());

@@ -4,6 +4,9 @@
  * four steps exactly as RotateSecret does. Every test ends with the no-leak assertion: no
  * password of any version, nor the admin's or the superuser's, appears in any log line or error.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Client } from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DatabaseRotator } from '../src/db/database-rotator';
@@ -13,6 +16,7 @@ import { Logger } from '../src/log';
 import type { Env } from '../src/password';
 import { STEPS } from '../src/rotator';
 import { classifyConnectError, PostgresEngine, postgresEngine, scramSha256Verifier } from '../rotators/postgres/engine';
+import { RdsDouble } from '../src/testing';
 import { SSL_ONLY_GROUP } from './support/postgres';
 import type { PostgresInfo } from './support/provided';
 import { assertNoLeaksInAll, createRotationHarness, type RotationHarness } from './support/rotation-harness';
@@ -93,8 +97,10 @@ async function allowAdminToGrant(role: string, admin = adminUser): Promise<void>
 /** A multi-user secret set: the child secret (naming masterarn) and the admin secret in the same double. */
 async function alternatingSecret(h: RotationHarness, username: string, password: string, extra: Record<string, unknown> = {}, admin?: Record<string, unknown>) {
   await allowAdminToGrant(username);
-  const adminArn = await h.createSecret(admin ?? { username: adminUser, password: adminPassword });
-  const arn = await h.createSecret(dbSecret(username, password, { masterarn: adminArn, ...extra }));
+  const child = dbSecret(username, password, extra);
+  // The admin secret names the same server and TLS settings itself (it never borrows the child's).
+  const adminArn = await h.createSecret({ host: child.host, port: child.port, ssl: child.ssl, sslCa: child.sslCa, ...(admin ?? { username: adminUser, password: adminPassword }) });
+  const arn = await h.createSecret({ ...child, masterarn: adminArn });
   return { arn, adminArn };
 }
 
@@ -360,7 +366,7 @@ describe('alternating users', () => {
     });
     const r = await h.rotate(arn);
     expect(r.succeeded).toBe(false);
-    expect(r.error).toMatch(/admin secret's host "other-db.example.com" is not the host/);
+    expect(r.error).toMatch(/admin secret's host "other-db.example.com" \(from the admin secret\) is not the host/);
     expect(await roleExists(`${user}_clone`)).toBe(false);
   });
 
@@ -518,6 +524,42 @@ describe('TLS', () => {
     const cur = await passwordOf(h, arn);
     expect(await tryLogin(cur.username, cur.password, { ca: info.caPem, host })).toBe('ok');
     if (strategy === 'single') expect(await tryLogin(user, cur.password)).toBe('28000'); // plaintext refused
+  });
+
+  it('alternating with an RDS-managed admin secret (credentials only): endpoint from the RDS API, admin login over verified TLS', async () => {
+    const caDir = mkdtempSync(join(tmpdir(), 'rl-ca-'));
+    const caFile = join(caDir, 'ca.pem');
+    writeFileSync(caFile, info.caPem);
+    const rds = new RdsDouble();
+    const h = createRotationHarness({
+      handler: (o) => createHandler(new DatabaseRotator(postgresEngine, { rdsClient: (region) => rds.client(region) }), o),
+      // The managed secret has no sslCa: the deployment's CA bundle verifies the admin's server.
+      env: { SSL_CA_BUNDLE: caFile },
+    });
+    // An admin the server accepts over TLS only: the rotation succeeds only if its login used TLS.
+    const admin = uniq('rds admin');
+    const adminPw = hostilePassword('rdsadmin');
+    await createRole(admin, adminPw, `CREATEROLE IN ROLE ${ident(SSL_ONLY_GROUP)}`);
+    h.sensitive(info.superPassword, adminPw);
+    const user = uniq('managed');
+    const initial = hostilePassword('managed');
+    await createRole(user, initial);
+    await allowAdminToGrant(user, admin);
+    const dbArn = rds.addInstance({ id: 'orders-pg', engine: 'postgres', address: 'localhost', port: info.port });
+    const adminArn = await h.createSecret({ username: admin, password: adminPw });
+    h.sm.tagSecret(adminArn, [{ Key: 'aws:rds:primaryDBInstanceArn', Value: dbArn }]);
+    // The child itself connects without TLS: that must not weaken the admin's login.
+    const arn = await h.createSecret(dbSecret(user, initial, { host: 'localhost', masterarn: adminArn }));
+    const r = await h.rotate(arn);
+    rmSync(caDir, { recursive: true, force: true });
+    expect(r.error).toBeUndefined();
+    const cur = await passwordOf(h, arn);
+    expect(cur.username).toBe(`${user}_clone`);
+    expect(await tryLogin(cur.username, cur.password)).toBe('ok');
+    expect(rds.calls.map((c) => [c.action, c.params.DBInstanceIdentifier])).toEqual([['DescribeDBInstances', dbArn]]);
+    expect(h.records().find((l) => l.msg === 'admin secret endpoint')).toMatchObject({ host: 'localhost', port: info.port, endpointFrom: `RDS instance ${dbArn}` });
+    // The same admin with "ssl": false in its own secret is refused by the server: TLS was what let it in.
+    expect(await tryLogin(admin, adminPw)).toBe('28000');
   });
 
   it('fails with a TLS error against the wrong CA and changes nothing', async () => {

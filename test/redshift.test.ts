@@ -67,6 +67,11 @@ function secretFor(username: string, password: string, extra: Record<string, unk
   return { engine: 'redshift', host: pg.host, port: pg.port, dbname: DB, username, password, ssl: 'verify-full', sslCa: pg.caPem, ...extra };
 }
 
+/** A self-describing admin secret for the same server (a Redshift-managed admin secret, credentials only, is not supported). */
+function adminSecret(username: string, password: string): Record<string, unknown> {
+  return { host: pg.host, port: pg.port, ssl: 'verify-full', sslCa: pg.caPem, username, password };
+}
+
 function harness(env: Record<string, string> = {}, sm?: { rotationMaxAttempts?: number }): RotationHarness {
   return createRotationHarness({ handler: (o) => createHandler(new RedshiftRotator(), o), env, sm });
 }
@@ -313,8 +318,7 @@ describe('alternating users', () => {
     await suDb.query(`GRANT SELECT ON ${id(data)}.t2 TO ${id(grp)}`);
 
     const h = harness();
-    // The admin secret in the shape of an RDS/Redshift-managed admin secret: credentials only.
-    const adminArn = await h.createSecret({ username: admin, password: adminPassword });
+    const adminArn = await h.createSecret(adminSecret(admin, adminPassword));
     const arn = await h.createSecret(secretFor(app, HOSTILE_PASSWORD, { masterarn: adminArn }));
 
     // Rotation 1: app -> app_clone (created).
@@ -398,7 +402,7 @@ describe('alternating users', () => {
       await invoke(event);
       await invoke(event);
     };
-    const adminArn = await h.createSecret({ username: admin, password: adminPassword, host: pg.host });
+    const adminArn = await h.createSecret(adminSecret(admin, adminPassword));
     const arn = await h.createSecret(secretFor(app, HOSTILE_PASSWORD, { masterarn: adminArn }));
     for (const expected of [`${app}_clone`, app, `${app}_clone`]) {
       const r = await h.rotate(arn);
@@ -433,7 +437,7 @@ describe('alternating users', () => {
       await su.query(`ALTER USER ${id(admin)} SUPERUSER`);
       await invoke(event);
     };
-    const adminArn = await h.createSecret({ username: admin, password: adminPassword });
+    const adminArn = await h.createSecret(adminSecret(admin, adminPassword));
     const initial = secretFor(app, HOSTILE_PASSWORD, { masterarn: adminArn });
     const arn = await h.createSecret(initial);
     const r = await h.rotate(arn);
@@ -450,7 +454,7 @@ describe('alternating users', () => {
     const app = `rs Super ${ID}`;
     await su.query(`CREATE USER ${id(app)} SUPERUSER PASSWORD ${lit(HOSTILE_PASSWORD)}`);
     const h = harness();
-    const adminArn = await h.createSecret({ username: pg.superuser, password: pg.superPassword });
+    const adminArn = await h.createSecret(adminSecret(pg.superuser, pg.superPassword));
     const initial = JSON.stringify(secretFor(app, HOSTILE_PASSWORD, { masterarn: adminArn }));
     const arn = await h.createSecret(initial);
     const r = await h.rotate(arn);
@@ -464,7 +468,7 @@ describe('alternating users', () => {
     const app = `rs NoAdminPw ${ID}`;
     await createUser(app, HOSTILE_PASSWORD);
     const h = harness();
-    const adminArn = await h.createSecret({ username: pg.superuser });
+    const adminArn = await h.createSecret({ ...adminSecret(pg.superuser, ''), password: undefined });
     const initial = JSON.stringify(secretFor(app, HOSTILE_PASSWORD, { masterarn: adminArn }));
     const arn = await h.createSecret(initial);
     const r = await h.rotate(arn);

@@ -40,6 +40,7 @@ import { engine as packagedEngine } from '../rotators/sqlserver';
 import { FakeSqlServer, startTdsStub, TDS, type TdsStub, type TdsStubOptions, tokenize } from './fakes/sqlserver-fake';
 import { makeTestCerts, type TestCerts } from './support/certs';
 import { assertNoLeaksInAll, createRotationHarness, type RotationHarness } from './support/rotation-harness';
+import { RdsDouble } from '../src/testing';
 
 const HOST = 'sql-1.abcdefghij.us-east-1.rds.amazonaws.com';
 const ADMIN = 'rds_master';
@@ -51,6 +52,7 @@ const lit = (s: string) => s.split("'").join("''");
 
 interface World {
   fake: FakeSqlServer;
+  rds: RdsDouble;
   h: RotationHarness;
 }
 
@@ -70,8 +72,9 @@ afterEach(() => {
 function world(env: Env = {}): World {
   const fake = new FakeSqlServer();
   const engine = createSqlServerEngine({ connect: fake.connect });
-  const h = createRotationHarness({ handler: (o) => createHandler(new DatabaseRotator(engine), o), env });
-  const w = { fake, h };
+  const rds = new RdsDouble();
+  const h = createRotationHarness({ handler: (o) => createHandler(new DatabaseRotator(engine, { rdsClient: (region) => rds.client(region) }), o), env });
+  const w = { fake, h, rds };
   worlds.push(w);
   return w;
 }
@@ -556,18 +559,22 @@ describe('alternating users', () => {
     const arn = await w.h.createSecret(secret('app', P0, { masterarn: adminArn }));
     const r = await w.h.rotate(arn);
     expect(r.succeeded).toBe(false);
-    expect(r.error).toMatch(/admin secret's host "other.example.com" is not the host/);
+    expect(r.error).toMatch(/admin secret's host "other.example.com" \(from the admin secret\) is not the host/);
     expect(w.fake.connects.map((c) => c.user)).not.toContain(ADMIN);
   });
 
-  it('works with an RDS engine name and an RDS-managed admin secret (username and password only)', async () => {
+  it('works with an RDS engine name and an RDS-managed admin secret (username and password only, found through its RDS tag)', async () => {
     const w = world();
     appServer(w.fake);
+    const dbArn = w.rds.addInstance({ id: 'orders', engine: 'sqlserver-se', address: HOST, port: 1433 });
     const adminArn = await w.h.createSecret({ username: ADMIN, password: ADMIN_PW });
+    w.h.sm.tagSecret(adminArn, [{ Key: 'aws:rds:primaryDBInstanceArn', Value: dbArn }]);
     const arn = await w.h.createSecret(secret('app', P0, { engine: 'sqlserver-se', masterarn: adminArn }));
     const r = await w.h.rotate(arn);
     expect(r.succeeded, r.error).toBe(true);
+    expect(w.rds.calls.map((c) => c.action)).toEqual(['DescribeDBInstances']);
     const admin = w.fake.connects.find((c) => c.user === ADMIN)!;
+    // No "ssl" in an RDS-managed secret: the admin logs in with the default, verified TLS.
     expect(admin).toMatchObject({ server: HOST, port: 1433, database: 'appdb', encrypt: true });
   });
 

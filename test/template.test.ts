@@ -130,11 +130,26 @@ describe('template.yaml', () => {
       expect(own[0].Resource).toEqual({ 'Fn::Sub': 'arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:*' });
       expect(own[0].Condition).toEqual({ StringEquals: { 'secretsmanager:resource/AllowRotationLambdaArn': functionArnSub(engine) } });
 
-      // Alternating users: GetSecretValue only, only on the admin secrets given, only when given.
+      // Alternating users: read (value and tags) only the admin secrets given, only when given;
+      // RDS engines may look up the database an RDS-managed admin secret is tagged with.
       const admin = granted((s) => s.condition === 'HasMasterSecrets');
-      expect(admin).toHaveLength(1);
-      expect(admin[0].Action).toBe('secretsmanager:GetSecretValue');
-      expect(admin[0].Resource).toEqual({ Ref: 'MasterSecretArns' });
+      const readAdmin = admin.filter((s) => list(s.Action).some((a: string) => a.startsWith('secretsmanager:')));
+      expect(readAdmin).toHaveLength(1);
+      expect(list(readAdmin[0].Action).sort()).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
+      expect(readAdmin[0].Resource).toEqual({ Ref: 'MasterSecretArns' });
+      const rds = granted((s) => list(s.Action).some((a: string) => a.startsWith('rds:')));
+      if (engine.name === 'redshift') {
+        expect(rds).toEqual([]);
+      } else {
+        expect(rds).toHaveLength(1);
+        expect(rds[0].condition).toBe('HasMasterSecrets');
+        expect(list(rds[0].Action).sort()).toEqual(['rds:DescribeDBClusters', 'rds:DescribeDBInstances']);
+        expect(rds[0].Resource).toEqual([
+          { 'Fn::Sub': 'arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:db:*' },
+          { 'Fn::Sub': 'arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:cluster:*' },
+        ]);
+      }
+      expect(admin).toHaveLength(1 + rds.length);
 
       // No other Secrets Manager action, and GetRandomPassword (which has no resource) on '*'.
       const sm = granted((s) => list(s.Action).some((a: string) => a.startsWith('secretsmanager:')));

@@ -1,8 +1,18 @@
 import { ConfigError, LoginError, type LoginFailure, RotationError, RotationStateError, SecretFormatError, VerificationError, describeError } from '../errors';
 import type { Logger } from '../log';
-import { passwordPolicyFromEnv } from '../password';
+import { envFlag, passwordPolicyFromEnv } from '../password';
 import { Rotator, type StepContext } from '../rotator';
 import { AWSCURRENT, AWSPENDING, AWSPREVIOUS } from '../secrets';
+import {
+  type AdminEndpoint,
+  defaultRdsClientFactory,
+  normaliseRdsEngine,
+  RDS_CLUSTER_TAG,
+  RDS_INSTANCE_TAG,
+  type RdsClientFactory,
+  rdsEndpoint,
+  rdsTargetFromTags,
+} from './admin-endpoint';
 import type { DatabaseEngine } from './engine';
 import {
   type DbSecret,
@@ -15,6 +25,11 @@ import {
 import { parseTlsMode, resolveCa, tlsAttempts } from './tls';
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+
+export interface DatabaseRotatorOptions {
+  /** The RDS client per region, for RDS-managed admin secrets (default: the AWS SDK's, with the function's role). */
+  rdsClient?: RdsClientFactory;
+}
 
 type Login<C> = { ok: true; conn: C; secret: DbSecret } | { ok: false; failure: LoginFailure };
 
@@ -38,7 +53,10 @@ type Login<C> = { ok: true; conn: C; secret: DbSecret } | { ok: false; failure: 
 export class DatabaseRotator<C = unknown> extends Rotator {
   readonly name: string;
 
-  constructor(readonly engine: DatabaseEngine<C>) {
+  constructor(
+    readonly engine: DatabaseEngine<C>,
+    private readonly options: DatabaseRotatorOptions = {},
+  ) {
     super();
     this.name = engine.name;
   }
@@ -233,9 +251,11 @@ export class DatabaseRotator<C = unknown> extends Rotator {
   }
 
   /**
-   * The admin secret, as a connectable DbSecret. A secret holding only username and password
-   * (the shape of RDS-managed master secrets) connects to the child's host, port and engine.
-   * A host in the admin secret must equal the child's host.
+   * The admin secret, as a connectable DbSecret. Its host comes from the admin secret itself, or
+   * for an RDS-managed master secret (only username and password) from the RDS API via the
+   * secret's aws:rds tags, or, only when ADMIN_HOST_FROM_CHILD=true, from the child secret. It
+   * must equal the child's host. TLS settings are the admin secret's own (absent: the default
+   * mode), never the child's: a writer of the child secret must not weaken the admin's login.
    */
   private async adminSecret(current: DbSecret, ctx: StepContext): Promise<DbSecret> {
     const arn = current.masterarn;
@@ -243,31 +263,47 @@ export class DatabaseRotator<C = unknown> extends Rotator {
       throw new SecretFormatError('The AWSCURRENT secret has no "masterarn" field; the alternating-users strategy needs the admin secret\'s ARN.');
     }
     const raw = parseAdminSecret(await ctx.secrets.other(arn), 'admin');
-    const host = typeof raw.host === 'string' && raw.host ? raw.host : current.host;
-    if (!sameHost(host, current.host)) {
+    const endpoint = await this.adminEndpoint(arn, raw, current, ctx);
+    if (!sameHost(endpoint.host, current.host)) {
       throw new RotationStateError(
-        `The admin secret's host "${host}" is not the host "${current.host}" of the secret being rotated.`,
-        'Use an admin secret for the same database server.',
+        `The admin secret's host "${endpoint.host}" (from ${endpoint.source}) is not the host "${current.host}" of the secret being rotated.`,
+        'Use an admin secret for the same database server, with the same endpoint name in both secrets (for a cluster, its writer endpoint).',
       );
     }
-    const engine = typeof raw.engine === 'string' && raw.engine ? raw.engine : current.engine;
+    const engine =
+      typeof raw.engine === 'string' && raw.engine
+        ? raw.engine
+        : endpoint.engine
+          ? normaliseRdsEngine(endpoint.engine, this.engine.engines)
+          : current.engine;
     if (!this.engine.engines.includes(engine)) {
       throw new SecretFormatError(`The admin secret has engine "${engine.slice(0, 40)}"; expected one of ${this.engine.engines.join(', ')}.`);
     }
     const admin = {
       ...raw,
       engine,
-      host,
-      port: raw.port ?? current.port,
+      host: endpoint.host,
+      port: raw.port ?? endpoint.port ?? current.port,
       // The admin works in the child's database (AWS's rotators do the same), unless the
       // engine's dbname is where a user authenticates (MongoDB).
       dbname: this.engine.adminKeepsOwnDatabase ? raw.dbname : current.dbname,
-      // Same server: without TLS settings of its own the admin uses the child's.
-      ssl: raw.ssl ?? current.ssl,
-      sslCa: raw.sslCa ?? current.sslCa,
     } as DbSecret;
-    parseTlsMode(admin.ssl, ctx.env, 'admin');
+    parseTlsMode(admin.ssl, ctx.env, 'admin secret');
+    ctx.log.info('admin secret endpoint', { host: admin.host, port: admin.port, endpointFrom: endpoint.source });
     return admin;
+  }
+
+  private async adminEndpoint(arn: string, raw: Record<string, unknown>, current: DbSecret, ctx: StepContext): Promise<AdminEndpoint> {
+    if (typeof raw.host === 'string' && raw.host) return { host: raw.host, source: 'the admin secret' };
+    const target = rdsTargetFromTags((await ctx.secrets.describe(arn)).Tags);
+    if (target) return rdsEndpoint(target, this.options.rdsClient ?? defaultRdsClientFactory);
+    if (envFlag(ctx.env, 'ADMIN_HOST_FROM_CHILD', false)) {
+      return { host: current.host, port: current.port, source: 'the child secret (ADMIN_HOST_FROM_CHILD)' };
+    }
+    throw new ConfigError(
+      `The admin secret ${arn} has no "host" field and no ${RDS_INSTANCE_TAG} or ${RDS_CLUSTER_TAG} tag to find its database by; refusing to send the admin credentials to the host the child secret names.`,
+      'Add "host" (and "port") to the admin secret, or use an RDS-managed master secret, or set ADMIN_HOST_FROM_CHILD=true if everyone who can change the child secret may also choose where the admin credentials go.',
+    );
   }
 
   /** One login, with the secret's TLS mode ("prefer" may try twice). Never throws for a failed login. */

@@ -13,3 +13,4 @@ export {
 } from './secrets-manager-double';
 export { startSecretsManagerServer, type SecretsManagerServer, type SecretsManagerServerOptions } from './http-server';
 export { randomPassword, type RandomPasswordRequest, LOWERCASE, UPPERCASE, DIGITS, PUNCTUATION } from './random-password';
+export { RdsDouble, type RdsInstance, type RdsCluster, type RdsCall } from './rds-double';

@@ -347,6 +347,17 @@ export class SecretsManagerDouble {
     this.functions.set(lambdaArn, fn);
   }
 
+  /**
+   * Tag a secret from the service side, as RDS does for the master secrets it manages
+   * (aws:rds:primaryDBInstanceArn / aws:rds:primaryDBClusterArn). Not recorded as a call.
+   */
+  tagSecret(secretId: string, tags: Array<{ Key: string; Value: string }>): void {
+    const s = this.findLive(secretId);
+    const merged = new Map((s.tags ?? []).map((t) => [t.Key, t]));
+    for (const t of tags) merged.set(t.Key, t);
+    s.tags = [...merged.values()];
+  }
+
   /** Labelled versions of a secret (name or ARN): versionId -> stages. */
   versionStages(secretId: string): Record<string, string[]> {
     const s = this.find(secretId);

@@ -24,11 +24,14 @@ import {
   UpdateSecretCommand,
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
+import { CreateDBClusterCommand, CreateDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { accessSync, constants, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rdsEndpoint } from '../../src/db/admin-endpoint';
+import { RdsDouble } from '../../src/testing';
 import { DIGITS, LOWERCASE, PUNCTUATION, UPPERCASE } from '../../src/testing/random-password';
 import { SecretsManagerDouble } from '../../src/testing/secrets-manager-double';
 import { freePort } from '../support/server-process';
@@ -428,6 +431,43 @@ describe.skipIf(!MOTO)(`cross-check against moto_server${MOTO ? '' : ' (skipped:
       await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
       if (moto.exitCode === null && moto.signalCode === null) process.kill(-moto.pid, 'SIGKILL');
     }
+  });
+
+  it('the RDS lookup of an RDS-managed admin secret reads moto\'s RDS answers as it reads the RDS double\'s', async () => {
+    const endpoint = String(await motoClient.config.endpoint!().then((e) => `${e.protocol}//${e.hostname}:${e.port}`));
+    const rdsAt = () => new RDSClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'AKIDMOTOCROSSCHECK', secretAccessKey: 'moto' }, maxAttempts: 1 });
+    const client = rdsAt();
+    const db = await client.send(new CreateDBInstanceCommand({
+      DBInstanceIdentifier: 'xcheck-pg', Engine: 'postgres', DBInstanceClass: 'db.t3.micro', AllocatedStorage: 20,
+      MasterUsername: 'admin1', ManageMasterUserPassword: true,
+    }));
+    const cluster = await client.send(new CreateDBClusterCommand({
+      DBClusterIdentifier: 'xcheck-aurora', Engine: 'aurora-postgresql', MasterUsername: 'admin1', ManageMasterUserPassword: true,
+    }));
+    const instanceArn = db.DBInstance!.DBInstanceArn!;
+    const clusterArn = cluster.DBCluster!.DBClusterArn!;
+    const viaMoto = {
+      instance: await rdsEndpoint({ kind: 'instance', arn: instanceArn }, rdsAt),
+      cluster: await rdsEndpoint({ kind: 'cluster', arn: clusterArn }, rdsAt),
+      missing: await rdsEndpoint({ kind: 'instance', arn: instanceArn.replace('xcheck-pg', 'xcheck-gone') }, rdsAt).catch((e: Error) => e.name),
+    };
+    // The same databases in the double, with moto's endpoints.
+    const double = new RdsDouble();
+    double.addInstance({ id: 'xcheck-pg', engine: 'postgres', address: viaMoto.instance.host, port: viaMoto.instance.port! });
+    double.addCluster({ id: 'xcheck-aurora', engine: 'aurora-postgresql', endpoint: viaMoto.cluster.host, port: viaMoto.cluster.port! });
+    const viaDouble = {
+      instance: await rdsEndpoint({ kind: 'instance', arn: double.instanceArn('xcheck-pg') }, (r) => double.client(r)),
+      cluster: await rdsEndpoint({ kind: 'cluster', arn: double.clusterArn('xcheck-aurora') }, (r) => double.client(r)),
+      missing: await rdsEndpoint({ kind: 'instance', arn: double.instanceArn('xcheck-gone') }, (r) => double.client(r)).catch((e: Error) => e.name),
+    };
+    expect(instanceArn).toBe(double.instanceArn('xcheck-pg'));
+    expect(viaMoto.instance).toMatchObject({ engine: 'postgres', port: 5432 });
+    expect(viaMoto.instance.host).toMatch(/^xcheck-pg\./);
+    expect(viaMoto.cluster).toMatchObject({ engine: 'aurora-postgresql' });
+    expect(viaMoto.cluster.host).toMatch(/^xcheck-aurora\.cluster-/);
+    expect(viaMoto.missing).toBe('RotationStateError');
+    expect(viaDouble).toEqual(viaMoto);
+    client.destroy();
   });
 
   it('both ran the same script', () => {
