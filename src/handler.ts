@@ -1,6 +1,6 @@
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { describeError, EventError, RotationError, RotationStateError } from './errors';
-import { Logger, type LogSink, stdoutSink } from './log';
+import { Logger, type LogSink, parseLevel, stdoutSink } from './log';
 import type { Env } from './password';
 import { Redactor } from './redact';
 import type { Rotator, Step, StepContext } from './rotator';
@@ -55,7 +55,8 @@ export function createHandler(rotator: Rotator, options: HandlerOptions = {}): R
   return async (event: RotationEvent): Promise<void> => {
     const redactor = new Redactor();
     const started = Date.now();
-    let log = new Logger(options.logSink ?? stdoutSink, { rotator: rotator.name }, redactor);
+    // LOG_LEVEL comes from the handler's environment, read on every invocation like the rest.
+    let log = new Logger(options.logSink ?? stdoutSink, { rotator: rotator.name }, redactor, parseLevel(getEnv().LOG_LEVEL));
     try {
       const { secretId, token, step, rotationToken } = parseEvent(event);
       redactor.add(rotationToken);

@@ -52,7 +52,8 @@ export class Logger {
   }
 }
 
-function parseLevel(v: string | undefined): LogLevel {
+/** LOG_LEVEL's value as a level; anything else is "info". */
+export function parseLevel(v: string | undefined): LogLevel {
   const l = (v ?? '').toLowerCase();
   return l in LEVELS ? (l as LogLevel) : 'info';
 }

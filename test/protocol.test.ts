@@ -173,6 +173,19 @@ describe('a full rotation through RotateSecret', () => {
     expect(rotator.valid.has(value.key)).toBe(true);
   });
 
+  it('takes LOG_LEVEL from the handler\'s environment on every invocation', async () => {
+    const env: Record<string, string> = { LOG_LEVEL: 'warn' };
+    const quiet: string[] = [];
+    const h = createHandler(rotator, { client, env: () => env, logSink: (l) => quiet.push(l) });
+    const lambda = `${LAMBDA}-quiet`;
+    sm.registerFunction(lambda, h);
+    expect((await sm.rotateAndWait(arn, { lambdaArn: lambda })).succeeded).toBe(true);
+    expect(quiet).toEqual([]);
+    env.LOG_LEVEL = 'debug';
+    expect((await sm.rotateAndWait(arn, { lambdaArn: lambda })).succeeded).toBe(true);
+    expect(quiet.map((l) => JSON.parse(l).msg)).toContain('step started');
+  });
+
   it('makes one DescribeSecret per step and no redundant calls', async () => {
     sm.resetCalls();
     await sm.rotateAndWait(arn, { lambdaArn: LAMBDA });
