@@ -58,6 +58,8 @@ describe('bundles', () => {
       const { packages } = bundle();
       for (const d of engine.drivers) expect(packages, d).toContain(d);
       expect(packages).toContain('@aws-sdk/client-secrets-manager');
+      // The RDS client for RDS-managed admin secrets: bundled, evaluated only on first use.
+      expect(packages).toContain('@aws-sdk/client-rds');
       for (const x of engine.external) expect(packages, x).not.toContain(x);
       const text = code.get(name)!;
       expect(text).toContain('RotationToken');
