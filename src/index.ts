@@ -5,7 +5,15 @@ export * from './errors';
 export { Logger, type LogSink, type LogFields, type LogLevel, stdoutSink } from './log';
 export { Redactor } from './redact';
 export { DEFAULT_PASSWORD_POLICY, passwordPolicyFromEnv, envFlag, passwordClasses, type PasswordPolicy, type Env } from './password';
-export { DatabaseRotator } from './db/database-rotator';
+export { DatabaseRotator, type DatabaseRotatorOptions } from './db/database-rotator';
+export {
+  type AdminEndpoint,
+  type ManagedAdminLookup,
+  rdsManagedAdminLookup,
+  type RdsClientFactory,
+  RDS_CLUSTER_TAG,
+  RDS_INSTANCE_TAG,
+} from './db/admin-endpoint';
 export type { DatabaseEngine, ConnectOptions, PasswordChange, AlternateUserChange } from './db/engine';
 export {
   type DbSecret,

@@ -7,6 +7,9 @@
  */
 import { GetRandomPasswordCommand } from '@aws-sdk/client-secrets-manager';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Client } from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createHandler, Logger, type RotationEvent } from '../src';
@@ -16,6 +19,8 @@ import {
   redshiftPasswordPolicy,
   validateRedshiftPassword,
 } from '../rotators/redshift';
+import { redshiftManagedAdminLookup } from '../rotators/redshift/managed-admin';
+import { RedshiftDouble } from '../src/testing';
 import { SSL_ONLY_GROUP } from './support/postgres';
 import { assertNoLeaksInAll, createRotationHarness, type RotationHarness } from './support/rotation-harness';
 
@@ -67,7 +72,7 @@ function secretFor(username: string, password: string, extra: Record<string, unk
   return { engine: 'redshift', host: pg.host, port: pg.port, dbname: DB, username, password, ssl: 'verify-full', sslCa: pg.caPem, ...extra };
 }
 
-/** A self-describing admin secret for the same server (a Redshift-managed admin secret, credentials only, is not supported). */
+/** A self-describing admin secret for the same server (Redshift-managed ones are tested on their own). */
 function adminSecret(username: string, password: string): Record<string, unknown> {
   return { host: pg.host, port: pg.port, ssl: 'verify-full', sslCa: pg.caPem, username, password };
 }
@@ -411,6 +416,77 @@ describe('alternating users', () => {
       expect(cur.username).toBe(expected);
       expect(await tryAs(expected, cur.password as string, `CREATE SCHEMA ${id(`s ${randomUUID().slice(0, 8)}`)}`)).toBe('ok');
     }
+  });
+
+  describe('Redshift-managed admin secret (credentials only, tagged by Redshift)', () => {
+    let caDir: string;
+    let caFile: string;
+    beforeAll(() => {
+      caDir = mkdtempSync(join(tmpdir(), 'rl-rs-ca-'));
+      caFile = join(caDir, 'ca.pem');
+      writeFileSync(caFile, pg.caPem);
+    });
+    afterAll(() => rmSync(caDir, { recursive: true, force: true }));
+
+    /** A harness whose Redshift APIs are the double; the managed secret has no sslCa, so the deployment's CA bundle verifies. */
+    function managedHarness(rs: RedshiftDouble): RotationHarness {
+      const lookup = redshiftManagedAdminLookup({ redshift: (r) => rs.client(r), serverless: (r) => rs.serverlessClient(r) });
+      return createRotationHarness({ handler: (o) => createHandler(new RedshiftRotator(undefined, { managedAdmin: lookup }), o), env: { SSL_CA_BUNDLE: caFile } });
+    }
+
+    async function managedSetup(tag: { Key: string; Value: string }, rs: RedshiftDouble) {
+      const app = `rs Managed ${randomUUID().slice(0, 6)}`;
+      const admin = `rs managed admin ${randomUUID().slice(0, 6)}`;
+      const adminPassword = `Managed-${ID}-Pw`;
+      await su.query(`CREATE USER ${id(admin)} SUPERUSER PASSWORD ${lit(adminPassword)}`);
+      await createUser(app, HOSTILE_PASSWORD);
+      const h = managedHarness(rs);
+      h.sensitive(adminPassword);
+      const adminArn = await h.createSecret({ username: admin, password: adminPassword });
+      h.sm.tagSecret(adminArn, [tag]);
+      const arn = await h.createSecret(secretFor(app, HOSTILE_PASSWORD, { masterarn: adminArn }));
+      return { h, arn, app };
+    }
+
+    it('provisioned: the cluster endpoint comes from DescribeClusters, by the identifier in the tagged ARN', async () => {
+      const rs = new RedshiftDouble();
+      const clusterArn = rs.addCluster('analytics', pg.host, pg.port);
+      const { h, arn, app } = await managedSetup({ Key: 'aws:redshift:primaryClusterArn', Value: clusterArn }, rs);
+      const r = await h.rotate(arn);
+      expect(r.error).toBeUndefined();
+      const cur = (await h.current(arn)).json!;
+      expect(cur.username).toBe(`${app}_clone`);
+      expect(await tryAs(`${app}_clone`, cur.password as string)).toBe('ok');
+      expect(rs.calls.map((c) => [c.action, c.params.ClusterIdentifier])).toEqual([['DescribeClusters', 'analytics']]);
+      expect(h.records().find((l) => l.msg === 'admin secret endpoint')).toMatchObject({ host: pg.host, port: pg.port, endpointFrom: `Redshift cluster ${clusterArn}` });
+    });
+
+    it('Serverless: namespace ARN -> name -> the workgroup serving it, reading every page', async () => {
+      const rs = new RedshiftDouble();
+      rs.addNamespace('other-1');
+      rs.addNamespace('other-2');
+      const nsArn = rs.addNamespace('warehouse');
+      rs.addWorkgroup('wg-a', 'other-1', 'wg-a.example.invalid');
+      rs.addWorkgroup('wg-b', 'other-2', 'wg-b.example.invalid');
+      rs.addWorkgroup('wg-warehouse', 'warehouse', pg.host, pg.port);
+      const { h, arn } = await managedSetup({ Key: 'aws:redshift-serverless:namespaceArn', Value: nsArn }, rs);
+      const r = await h.rotate(arn);
+      expect(r.error).toBeUndefined();
+      // Two items a page in the double: both lists need a second page.
+      expect(rs.calls.map((c) => [c.action, c.params.nextToken ?? null])).toEqual([
+        ['ListNamespaces', null], ['ListNamespaces', '2'], ['ListWorkgroups', null], ['ListWorkgroups', '2'],
+      ]);
+      expect(h.records().find((l) => l.msg === 'admin secret endpoint')).toMatchObject({ endpointFrom: 'Redshift Serverless workgroup wg-warehouse of namespace warehouse' });
+    });
+
+    it('an unknown cluster stops the rotation before the admin logs in; the child\'s host is never used instead', async () => {
+      const rs = new RedshiftDouble();
+      const { h, arn, app } = await managedSetup({ Key: 'aws:redshift:primaryClusterArn', Value: 'arn:aws:redshift:us-east-1:123456789012:cluster:gone' }, rs);
+      const r = await h.rotate(arn);
+      expect(r.succeeded).toBe(false);
+      expect(r.error).toMatch(/tagged with the Redshift cluster arn:aws:redshift:us-east-1:123456789012:cluster:gone, which Redshift does not know/);
+      expect(await userExists(`${app}_clone`)).toBe(false);
+    });
   });
 
   it('rolls everything back when the admin cannot copy a privilege, and succeeds on a retry once it can', async () => {

@@ -138,9 +138,16 @@ describe('template.yaml', () => {
       expect(list(readAdmin[0].Action).sort()).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
       expect(readAdmin[0].Resource).toEqual({ Ref: 'MasterSecretArns' });
       const rds = granted((s) => list(s.Action).some((a: string) => a.startsWith('rds:')));
+      const redshift = granted((s) => list(s.Action).some((a: string) => a.startsWith('redshift')));
       if (engine.name === 'redshift') {
         expect(rds).toEqual([]);
+        expect(redshift.every((s) => s.condition === 'HasMasterSecrets')).toBe(true);
+        expect(redshift.map((s) => [list(s.Action).sort(), s.Resource])).toEqual([
+          [['redshift:DescribeClusters'], { 'Fn::Sub': 'arn:${AWS::Partition}:redshift:${AWS::Region}:${AWS::AccountId}:cluster:*' }],
+          [['redshift-serverless:ListNamespaces', 'redshift-serverless:ListWorkgroups'], '*'],
+        ]);
       } else {
+        expect(redshift).toEqual([]);
         expect(rds).toHaveLength(1);
         expect(rds[0].condition).toBe('HasMasterSecrets');
         expect(list(rds[0].Action).sort()).toEqual(['rds:DescribeDBClusters', 'rds:DescribeDBInstances']);
@@ -149,7 +156,7 @@ describe('template.yaml', () => {
           { 'Fn::Sub': 'arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:cluster:*' },
         ]);
       }
-      expect(admin).toHaveLength(1 + rds.length);
+      expect(admin).toHaveLength(1 + rds.length + redshift.length);
 
       // No other Secrets Manager action, and GetRandomPassword (which has no resource) on '*'.
       const sm = granted((s) => list(s.Action).some((a: string) => a.startsWith('secretsmanager:')));
@@ -184,7 +191,9 @@ describe('template.yaml', () => {
       const covered = new Set([...own, ...admin, random, ...kms, ...logs, ...ec2]);
       expect(statements.filter((s) => !covered.has(s))).toEqual([]);
       for (const s of statements.filter((x) => x.Resource === '*')) {
-        expect(list(s.Action).every((a: string) => a === 'secretsmanager:GetRandomPassword' || a.startsWith('ec2:'))).toBe(true);
+        // GetRandomPassword, ENI management and Redshift Serverless's List* calls take no resource.
+        const unscoped = (a: string) => a === 'secretsmanager:GetRandomPassword' || a.startsWith('ec2:') || /^redshift-serverless:List/.test(a);
+        expect(list(s.Action).every(unscoped)).toBe(true);
       }
     });
 

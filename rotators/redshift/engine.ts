@@ -35,6 +35,7 @@ import {
   type ConnectOptions,
   type DatabaseEngine,
   DatabaseRotator,
+  type DatabaseRotatorOptions,
   type DbSecret,
   DEFAULT_PASSWORD_POLICY,
   type Env,
@@ -50,6 +51,7 @@ import {
   type StepContext,
 } from '../../src';
 import { connectPg, pgLoginFailure } from '../postgres/pg-connect';
+import { redshiftManagedAdminLookup } from './managed-admin';
 
 export const REDSHIFT_PASSWORD_MIN_LENGTH = 8;
 export const REDSHIFT_PASSWORD_MAX_LENGTH = 64;
@@ -420,8 +422,9 @@ export const redshiftEngine: DatabaseEngine<Client> = {
  * (and its mandatory exclusions applied) before a password is generated.
  */
 export class RedshiftRotator extends DatabaseRotator<Client> {
-  constructor(engine: DatabaseEngine<Client> = redshiftEngine) {
-    super(engine);
+  /** Admin secrets managed by Redshift (credentials only) are traced through the Redshift APIs. */
+  constructor(engine: DatabaseEngine<Client> = redshiftEngine, options: DatabaseRotatorOptions = {}) {
+    super(engine, { managedAdmin: redshiftManagedAdminLookup(), ...options });
   }
 
   override async generatePending(currentString: string, ctx: StepContext): Promise<string> {

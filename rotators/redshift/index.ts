@@ -22,3 +22,4 @@ export {
 } from './engine';
 
 export const handler = createHandler(new RedshiftRotator());
+export { REDSHIFT_CLUSTER_TAG, REDSHIFT_SERVERLESS_TAG, redshiftManagedAdminLookup, type RedshiftLookupClients } from './managed-admin';

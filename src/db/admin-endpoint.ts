@@ -18,6 +18,34 @@ export interface AdminEndpoint {
   source: string;
 }
 
+/**
+ * Finds the database of a managed admin secret (one that holds only credentials) through the
+ * tags its service put on it. Engines whose service manages admin secrets differently (Redshift)
+ * bring their own.
+ */
+export interface ManagedAdminLookup {
+  /** The tag keys it reads, for error messages. */
+  readonly tagKeys: readonly string[];
+  /** The endpoint; undefined when none of its tags is there. A failed lookup throws a RotationError. */
+  find(tags: readonly Tag[] | undefined): Promise<AdminEndpoint | undefined>;
+}
+
+/** The value of a tag, its key compared case-insensitively; blank counts as absent. */
+export function tagValue(tags: readonly Tag[] | undefined, key: string): string | undefined {
+  return tags?.find((t) => t.Key?.toLowerCase() === key.toLowerCase())?.Value?.trim() || undefined;
+}
+
+/** Wraps an AWS API failure of a lookup into a ConfigError naming the permission it needs. */
+export function lookupFailed(what: string, permission: string, e: unknown): RotationError {
+  if (e instanceof RotationError) return e;
+  const name = e instanceof Error ? e.name : 'Error';
+  const message = e instanceof Error ? e.message : String(e);
+  return new ConfigError(
+    `Looking up the admin secret's database (${what}) failed: ${name}: ${message}`,
+    `The function needs ${permission} on it, and a route to that API (a NAT gateway or a VPC endpoint).`,
+  );
+}
+
 /** The tags RDS puts on the master secrets it manages (keys compared case-insensitively). */
 export const RDS_INSTANCE_TAG = 'aws:rds:primaryDBInstanceArn';
 export const RDS_CLUSTER_TAG = 'aws:rds:primaryDBClusterArn';
@@ -29,12 +57,22 @@ export interface RdsTarget {
 
 /** The database an RDS-managed secret belongs to, from its tags (a cluster tag wins). */
 export function rdsTargetFromTags(tags: readonly Tag[] | undefined): RdsTarget | undefined {
-  const find = (key: string) => tags?.find((t) => t.Key?.toLowerCase() === key.toLowerCase())?.Value?.trim();
-  const cluster = find(RDS_CLUSTER_TAG);
+  const cluster = tagValue(tags, RDS_CLUSTER_TAG);
   if (cluster) return { kind: 'cluster', arn: cluster };
-  const instance = find(RDS_INSTANCE_TAG);
+  const instance = tagValue(tags, RDS_INSTANCE_TAG);
   if (instance) return { kind: 'instance', arn: instance };
   return undefined;
+}
+
+/** RDS, Aurora and DocumentDB managed master secrets, looked up in the RDS API. */
+export function rdsManagedAdminLookup(clientFor: RdsClientFactory = defaultRdsClientFactory): ManagedAdminLookup {
+  return {
+    tagKeys: [RDS_INSTANCE_TAG, RDS_CLUSTER_TAG],
+    async find(tags) {
+      const target = rdsTargetFromTags(tags);
+      return target ? rdsEndpoint(target, clientFor) : undefined;
+    },
+  };
 }
 
 /** The region of an ARN (arn:partition:service:region:account:resource), if it has one. */
@@ -84,14 +122,8 @@ export async function rdsEndpoint(target: RdsTarget, clientFor: RdsClientFactory
     if (!i?.Endpoint?.Address) throw notFound(target);
     return { host: i.Endpoint.Address, port: i.Endpoint.Port, engine: i.Engine, source: `RDS instance ${target.arn}` };
   } catch (e) {
-    if (e instanceof RotationError) throw e;
-    const name = e instanceof Error ? e.name : 'Error';
-    const message = e instanceof Error ? e.message : String(e);
-    if (/NotFound/.test(name)) throw notFound(target);
-    throw new ConfigError(
-      `Looking up the admin secret's database (${target.kind} ${target.arn}) in the RDS API failed: ${name}: ${message}`,
-      `The function needs ${permission} on it, and a route to the RDS API (a NAT gateway or an "rds" VPC endpoint).`,
-    );
+    if (e instanceof Error && /NotFound/.test(e.name)) throw notFound(target);
+    throw lookupFailed(`RDS ${target.kind} ${target.arn}`, permission, e);
   }
 }
 

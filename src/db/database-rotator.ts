@@ -3,16 +3,7 @@ import type { Logger } from '../log';
 import { envFlag, passwordPolicyFromEnv } from '../password';
 import { Rotator, type StepContext } from '../rotator';
 import { AWSCURRENT, AWSPENDING, AWSPREVIOUS } from '../secrets';
-import {
-  type AdminEndpoint,
-  defaultRdsClientFactory,
-  normaliseRdsEngine,
-  RDS_CLUSTER_TAG,
-  RDS_INSTANCE_TAG,
-  type RdsClientFactory,
-  rdsEndpoint,
-  rdsTargetFromTags,
-} from './admin-endpoint';
+import { type AdminEndpoint, type ManagedAdminLookup, normaliseRdsEngine, type RdsClientFactory, rdsManagedAdminLookup } from './admin-endpoint';
 import type { DatabaseEngine } from './engine';
 import {
   type DbSecret,
@@ -27,7 +18,9 @@ import { parseTlsMode, resolveCa, tlsAttempts } from './tls';
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
 
 export interface DatabaseRotatorOptions {
-  /** The RDS client per region, for RDS-managed admin secrets (default: the AWS SDK's, with the function's role). */
+  /** How an admin secret holding only credentials is traced to its database (default: RDS-managed secrets via the RDS API). */
+  managedAdmin?: ManagedAdminLookup;
+  /** With the default managedAdmin: the RDS client per region (default: the AWS SDK's, with the function's role). */
   rdsClient?: RdsClientFactory;
 }
 
@@ -295,14 +288,15 @@ export class DatabaseRotator<C = unknown> extends Rotator {
 
   private async adminEndpoint(arn: string, raw: Record<string, unknown>, current: DbSecret, ctx: StepContext): Promise<AdminEndpoint> {
     if (typeof raw.host === 'string' && raw.host) return { host: raw.host, source: 'the admin secret' };
-    const target = rdsTargetFromTags((await ctx.secrets.describe(arn)).Tags);
-    if (target) return rdsEndpoint(target, this.options.rdsClient ?? defaultRdsClientFactory);
+    const lookup = this.options.managedAdmin ?? rdsManagedAdminLookup(this.options.rdsClient);
+    const found = await lookup.find((await ctx.secrets.describe(arn)).Tags);
+    if (found) return found;
     if (envFlag(ctx.env, 'ADMIN_HOST_FROM_CHILD', false)) {
       return { host: current.host, port: current.port, source: 'the child secret (ADMIN_HOST_FROM_CHILD)' };
     }
     throw new ConfigError(
-      `The admin secret ${arn} has no "host" field and no ${RDS_INSTANCE_TAG} or ${RDS_CLUSTER_TAG} tag to find its database by; refusing to send the admin credentials to the host the child secret names.`,
-      'Add "host" (and "port") to the admin secret, or use an RDS-managed master secret, or set ADMIN_HOST_FROM_CHILD=true if everyone who can change the child secret may also choose where the admin credentials go.',
+      `The admin secret ${arn} has no "host" field and no ${lookup.tagKeys.join(' or ')} tag to find its database by; refusing to send the admin credentials to the host the child secret names.`,
+      'Add "host" (and "port") to the admin secret, or use a service-managed admin secret, or set ADMIN_HOST_FROM_CHILD=true if everyone who can change the child secret may also choose where the admin credentials go.',
     );
   }
 

@@ -14,3 +14,4 @@ export {
 export { startSecretsManagerServer, type SecretsManagerServer, type SecretsManagerServerOptions } from './http-server';
 export { randomPassword, type RandomPasswordRequest, LOWERCASE, UPPERCASE, DIGITS, PUNCTUATION } from './random-password';
 export { RdsDouble, type RdsInstance, type RdsCluster, type RdsCall } from './rds-double';
+export { RedshiftDouble, type RedshiftCall } from './redshift-double';

@@ -5,8 +5,7 @@
  * `@aws-sdk/client-rds` client talks to it unchanged, in-process.
  */
 import { RDSClient, type RDSClientConfig } from '@aws-sdk/client-rds';
-import { randomUUID } from 'node:crypto';
-import { InProcessRequestHandler, type JsonResponse } from './wire';
+import { InProcessRequestHandler, type JsonResponse, queryError, queryResult, xmlText as xml } from './wire';
 
 export interface RdsInstance {
   /** The instance identifier (the ARN is derived from it). */
@@ -120,24 +119,5 @@ function idFrom(value: string | undefined, arnPrefix: string): string | undefine
   return value.startsWith(arnPrefix) ? value.slice(arnPrefix.length) : value;
 }
 
-function xml(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-}
-
-function ok(action: string, result: string): JsonResponse {
-  const id = randomUUID();
-  return {
-    status: 200,
-    headers: { 'content-type': 'text/xml', 'x-amzn-requestid': id },
-    body: `<${action}Response xmlns="${NS}"><${action}Result>${result}</${action}Result><ResponseMetadata><RequestId>${id}</RequestId></ResponseMetadata></${action}Response>`,
-  };
-}
-
-function error(status: number, code: string, message: string): JsonResponse {
-  const id = randomUUID();
-  return {
-    status,
-    headers: { 'content-type': 'text/xml', 'x-amzn-requestid': id },
-    body: `<ErrorResponse xmlns="${NS}"><Error><Type>Sender</Type><Code>${code}</Code><Message>${xml(message)}</Message></Error><RequestId>${id}</RequestId></ErrorResponse>`,
-  };
-}
+const ok = (action: string, result: string) => queryResult(NS, action, result);
+const error = (status: number, code: string, message: string) => queryError(NS, status, code, message);

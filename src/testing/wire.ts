@@ -70,6 +70,31 @@ export function epochSeconds(ms: number | undefined): number | undefined {
   return ms === undefined ? undefined : ms / 1000;
 }
 
+/** Text for an XML element (the Query-protocol doubles' responses). */
+export function xmlText(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+/** An AWS Query protocol result (RDS, Redshift): `<ActionResponse><ActionResult>...`. */
+export function queryResult(ns: string, action: string, result: string): JsonResponse {
+  const id = randomUUID();
+  return {
+    status: 200,
+    headers: { 'content-type': 'text/xml', 'x-amzn-requestid': id },
+    body: `<${action}Response xmlns="${ns}"><${action}Result>${result}</${action}Result><ResponseMetadata><RequestId>${id}</RequestId></ResponseMetadata></${action}Response>`,
+  };
+}
+
+/** An AWS Query protocol error: `<ErrorResponse><Error><Code>`, which the SDK turns into the exception name. */
+export function queryError(ns: string, status: number, code: string, message: string): JsonResponse {
+  const id = randomUUID();
+  return {
+    status,
+    headers: { 'content-type': 'text/xml', 'x-amzn-requestid': id },
+    body: `<ErrorResponse xmlns="${ns}"><Error><Type>Sender</Type><Code>${code}</Code><Message>${xmlText(message)}</Message></Error><RequestId>${id}</RequestId></ErrorResponse>`,
+  };
+}
+
 /** The parts of a Smithy HttpRequest the transport reads. */
 interface WireRequest {
   method: string;

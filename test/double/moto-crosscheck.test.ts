@@ -25,13 +25,15 @@ import {
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
 import { CreateDBClusterCommand, CreateDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
+import { CreateClusterCommand, RedshiftClient } from '@aws-sdk/client-redshift';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { accessSync, constants, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rdsEndpoint } from '../../src/db/admin-endpoint';
-import { RdsDouble } from '../../src/testing';
+import { redshiftManagedAdminLookup } from '../../rotators/redshift/managed-admin';
+import { RdsDouble, RedshiftDouble } from '../../src/testing';
 import { DIGITS, LOWERCASE, PUNCTUATION, UPPERCASE } from '../../src/testing/random-password';
 import { SecretsManagerDouble } from '../../src/testing/secrets-manager-double';
 import { freePort } from '../support/server-process';
@@ -466,6 +468,34 @@ describe.skipIf(!MOTO)(`cross-check against moto_server${MOTO ? '' : ' (skipped:
     expect(viaMoto.cluster).toMatchObject({ engine: 'aurora-postgresql' });
     expect(viaMoto.cluster.host).toMatch(/^xcheck-aurora\.cluster-/);
     expect(viaMoto.missing).toBe('RotationStateError');
+    expect(viaDouble).toEqual(viaMoto);
+    client.destroy();
+  });
+
+  it('the Redshift lookup of a Redshift-managed admin secret reads moto\'s DescribeClusters as it reads the Redshift double\'s', async () => {
+    const endpoint = String(await motoClient.config.endpoint!().then((e) => `${e.protocol}//${e.hostname}:${e.port}`));
+    const at = () => new RedshiftClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'AKIDMOTOCROSSCHECK', secretAccessKey: 'moto' }, maxAttempts: 1 });
+    const client = at();
+    const created = await client.send(new CreateClusterCommand({
+      ClusterIdentifier: 'xcheck-rs', NodeType: 'ra3.xlplus', MasterUsername: 'admin1', MasterUserPassword: 'Xcheck-Pw-1', ClusterType: 'single-node',
+    }));
+    const clusterArn = `arn:aws:redshift:us-east-1:123456789012:cluster:${created.Cluster!.ClusterIdentifier}`;
+    const lookup = redshiftManagedAdminLookup({ redshift: at });
+    const viaMoto = {
+      found: await lookup.find([{ Key: 'aws:redshift:primaryclusterarn', Value: clusterArn }]),
+      missing: await lookup.find([{ Key: 'aws:redshift:primaryClusterArn', Value: clusterArn.replace('xcheck-rs', 'xcheck-gone') }]).catch((e: Error) => e.name),
+    };
+    expect(viaMoto.found).toMatchObject({ engine: 'redshift', port: 5439 });
+    expect(viaMoto.found!.host).toMatch(/^xcheck-rs\./);
+    expect(viaMoto.missing).toBe('RotationStateError');
+    const double = new RedshiftDouble();
+    double.addCluster('xcheck-rs', viaMoto.found!.host, viaMoto.found!.port);
+    const viaDouble = {
+      found: await redshiftManagedAdminLookup({ redshift: (r) => double.client(r) }).find([{ Key: 'aws:redshift:primaryclusterarn', Value: clusterArn }]),
+      missing: await redshiftManagedAdminLookup({ redshift: (r) => double.client(r) })
+        .find([{ Key: 'aws:redshift:primaryClusterArn', Value: clusterArn.replace('xcheck-rs', 'xcheck-gone') }])
+        .catch((e: Error) => e.name),
+    };
     expect(viaDouble).toEqual(viaMoto);
     client.destroy();
   });

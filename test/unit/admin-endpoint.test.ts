@@ -95,6 +95,6 @@ describe('rdsEndpoint with the default client over HTTP', () => {
     // The double refuses another region, as RDS refuses a call it is not allowed.
     const refused = await rdsEndpoint({ kind: 'instance', arn: 'arn:aws:rds:sa-east-1:123456789012:db:x' }, defaultRdsClientFactory).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(ConfigError);
-    expect((refused as Error).message).toMatch(/RDS API failed: InvalidClientTokenId: .* needs rds:DescribeDBInstances on it/);
+    expect((refused as Error).message).toMatch(/\(RDS instance arn:aws:rds:sa-east-1:123456789012:db:x\) failed: InvalidClientTokenId: .* needs rds:DescribeDBInstances on it/);
   });
 });

@@ -131,7 +131,7 @@ describe('where the admin secret connects', () => {
     const r = await h.rotate(arn);
     expect(r.succeeded).toBe(false);
     expect(r.error).toMatch(/The admin secret .* has no "host" field and no aws:rds:primaryDBInstanceArn or aws:rds:primaryDBClusterArn tag/);
-    expect(r.error).toMatch(/Add "host" \(and "port"\) to the admin secret, or use an RDS-managed master secret, or set ADMIN_HOST_FROM_CHILD=true/);
+    expect(r.error).toMatch(/Add "host" \(and "port"\) to the admin secret, or use a service-managed admin secret, or set ADMIN_HOST_FROM_CHILD=true/);
     expect(logins.filter((l) => l.who.startsWith('admin@'))).toEqual([]);
     expect(changes).toEqual([]);
     expect(h.holderOf(arn, 'AWSCURRENT')).not.toBe(r.versionId);
@@ -192,7 +192,7 @@ describe('where the admin secret connects', () => {
     const otherRegion = await h.createSecret({ username: 'admin', password: ADMIN_PW, ssl: false });
     h.sm.tagSecret(otherRegion, [{ Key: 'aws:rds:primaryDBClusterArn', Value: 'arn:aws:rds:ap-south-1:123456789012:cluster:x' }]);
     const denied = await h.rotate(await h.createSecret(secret({ masterarn: otherRegion })));
-    expect(denied.error).toMatch(/Looking up the admin secret's database \(cluster arn:aws:rds:ap-south-1:123456789012:cluster:x\) in the RDS API failed: InvalidClientTokenId/);
+    expect(denied.error).toMatch(/Looking up the admin secret's database \(RDS cluster arn:aws:rds:ap-south-1:123456789012:cluster:x\) failed: InvalidClientTokenId/);
     expect(denied.error).toMatch(/needs rds:DescribeDBClusters on it/);
     expect(changes).toEqual([]);
   });
