@@ -45,25 +45,25 @@ const STEP_ALIASES: Record<string, Step> = {
 export function createHandler(rotator: Rotator, options: HandlerOptions = {}): RotationHandler {
   let cachedClient: SecretsManagerClient | undefined;
   const getEnv = (): Env => (typeof options.env === 'function' ? options.env() : (options.env ?? process.env));
-  const getClient = (): SecretsManagerClient => {
+  const getClient = (env: Env): SecretsManagerClient => {
     if (typeof options.client === 'function') return options.client();
     if (options.client) return options.client;
-    cachedClient ??= defaultSecretsManagerClient(getEnv());
+    cachedClient ??= defaultSecretsManagerClient(env);
     return cachedClient;
   };
 
   return async (event: RotationEvent): Promise<void> => {
     const redactor = new Redactor();
     const started = Date.now();
-    // LOG_LEVEL comes from the handler's environment, read on every invocation like the rest.
-    let log = new Logger(options.logSink ?? stdoutSink, { rotator: rotator.name }, redactor, parseLevel(getEnv().LOG_LEVEL));
+    // Read once per invocation: LOG_LEVEL, the step and the client all see the same environment.
+    const env = getEnv();
+    let log = new Logger(options.logSink ?? stdoutSink, { rotator: rotator.name }, redactor, parseLevel(env.LOG_LEVEL));
     try {
       const { secretId, token, step, rotationToken } = parseEvent(event);
       redactor.add(rotationToken);
       log = log.child({ secretId, step, versionId: token });
       log.info('step started');
-      const env = getEnv();
-      const secrets = new SecretStore(getClient(), secretId, token, redactor, log, rotationToken);
+      const secrets = new SecretStore(getClient(env), secretId, token, redactor, log, rotationToken);
       const metadata = await secrets.describe();
 
       if (metadata.RotationEnabled === false) {

@@ -65,11 +65,8 @@ export abstract class Rotator {
   }
 
   async finishSecret(ctx: StepContext): Promise<void> {
+    // The handler never runs a step for a version that is already AWSCURRENT.
     const holder = currentVersionId(ctx.metadata);
-    if (holder === ctx.token) {
-      ctx.log.info('version is already AWSCURRENT; nothing to finish');
-      return;
-    }
     await ctx.secrets.moveCurrentToToken(holder);
     ctx.log.info('moved AWSCURRENT', { versionId: ctx.token, previousVersionId: holder ?? null });
   }

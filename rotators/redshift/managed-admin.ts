@@ -6,7 +6,7 @@
  */
 import type { RedshiftClient } from '@aws-sdk/client-redshift';
 import type { ListNamespacesCommandOutput, ListWorkgroupsCommandOutput, RedshiftServerlessClient } from '@aws-sdk/client-redshift-serverless';
-import { type AdminEndpoint, lookupFailed, type ManagedAdminLookup, regionOfArn, tagValue } from '../../src/db/admin-endpoint';
+import { type AdminEndpoint, lookupFailed, type ManagedAdminLookup, perRegion, regionOfArn, tagValue } from '../../src/db/admin-endpoint';
 import { RotationStateError } from '../../src/errors';
 
 export const REDSHIFT_CLUSTER_TAG = 'aws:redshift:primaryClusterArn';
@@ -20,22 +20,9 @@ export interface RedshiftLookupClients {
 const loadRedshift = () => import('@aws-sdk/client-redshift');
 const loadServerless = () => import('@aws-sdk/client-redshift-serverless');
 
-function cached<C>(make: (region: string | undefined) => Promise<C>): (region: string | undefined) => Promise<C> {
-  const clients = new Map<string, Promise<C>>();
-  return (region) => {
-    const key = region ?? '';
-    let c = clients.get(key);
-    if (!c) {
-      c = make(region);
-      clients.set(key, c);
-    }
-    return c;
-  };
-}
-
 // AWS_ENDPOINT_URL_REDSHIFT / AWS_ENDPOINT_URL_REDSHIFT_SERVERLESS (read by the SDK) select VPC endpoints.
-const defaultRedshift = cached(async (region) => new (await loadRedshift()).RedshiftClient(region ? { region } : {}));
-const defaultServerless = cached(async (region) => new (await loadServerless()).RedshiftServerlessClient(region ? { region } : {}));
+const defaultRedshift = perRegion(async (region) => new (await loadRedshift()).RedshiftClient(region ? { region } : {}));
+const defaultServerless = perRegion(async (region) => new (await loadServerless()).RedshiftServerlessClient(region ? { region } : {}));
 
 /** The managed-admin lookup of the Redshift rotator. */
 export function redshiftManagedAdminLookup(clients: RedshiftLookupClients = {}): ManagedAdminLookup {

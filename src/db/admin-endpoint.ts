@@ -1,6 +1,6 @@
 import type { RDSClient } from '@aws-sdk/client-rds';
 import type { Tag } from '@aws-sdk/client-secrets-manager';
-import { ConfigError, RotationError, RotationStateError } from '../errors';
+import { ConfigError, describeError, RotationError, RotationStateError } from '../errors';
 
 /**
  * Where an admin secret that names no host connects. An RDS-managed master secret (RDS or
@@ -39,9 +39,8 @@ export function tagValue(tags: readonly Tag[] | undefined, key: string): string 
 export function lookupFailed(what: string, permission: string, e: unknown): RotationError {
   if (e instanceof RotationError) return e;
   const name = e instanceof Error ? e.name : 'Error';
-  const message = e instanceof Error ? e.message : String(e);
   return new ConfigError(
-    `Looking up the admin secret's database (${what}) failed: ${name}: ${message}`,
+    `Looking up the admin secret's database (${what}) failed: ${name}: ${describeError(e)}`,
     `The function needs ${permission} on it, and a route to that API (a NAT gateway or a VPC endpoint).`,
   );
 }
@@ -90,20 +89,25 @@ export type RdsClientFactory = (region: string | undefined) => RDSClient | Promi
  */
 const loadRds = () => import('@aws-sdk/client-rds');
 
-export const defaultRdsClientFactory: RdsClientFactory = (() => {
-  const clients = new Map<string, RDSClient>();
-  return async (region) => {
+/**
+ * One client per region, made on first use and kept for the container's life. The promise is
+ * kept, so two concurrent first calls share one client.
+ */
+export function perRegion<C>(make: (region: string | undefined) => Promise<C>): (region: string | undefined) => Promise<C> {
+  const clients = new Map<string, Promise<C>>();
+  return (region) => {
     const key = region ?? '';
     let c = clients.get(key);
     if (!c) {
-      const { RDSClient } = await loadRds();
-      // AWS_ENDPOINT_URL_RDS (read by the SDK itself) points it at a VPC endpoint if needed.
-      c = new RDSClient(region ? { region } : {});
+      c = make(region);
       clients.set(key, c);
     }
     return c;
   };
-})();
+}
+
+// AWS_ENDPOINT_URL_RDS (read by the SDK itself) points it at a VPC endpoint if needed.
+export const defaultRdsClientFactory: RdsClientFactory = perRegion(async (region) => new (await loadRds()).RDSClient(region ? { region } : {}));
 
 /** Look up the endpoint of the database an RDS-managed master secret belongs to. */
 export async function rdsEndpoint(target: RdsTarget, clientFor: RdsClientFactory): Promise<AdminEndpoint> {

@@ -281,7 +281,7 @@ export class DatabaseRotator<C = unknown> extends Rotator {
       // engine's dbname is where a user authenticates (MongoDB).
       dbname: this.engine.adminKeepsOwnDatabase ? raw.dbname : current.dbname,
     } as DbSecret;
-    parseTlsMode(admin.ssl, ctx.env, 'admin secret');
+    // Its "ssl" field is checked by login(), before any connection.
     ctx.log.info('admin secret endpoint', { host: admin.host, port: admin.port, endpointFrom: endpoint.source });
     return admin;
   }

@@ -196,6 +196,13 @@ function sameValue(v: Version, value: SecretValue): boolean {
   return v.secretString === value.secretString && v.secretBinary === value.secretBinary;
 }
 
+/** TagResource's rule: a tag replaces the one with the same key, others are kept. */
+function mergeTags(s: Secret, tags: Tag[]): void {
+  const merged = new Map((s.tags ?? []).map((t) => [t.Key, t]));
+  for (const t of tags) merged.set(t.Key, t);
+  s.tags = [...merged.values()];
+}
+
 function dayOf(ms: number): number {
   return Math.floor(ms / DAY_MS) * DAY_MS;
 }
@@ -351,11 +358,8 @@ export class SecretsManagerDouble {
    * Tag a secret from the service side, as RDS does for the master secrets it manages
    * (aws:rds:primaryDBInstanceArn / aws:rds:primaryDBClusterArn). Not recorded as a call.
    */
-  tagSecret(secretId: string, tags: Array<{ Key: string; Value: string }>): void {
-    const s = this.findLive(secretId);
-    const merged = new Map((s.tags ?? []).map((t) => [t.Key, t]));
-    for (const t of tags) merged.set(t.Key, t);
-    s.tags = [...merged.values()];
+  tagSecret(secretId: string, tags: Tag[]): void {
+    mergeTags(this.findLive(secretId), tags);
   }
 
   /** Labelled versions of a secret (name or ARN): versionId -> stages. */
@@ -807,9 +811,7 @@ export class SecretsManagerDouble {
     const s = this.findLive(reqString(i, 'SecretId', 1, 2048));
     const tags = readTags(i, 'Tags');
     if (!tags) throw invalid('Tags', 'Member must not be null');
-    const merged = new Map((s.tags ?? []).map((t) => [t.Key, t]));
-    for (const t of tags) merged.set(t.Key, t);
-    s.tags = [...merged.values()];
+    mergeTags(s, tags);
     return {};
   }
 
