@@ -4,9 +4,6 @@
  * four steps exactly as RotateSecret does. Every test ends with the no-leak assertion: no
  * password of any version, nor the admin's or the superuser's, appears in any log line or error.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Client } from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DatabaseRotator } from '../src/db/database-rotator';
@@ -527,14 +524,11 @@ describe('TLS', () => {
   });
 
   it('alternating with an RDS-managed admin secret (credentials only): endpoint from the RDS API, admin login over verified TLS', async () => {
-    const caDir = mkdtempSync(join(tmpdir(), 'rl-ca-'));
-    const caFile = join(caDir, 'ca.pem');
-    writeFileSync(caFile, info.caPem);
     const rds = new RdsDouble();
     const h = createRotationHarness({
       handler: (o) => createHandler(new DatabaseRotator(postgresEngine, { rdsClient: (region) => rds.client(region) }), o),
       // The managed secret has no sslCa: the deployment's CA bundle verifies the admin's server.
-      env: { SSL_CA_BUNDLE: caFile },
+      env: { SSL_CA_BUNDLE: info.caFile },
     });
     // An admin the server accepts over TLS only: the rotation succeeds only if its login used TLS.
     const admin = uniq('rds admin');
@@ -551,7 +545,6 @@ describe('TLS', () => {
     // The child itself connects without TLS: that must not weaken the admin's login.
     const arn = await h.createSecret(dbSecret(user, initial, { host: 'localhost', masterarn: adminArn }));
     const r = await h.rotate(arn);
-    rmSync(caDir, { recursive: true, force: true });
     expect(r.error).toBeUndefined();
     const cur = await passwordOf(h, arn);
     expect(cur.username).toBe(`${user}_clone`);

@@ -7,9 +7,6 @@
  */
 import { GetRandomPasswordCommand } from '@aws-sdk/client-secrets-manager';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Client } from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createHandler, Logger, type RotationEvent } from '../src';
@@ -419,19 +416,10 @@ describe('alternating users', () => {
   });
 
   describe('Redshift-managed admin secret (credentials only, tagged by Redshift)', () => {
-    let caDir: string;
-    let caFile: string;
-    beforeAll(() => {
-      caDir = mkdtempSync(join(tmpdir(), 'rl-rs-ca-'));
-      caFile = join(caDir, 'ca.pem');
-      writeFileSync(caFile, pg.caPem);
-    });
-    afterAll(() => rmSync(caDir, { recursive: true, force: true }));
-
     /** A harness whose Redshift APIs are the double; the managed secret has no sslCa, so the deployment's CA bundle verifies. */
     function managedHarness(rs: RedshiftDouble): RotationHarness {
       const lookup = redshiftManagedAdminLookup({ redshift: (r) => rs.client(r), serverless: (r) => rs.serverlessClient(r) });
-      return createRotationHarness({ handler: (o) => createHandler(new RedshiftRotator(undefined, { managedAdmin: lookup }), o), env: { SSL_CA_BUNDLE: caFile } });
+      return createRotationHarness({ handler: (o) => createHandler(new RedshiftRotator(undefined, { managedAdmin: lookup }), o), env: { SSL_CA_BUNDLE: pg.caFile } });
     }
 
     async function managedSetup(tag: { Key: string; Value: string }, rs: RedshiftDouble) {

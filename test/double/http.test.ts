@@ -12,14 +12,14 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { accessSync, constants } from 'node:fs';
 import { connect } from 'node:net';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHandler, Rotator, type StepContext } from '../../src';
 import { type SecretsManagerServer, startSecretsManagerServer } from '../../src/testing/http-server';
 import { SecretsManagerDouble } from '../../src/testing/secrets-manager-double';
+import { findOnPath } from '../support/server-process';
 
 const run = promisify(execFile);
 const FN = 'arn:aws:lambda:us-east-1:123456789012:function:http-rotator';
@@ -42,19 +42,6 @@ afterAll(async () => {
   client?.destroy();
   await server?.close();
 });
-
-function findOnPath(cmd: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    const file = join(dir, cmd);
-    try {
-      accessSync(file, constants.X_OK);
-      return file;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
 
 class CounterRotator extends Rotator {
   readonly name = 'counter';

@@ -28,27 +28,14 @@ import { CreateDBClusterCommand, CreateDBInstanceCommand, RDSClient } from '@aws
 import { CreateClusterCommand, RedshiftClient } from '@aws-sdk/client-redshift';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { accessSync, constants, writeFileSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rdsEndpoint } from '../../src/db/admin-endpoint';
 import { redshiftManagedAdminLookup } from '../../rotators/redshift/managed-admin';
 import { RdsDouble, RedshiftDouble } from '../../src/testing';
 import { DIGITS, LOWERCASE, PUNCTUATION, UPPERCASE } from '../../src/testing/random-password';
 import { SecretsManagerDouble } from '../../src/testing/secrets-manager-double';
-import { freePort } from '../support/server-process';
-
-function findOnPath(cmd: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    try {
-      accessSync(join(dir, cmd), constants.X_OK);
-      return join(dir, cmd);
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
+import { findOnPath, freePort, waitForConnections } from '../support/server-process';
 
 const MOTO = findOnPath('moto_server');
 
@@ -275,6 +262,14 @@ const MOTO_NORMALISATIONS: Array<{ id: string; why: string; apply: (o: Observati
  * LocalStack's snapshots; "unverified" where AWS publishes nothing and the double made a choice),
  * moto something else. Both sides are pinned exactly, so a change on either side is noticed.
  */
+/** moto's ListSecretVersionIds answer, with or without IncludeDeprecated: every version, an empty label list on the deprecated one. */
+const MOTO_ALL_VERSIONS = [
+  { VersionId: '<t0>', VersionStages: [] },
+  { VersionId: '<t1>', VersionStages: ['AWSPENDING'] },
+  { VersionId: '<t2>', VersionStages: ['AWSPREVIOUS'] },
+  { VersionId: '<t3>', VersionStages: ['AWSCURRENT'] },
+];
+
 const KNOWN_MOTO_DIFFERENCES: Record<string, { why: string; double: Omit<Observation, 'step'>; moto: Omit<Observation, 'step'> }> = {
   'get AWSPREVIOUS before any exists': {
     why: 'AWS names the missing staging label (AWS-validated); moto answers as if the secret were missing.',
@@ -290,14 +285,7 @@ const KNOWN_MOTO_DIFFERENCES: Record<string, { why: string; double: Omit<Observa
         { VersionId: '<t3>', VersionStages: ['AWSCURRENT'] },
       ],
     },
-    moto: {
-      result: [
-        { VersionId: '<t0>', VersionStages: [] },
-        { VersionId: '<t1>', VersionStages: ['AWSPENDING'] },
-        { VersionId: '<t2>', VersionStages: ['AWSPREVIOUS'] },
-        { VersionId: '<t3>', VersionStages: ['AWSCURRENT'] },
-      ],
-    },
+    moto: { result: MOTO_ALL_VERSIONS },
   },
   'list versions including deprecated': {
     why: 'AWS returns a deprecated version without a VersionStages key (AWS-validated); moto sends an empty list.',
@@ -309,14 +297,7 @@ const KNOWN_MOTO_DIFFERENCES: Record<string, { why: string; double: Omit<Observa
         { VersionId: '<t3>', VersionStages: ['AWSCURRENT'] },
       ],
     },
-    moto: {
-      result: [
-        { VersionId: '<t0>', VersionStages: [] },
-        { VersionId: '<t1>', VersionStages: ['AWSPENDING'] },
-        { VersionId: '<t2>', VersionStages: ['AWSPREVIOUS'] },
-        { VersionId: '<t3>', VersionStages: ['AWSCURRENT'] },
-      ],
-    },
+    moto: { result: MOTO_ALL_VERSIONS },
   },
   'moves: get without selectors': {
     why: 'Without selectors GetSecretValue reads AWSCURRENT; moto does not notice that UpdateSecretVersionStage moved AWSCURRENT and returns the old version (moto bug).',
@@ -398,6 +379,8 @@ const KNOWN_MOTO_DIFFERENCES: Record<string, { why: string; double: Omit<Observa
 describe.skipIf(!MOTO)(`cross-check against moto_server${MOTO ? '' : ' (skipped: moto_server is not installed; pip install "moto[server]")'}`, () => {
   let moto: ChildProcess | undefined;
   let motoClient: SecretsManagerClient;
+  /** Endpoint, region and credentials of every client aimed at moto. */
+  let motoAccess: { endpoint: string; region: string; credentials: { accessKeyId: string; secretAccessKey: string }; maxAttempts: number };
   let motoLog = '';
   const tokens = Object.fromEntries(TOKEN_NAMES.map((k) => [k, randomUUID()])) as Tokens;
   let ours: Observation[];
@@ -411,13 +394,11 @@ describe.skipIf(!MOTO)(`cross-check against moto_server${MOTO ? '' : ' (skipped:
     moto.stdout!.on('data', (d: Buffer) => (motoLog += d.toString()));
     moto.stderr!.on('data', (d: Buffer) => (motoLog += d.toString()));
     const endpoint = `http://127.0.0.1:${port}`;
-    await waitForHttp(endpoint, 20_000, () => motoLog);
-    motoClient = new SecretsManagerClient({
-      endpoint,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'AKIDMOTOCROSSCHECK', secretAccessKey: 'moto' },
-      maxAttempts: 1,
+    await waitForConnections('moto_server', 20_000, () => fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(1000) }), {
+      diagnostics: () => `Output: ${motoLog.slice(-2000)}`,
     });
+    motoAccess = { endpoint, region: 'us-east-1', credentials: { accessKeyId: 'AKIDMOTOCROSSCHECK', secretAccessKey: 'moto' }, maxAttempts: 1 };
+    motoClient = new SecretsManagerClient(motoAccess);
     const sm = new SecretsManagerDouble();
     ours = normalise(await script(sm.client(), tokens), tokens);
     theirs = normalise(await script(motoClient, tokens), tokens);
@@ -436,8 +417,7 @@ describe.skipIf(!MOTO)(`cross-check against moto_server${MOTO ? '' : ' (skipped:
   });
 
   it('the RDS lookup of an RDS-managed admin secret reads moto\'s RDS answers as it reads the RDS double\'s', async () => {
-    const endpoint = String(await motoClient.config.endpoint!().then((e) => `${e.protocol}//${e.hostname}:${e.port}`));
-    const rdsAt = () => new RDSClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'AKIDMOTOCROSSCHECK', secretAccessKey: 'moto' }, maxAttempts: 1 });
+    const rdsAt = () => new RDSClient(motoAccess);
     const client = rdsAt();
     const db = await client.send(new CreateDBInstanceCommand({
       DBInstanceIdentifier: 'xcheck-pg', Engine: 'postgres', DBInstanceClass: 'db.t3.micro', AllocatedStorage: 20,
@@ -473,8 +453,7 @@ describe.skipIf(!MOTO)(`cross-check against moto_server${MOTO ? '' : ' (skipped:
   });
 
   it('the Redshift lookup of a Redshift-managed admin secret reads moto\'s DescribeClusters as it reads the Redshift double\'s', async () => {
-    const endpoint = String(await motoClient.config.endpoint!().then((e) => `${e.protocol}//${e.hostname}:${e.port}`));
-    const at = () => new RedshiftClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'AKIDMOTOCROSSCHECK', secretAccessKey: 'moto' }, maxAttempts: 1 });
+    const at = () => new RedshiftClient(motoAccess);
     const client = at();
     const created = await client.send(new CreateClusterCommand({
       ClusterIdentifier: 'xcheck-rs', NodeType: 'ra3.xlplus', MasterUsername: 'admin1', MasterUserPassword: 'Xcheck-Pw-1', ClusterType: 'single-node',
@@ -532,16 +511,3 @@ describe.skipIf(!MOTO)(`cross-check against moto_server${MOTO ? '' : ' (skipped:
     }
   });
 });
-
-async function waitForHttp(endpoint: string, timeoutMs: number, log: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(1000) });
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error(`moto_server did not answer on ${endpoint} within ${timeoutMs} ms. Output: ${log().slice(-2000)}`);
-}

@@ -135,6 +135,7 @@ export async function startMariaDb(options: StartMariaDbOptions = {}): Promise<M
       rootUser: ROOT,
       rootPassword,
       caPem: certs.caPem,
+      caFile: certs.caFile,
       otherCaPem: certs.otherCaPem,
       version: '',
     };

@@ -53,7 +53,11 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
 
   let started = false;
   const run = (file: string, args: string[]) => runFile(join(bin.dir, file), args, { cwd: root, env: bin.env, user: owner });
-  const cleanup = () => rmSync(root, { recursive: true, force: true });
+  let certsDir: string | undefined;
+  const cleanup = () => {
+    rmSync(root, { recursive: true, force: true });
+    if (certsDir) rmSync(certsDir, { recursive: true, force: true });
+  };
   const guard = new ExitGuard(() => {
     try {
       if (started) {
@@ -76,6 +80,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     rmSync(pwFile);
 
     const certs = makeTestCerts(owner?.name);
+    certsDir = certs.dir;
     const port = await freePort();
     const conf = [
       '',
@@ -128,6 +133,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
       superPassword,
       database: 'postgres',
       caPem: certs.caPem,
+      caFile: certs.caFile,
       otherCaPem: certs.otherCaPem,
     };
     await waitForPostgres(info, options.startTimeoutMs ?? 60_000);
@@ -147,7 +153,6 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
             await run('pg_ctl', ['stop', '-D', dataDir, '-m', 'immediate', '-w']);
           } finally {
             cleanup();
-            rmSync(certs.dir, { recursive: true, force: true });
           }
         },
       };

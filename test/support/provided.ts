@@ -8,6 +8,8 @@ export interface PostgresInfo {
   database: string;
   /** The CA that signed the server's certificate (TLS is on; plaintext is also accepted). */
   caPem: string;
+  /** The same CA as a PEM file (for SSL_CA_BUNDLE), removed with the server. */
+  caFile: string;
   /** A CA that did not sign it: verification against it must fail. */
   otherCaPem: string;
 }
@@ -18,6 +20,8 @@ export interface MariaDbInfo {
   rootUser: string;
   rootPassword: string;
   caPem: string;
+  /** The same CA as a PEM file, removed with the server. */
+  caFile: string;
   otherCaPem: string;
   /** SELECT VERSION() */
   version: string;

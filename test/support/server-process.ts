@@ -5,10 +5,10 @@
  * behind when the process exits. No vitest imports here.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, readFileSync } from 'node:fs';
+import { accessSync, chmodSync, chownSync, constants, mkdtempSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 
 /** How a throwaway server is started (startPostgres, startMariaDb). */
 export interface StartServerOptions {
@@ -116,6 +116,20 @@ export async function waitForConnections<T>(what: string, timeoutMs: number, att
   }
   const diagnostics = options.diagnostics?.();
   throw new Error(`${what} did not accept connections within ${timeoutMs} ms: ${(last as Error)?.message}${diagnostics ? `\n${diagnostics}` : ''}`);
+}
+
+/** The executable `cmd` on PATH, if any. */
+export function findOnPath(cmd: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    const file = join(dir, cmd);
+    try {
+      accessSync(file, constants.X_OK);
+      return file;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
 }
 
 /** The last lines of a log file ('' when it cannot be read). */
