@@ -27,5 +27,5 @@ export {
   portOf,
   CLONE_SUFFIX,
 } from './db/secret';
-export { parseTlsMode, tlsAttempts, resolveCa, nodeTlsOptions, defaultTrustedCas, type TlsMode, type TlsOptions } from './db/tls';
+export { parseTlsMode, tlsAttempts, resolveCa, nodeTlsOptions, defaultTrustedCas, trustedCaOption, type TlsMode, type TlsOptions } from './db/tls';
 export { nodeErrorClass, errorChain, type NestedErrors } from './db/net-errors';

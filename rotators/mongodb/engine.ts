@@ -28,11 +28,12 @@ import { MongoClient, type Document, type MongoClientOptions } from 'mongodb';
 import type { AlternateUserChange, ConnectOptions, DatabaseEngine, PasswordChange } from '../../src/db/engine';
 import { errorChain as sharedErrorChain, nodeErrorClass } from '../../src/db/net-errors';
 import { portOf, type DbSecret } from '../../src/db/secret';
-import { defaultTrustedCas } from '../../src/db/tls';
+import { trustedCaOption } from '../../src/db/tls';
 import { ConnectError, PrivilegeError, RotationStateError, SecretFormatError, VerificationError } from '../../src/errors';
 import type { Logger } from '../../src/log';
 
 /** The authentication database when the secret names none (DocumentDB keeps all users there). */
+export const MONGO_DEFAULT_PORT = 27017;
 export const DEFAULT_AUTH_DATABASE = 'admin';
 
 /**
@@ -98,7 +99,7 @@ export function authDatabaseOf(secret: DbSecret): string {
 /** Build the MongoClient URL and options for a secret and one connection attempt. */
 export function mongoClientConfig(secret: DbSecret, options: Pick<ConnectOptions, 'tls' | 'connectTimeoutMs'>): MongoConnectConfig {
   const host = secret.host.trim();
-  const port = portOf(secret, 27017);
+  const port = portOf(secret, MONGO_DEFAULT_PORT);
   const authSource = authDatabaseOf(secret);
   const replicaSet = typeof secret.replicaSet === 'string' && secret.replicaSet ? secret.replicaSet : undefined;
   const { tls } = options;
@@ -110,7 +111,7 @@ export function mongoClientConfig(secret: DbSecret, options: Pick<ConnectOptions
     tls: tls.enabled,
     ...(tls.enabled
       ? {
-          ...(tls.ca || tls.verifyChain ? { ca: tls.ca ?? defaultTrustedCas() } : {}),
+          ...trustedCaOption(tls),
           tlsAllowInvalidCertificates: !tls.verifyChain,
           tlsAllowInvalidHostnames: !tls.verifyHostname,
         }
@@ -141,7 +142,7 @@ export const connectWithDriver: MongoConnectFn = async (config) => {
 export class MongoEngine implements DatabaseEngine<MongoConnection> {
   readonly name = 'mongodb';
   readonly engines = ['mongo', 'docdb'] as const;
-  readonly defaultPort = 27017;
+  readonly defaultPort = MONGO_DEFAULT_PORT;
   /** dbname is the authentication database: the admin secret keeps its own (default admin). */
   readonly adminKeepsOwnDatabase = true;
   readonly defaultDatabase = DEFAULT_AUTH_DATABASE;

@@ -1,6 +1,6 @@
 import type { ConnectOptions, DatabaseEngine } from '../../src/db/engine';
 import { nodeErrorClass } from '../../src/db/net-errors';
-import { type DbSecret, portOf } from '../../src/db/secret';
+import { type DbSecret, defaultAlternateUsername, portOf } from '../../src/db/secret';
 import type { TlsOptions } from '../../src/db/tls';
 import { ConfigError, ConnectError, PrivilegeError, RotationError, RotationStateError, SecretFormatError } from '../../src/errors';
 import type { Logger } from '../../src/log';
@@ -136,8 +136,7 @@ export function quotePassword(password: string, where: string): string {
  * file): `"Exact Name"` -> `Exact Name`; anything else -> upper case.
  */
 export function oracleUserName(username: string, where = 'secret'): string {
-  const quoted = username.length >= 2 && username.startsWith('"') && username.endsWith('"');
-  const name = quoted ? username.slice(1, -1) : username.toUpperCase();
+  const { name } = designated(username);
   if (name.length === 0 || name.includes('"') || name.includes('\u0000')) {
     throw new SecretFormatError(
       `The ${where}'s "username" field is not a usable Oracle user name: it is empty or contains a double quote (") or NUL ` +
@@ -154,13 +153,15 @@ export function loginName(exactName: string): string {
 
 /** `app` <-> `APP_CLONE` (unquoted names are folded to upper case); `"Mixed"` <-> `"Mixed_CLONE"`. */
 export function oracleAlternateUsername(username: string): string {
-  const quoted = username.length >= 2 && username.startsWith('"') && username.endsWith('"');
-  const name = quoted ? username.slice(1, -1) : username.toUpperCase();
-  const alt =
-    name.endsWith(ORACLE_CLONE_SUFFIX) && name.length > ORACLE_CLONE_SUFFIX.length
-      ? name.slice(0, -ORACLE_CLONE_SUFFIX.length)
-      : name + ORACLE_CLONE_SUFFIX;
+  const { quoted, name } = designated(username);
+  const alt = defaultAlternateUsername(name, ORACLE_CLONE_SUFFIX);
   return quoted ? `"${alt}"` : alt;
+}
+
+/** `"Exact Name"` -> exact, quoted; anything else -> upper case (unchecked). */
+function designated(username: string): { quoted: boolean; name: string } {
+  const quoted = username.length >= 2 && username.startsWith('"') && username.endsWith('"');
+  return { quoted, name: quoted ? username.slice(1, -1) : username.toUpperCase() };
 }
 
 /** Host name or IP address: letters, digits, `.`, `-`, `_`, and `:` for IPv6 (brackets allowed around it). */

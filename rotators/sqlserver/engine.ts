@@ -5,7 +5,7 @@ import { connectInSequence } from 'tedious/lib/connector';
 import type { AlternateUserChange, ConnectOptions, DatabaseEngine, PasswordChange } from '../../src/db/engine';
 import { errorChain, nodeErrorClass } from '../../src/db/net-errors';
 import { type DbSecret, defaultAlternateUsername, portOf } from '../../src/db/secret';
-import { defaultTrustedCas, type TlsOptions } from '../../src/db/tls';
+import { type TlsOptions, trustedCaOption } from '../../src/db/tls';
 import { ConfigError, ConnectError, PrivilegeError, RotationError, RotationStateError, SecretFormatError } from '../../src/errors';
 import type { Logger } from '../../src/log';
 
@@ -98,7 +98,7 @@ export function buildConnectionConfig(secret: DbSecret, options: Pick<ConnectOpt
       // tedious either verifies chain and host name together or nothing; verify-ca is checked by
       // connectTedious on the 'secure' event instead (see TlsLoginGuard).
       trustServerCertificate: !(tls.verifyChain && tls.verifyHostname),
-      cryptoCredentialsDetails: { minVersion: 'TLSv1.2', ...(tls.ca || tls.verifyChain ? { ca: tls.ca ?? defaultTrustedCas() } : {}) },
+      cryptoCredentialsDetails: { minVersion: 'TLSv1.2', ...trustedCaOption(tls) },
       connectTimeout: options.connectTimeoutMs,
       requestTimeout: REQUEST_TIMEOUT_MS,
       appName: APP_NAME,
@@ -363,14 +363,19 @@ interface SessionInfo {
   containedUser: boolean;
 }
 
-async function sessionInfo(conn: SqlServerConnectionLike): Promise<SessionInfo> {
+/**
+ * Version, database and (unless `containment` is false) whether the session's principal is a
+ * contained user. The admin path decides containment from the current user instead, so it skips
+ * that query.
+ */
+async function sessionInfo(conn: SqlServerConnectionLike, { containment = true } = {}): Promise<SessionInfo> {
   const [v] = await run(conn, SQL.version, 'the version query');
   const productVersion = String(v?.productVersion ?? '');
   const majorVersion = Number.parseInt(productVersion.split('.')[0] ?? '', 10);
   const databaseName = String(v?.databaseName ?? '');
   let containedUser = false;
   // sys.databases.containment and authentication_type exist from SQL Server 2012 (11.x).
-  if (majorVersion >= 11) {
+  if (containment && majorVersion >= 11) {
     const [s] = await run(conn, SQL.session, 'the containment query');
     containedUser = Number(s?.containment ?? 0) !== 0 && Number(s?.authenticationType) === 2;
   }
@@ -495,7 +500,7 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
   }
 
   async function upsertAlternateUser(conn: SqlServerConnectionLike, change: AlternateUserChange, log: Logger): Promise<void> {
-    const info = await sessionInfo(conn);
+    const info = await sessionInfo(conn, { containment: false });
     if (info.majorVersion < 11) {
       throw new RotationError('UNSUPPORTED', 'The alternating-users strategy needs SQL Server 2012 or later (ALTER ROLE ... ADD MEMBER, containment metadata).');
     }
@@ -603,24 +608,35 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
 
   /** Database role memberships and permissions of `from`, added to `to` (additive; nothing is revoked). */
   async function copyDatabaseAccess(conn: SqlServerConnectionLike, from: string, to: string, info: SessionInfo, log: Logger): Promise<void> {
-    const has = new Set(names(await run(conn, SQL.dbRoles, 'the role membership query', { name: to }), 'roleName'));
-    for (const role of names(await run(conn, SQL.dbRoles, 'the role membership query', { name: from }), 'roleName')) {
-      if (has.has(role)) continue;
-      await run(conn, `ALTER ROLE ${quoteName(role)} ADD MEMBER ${quoteName(to)}`, `ALTER ROLE ${quoteName(role)} ADD MEMBER ${quoteName(to)}`);
-      log.info('added database role membership', { username: to, role, database: info.databaseName });
-    }
+    await copyRoles(conn, { query: SQL.dbRoles, label: 'the role membership query', alter: 'ALTER ROLE' }, from, to, (role) =>
+      log.info('added database role membership', { username: to, role, database: info.databaseName }),
+    );
     await copyPermissions(conn, SQL.dbPermissions, from, to, 'database', log);
   }
 
   /** Server role memberships and server permissions of login `from`, added to login `to`. */
   async function copyServerAccess(conn: SqlServerConnectionLike, from: string, to: string, log: Logger): Promise<void> {
-    const has = new Set(names(await run(conn, SQL.serverRoles, 'the server role membership query', { name: to }), 'roleName'));
-    for (const role of names(await run(conn, SQL.serverRoles, 'the server role membership query', { name: from }), 'roleName')) {
-      if (has.has(role)) continue;
-      await run(conn, `ALTER SERVER ROLE ${quoteName(role)} ADD MEMBER ${quoteName(to)}`, `ALTER SERVER ROLE ${quoteName(role)} ADD MEMBER ${quoteName(to)}`);
-      log.info('added server role membership', { login: to, role });
-    }
+    await copyRoles(conn, { query: SQL.serverRoles, label: 'the server role membership query', alter: 'ALTER SERVER ROLE' }, from, to, (role) =>
+      log.info('added server role membership', { login: to, role }),
+    );
     await copyPermissions(conn, SQL.serverPermissions, from, to, 'server', log);
+  }
+
+  /** Adds `to` to every role of `from` it is not a member of yet. */
+  async function copyRoles(
+    conn: SqlServerConnectionLike,
+    kind: { query: string; label: string; alter: 'ALTER ROLE' | 'ALTER SERVER ROLE' },
+    from: string,
+    to: string,
+    added: (role: string) => void,
+  ): Promise<void> {
+    const has = new Set(names(await run(conn, kind.query, kind.label, { name: to }), 'roleName'));
+    for (const role of names(await run(conn, kind.query, kind.label, { name: from }), 'roleName')) {
+      if (has.has(role)) continue;
+      const statement = `${kind.alter} ${quoteName(role)} ADD MEMBER ${quoteName(to)}`;
+      await run(conn, statement, statement);
+      added(role);
+    }
   }
 
   async function copyPermissions(conn: SqlServerConnectionLike, query: string, from: string, to: string, scope: 'database' | 'server', log: Logger): Promise<void> {

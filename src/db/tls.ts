@@ -113,12 +113,20 @@ export function defaultTrustedCas(): string[] {
   return defaultCas;
 }
 
+/**
+ * The `ca` option for one attempt: the configured bundle, else (when the chain is verified) the
+ * default trusted CAs, else none (unverified: the driver's default is fine).
+ */
+export function trustedCaOption(tls: TlsOptions): { ca?: string | string[] } {
+  return tls.ca || tls.verifyChain ? { ca: tls.ca ?? defaultTrustedCas() } : {};
+}
+
 /** Node `tls.connect` options for drivers that pass them to tls.connect unchanged (pg). mysql2 ignores
  * `checkServerIdentity`/`servername`: its engine maps TlsOptions itself. */
 export function nodeTlsOptions(tls: TlsOptions, host: string): Record<string, unknown> | undefined {
   if (!tls.enabled) return undefined;
   return {
-    ...(tls.ca || tls.verifyChain ? { ca: tls.ca ?? defaultTrustedCas() } : {}),
+    ...trustedCaOption(tls),
     rejectUnauthorized: tls.verifyChain,
     servername: isIp(host) ? undefined : host,
     ...(tls.verifyHostname ? {} : { checkServerIdentity: () => undefined }),
