@@ -48,9 +48,8 @@ import {
   RotationError,
   RotationStateError,
   SecretFormatError,
-  type StepContext,
 } from '../../src';
-import { connectPg, pgLoginFailure } from '../postgres/pg-connect';
+import { connectPg, describe, pgErrorCode, pgLoginFailure, scrub } from '../postgres/pg-connect';
 import { redshiftManagedAdminLookup } from './managed-admin';
 
 export const REDSHIFT_PASSWORD_MIN_LENGTH = 8;
@@ -141,10 +140,8 @@ export function validateRedshiftPassword(password: string): void {
 
 /** Classify a `pg` connect failure as AUTH / TLS / NETWORK / PRIVILEGE / CONFIG. */
 export function classifyConnectError(err: unknown, where: string, secrets: string[] = []): ConnectError {
-  const e = err as { code?: unknown; message?: unknown };
-  const code = typeof e?.code === 'string' ? e.code : '';
-  let message = typeof e?.message === 'string' ? e.message : String(err);
-  for (const s of secrets) if (s) message = message.split(s).join('***');
+  const code = pgErrorCode(err);
+  const message = scrub(describe(err), secrets);
   const detail = `${where}: ${message}${code ? ` (${code})` : ''}`;
   switch (pgLoginFailure(err)) {
     case 'tls-required':
@@ -173,11 +170,8 @@ export function classifyConnectError(err: unknown, where: string, secrets: strin
 /** Wraps a failed statement: privilege errors become PrivilegeError, others keep SQLSTATE and message. */
 function statementError(err: unknown, what: string, secrets: string[]): Error {
   if (err instanceof RotationError) return err;
-  const e = err as { code?: unknown; message?: unknown };
-  const code = typeof e?.code === 'string' ? e.code : undefined;
-  let message = typeof e?.message === 'string' ? e.message : String(err);
-  // The handler scrubs every secret it read as well; this keeps the engine safe on its own.
-  for (const v of secrets) if (v) message = message.split(v).join('***');
+  const code = pgErrorCode(err);
+  const message = scrub(describe(err), secrets);
   if (code === '42501') {
     return new PrivilegeError(`${what} was refused: ${message} (${code}).`,
       'Give the user the privilege it needs (for the alternating-users strategy, the admin secret must be a superuser or hold CREATEUSER and the grant options).', err);
@@ -254,9 +248,9 @@ async function missingGroups(conn: Client, current: string, clone: string): Prom
   return rows.map((g) => String(g.name));
 }
 
-async function missingFrom(conn: Client, current: string, clone: string): Promise<Missing> {
+/** The object privileges `current` has and `clone` lacks (group memberships: missingGroups). */
+async function missingPrivileges(conn: Client, current: string, clone: string): Promise<Omit<Missing, 'groups'>> {
   const params = [current, clone];
-  const groups = await missingGroups(conn, current, clone);
   const dbs = await run(conn, 'Listing database privileges',
     `SELECT quote_ident(datname) AS name, ${missingPrivilegeColumns('has_database_privilege', 'datname', DATABASE_PRIVILEGES)}
        FROM pg_database ORDER BY datname`, params);
@@ -274,7 +268,6 @@ async function missingFrom(conn: Client, current: string, clone: string): Promis
   const byPrivilege = (rows: Record<string, unknown>[], privileges: readonly string[]) =>
     new Map(privileges.map((p, i) => [p, rows.filter((r) => r[`p${i}`] === true).map((r) => String(r.name))]));
   return {
-    groups,
     databases: byPrivilege(dbs, DATABASE_PRIVILEGES),
     schemas: byPrivilege(schemas, SCHEMA_PRIVILEGES),
     tables: byPrivilege(tables, TABLE_PRIVILEGES),
@@ -304,7 +297,7 @@ export async function copyPrivileges(conn: Client, current: string, clone: strin
     await run(conn, `Adding the alternate user to group ${g}`, `ALTER GROUP ${g} ADD USER ${q}`);
     counts.groups++;
   }
-  const before = await missingFrom(conn, current, clone);
+  const before = await missingPrivileges(conn, current, clone);
   // One GRANT per database, so one odd database (e.g. created from a datashare) cannot fail the others' statement.
   for (const [p, names] of before.databases) {
     for (const db of names) {
@@ -325,7 +318,7 @@ export async function copyPrivileges(conn: Client, current: string, clone: strin
     }
   }
 
-  const after = describeMissing(await missingFrom(conn, current, clone));
+  const after = describeMissing({ groups: await missingGroups(conn, current, clone), ...(await missingPrivileges(conn, current, clone)) });
   if (after.length) {
     throw new PrivilegeError(
       `The admin user could not give "${clone}" everything "${current}" has; still missing: ${after.join('; ')}.`,
@@ -343,6 +336,7 @@ export const redshiftEngine: DatabaseEngine<Client> = {
   maxUsernameLength: REDSHIFT_MAX_USERNAME_BYTES,
   usernameLength: (username: string) => Buffer.byteLength(username, 'utf8'),
   passwordDefaults: REDSHIFT_PASSWORD_DEFAULTS,
+  passwordPolicy: redshiftPasswordPolicy,
 
   async connect(secret: DbSecret, options: ConnectOptions): Promise<Client> {
     return connectPg(secret, options, {
@@ -418,18 +412,13 @@ export const redshiftEngine: DatabaseEngine<Client> = {
 };
 
 /**
- * The Redshift rotator: the framework's DatabaseRotator with Redshift's password policy checked
- * (and its mandatory exclusions applied) before a password is generated.
+ * The Redshift rotator: the framework's DatabaseRotator with Redshift's engine (whose
+ * passwordPolicy checks Redshift's rules before a password is generated) and Redshift's lookup
+ * of managed admin secrets.
  */
 export class RedshiftRotator extends DatabaseRotator<Client> {
   /** Admin secrets managed by Redshift (credentials only) are traced through the Redshift APIs. */
   constructor(engine: DatabaseEngine<Client> = redshiftEngine, options: DatabaseRotatorOptions = {}) {
     super(engine, { managedAdmin: redshiftManagedAdminLookup(), ...options });
-  }
-
-  override async generatePending(currentString: string, ctx: StepContext): Promise<string> {
-    const policy = redshiftPasswordPolicy(ctx.env);
-    const env: Env = { ...ctx.env, PASSWORD_LENGTH: String(policy.PasswordLength), EXCLUDE_CHARACTERS: policy.ExcludeCharacters };
-    return super.generatePending(currentString, { ...ctx, env });
   }
 }

@@ -84,7 +84,8 @@ export class DatabaseRotator<C = unknown> extends Rotator {
         );
       }
     }
-    const password = await ctx.secrets.randomPassword(passwordPolicyFromEnv(ctx.env, this.engine.passwordDefaults));
+    const policy = this.engine.passwordPolicy ? this.engine.passwordPolicy(ctx.env) : passwordPolicyFromEnv(ctx.env, this.engine.passwordDefaults);
+    const password = await ctx.secrets.randomPassword(policy);
     this.engine.validatePassword?.(password);
     next.password = password;
     return JSON.stringify(next);

@@ -73,6 +73,12 @@ export interface DatabaseEngine<Conn = unknown> {
   readonly adminKeepsOwnDatabase?: boolean;
   /** Overrides of the default password policy (before environment variables). */
   readonly passwordDefaults?: Partial<PasswordPolicy>;
+  /**
+   * The whole password policy from the environment, for an engine whose server has rules the
+   * variables must not break (Redshift): it may refuse a setting with a ConfigError. Replaces
+   * passwordDefaults + the documented variables.
+   */
+  passwordPolicy?(env: Env): PasswordPolicy;
 
   /** Open a connection as `secret.username`. Throw a ConnectError (AUTH/TLS/NETWORK) on failure. */
   connect(secret: DbSecret, options: ConnectOptions): Promise<Conn>;
