@@ -161,16 +161,10 @@ async function benchPostgres(h: Harness, bundle: Bundle, runs: number, cleanups:
     await admin.end();
   }
   const base = { engine: 'postgres', host: info.host, port: info.port, dbname: info.database, ssl: 'verify-full', sslCa: info.caPem };
-  const adminArn = await createSecret(h, 'bench/postgres/admin', { ...base, username: info.superuser, password: info.superPassword });
-  const singleArn = await createSecret(h, 'bench/postgres/single', { ...base, username: single.user, password: single.password });
-  const multiArn = await createSecret(h, 'bench/postgres/multi', { ...base, username: app.user, password: app.password, masterarn: adminArn });
-  const fnArn = `arn:aws:lambda:${REGION}:123456789012:function:rotation-lambdas-postgres`;
-  h.sm.registerFunction(fnArn, loadHandler(bundle));
-  return {
-    server: `PostgreSQL ${/^[\d.]+/.exec(pg.version)?.[0] ?? pg.version}`,
-    single: await rotateRepeatedly(h, fnArn, singleArn, runs),
-    multi: await rotateRepeatedly(h, fnArn, multiArn, runs),
-  };
+  return rotateBoth(h, bundle, runs, {
+    name: 'postgres', fn: 'postgres', server: `PostgreSQL ${/^[\d.]+/.exec(pg.version)?.[0] ?? pg.version}`,
+    base, admin: { user: info.superuser, password: info.superPassword }, single, app,
+  });
 }
 
 async function benchMariaDb(h: Harness, bundle: Bundle, runs: number, cleanups: Array<() => Promise<void>>) {
@@ -188,13 +182,28 @@ async function benchMariaDb(h: Harness, bundle: Bundle, runs: number, cleanups: 
     await admin.end();
   }
   const base = { engine: 'mariadb', host: info.host, port: info.port, dbname: 'bench', ssl: 'verify-full', sslCa: info.caPem };
-  const adminArn = await createSecret(h, 'bench/mariadb/admin', { ...base, username: info.rootUser, password: info.rootPassword });
-  const singleArn = await createSecret(h, 'bench/mariadb/single', { ...base, username: single.user, password: single.password });
-  const multiArn = await createSecret(h, 'bench/mariadb/multi', { ...base, username: app.user, password: app.password, masterarn: adminArn });
-  const fnArn = `arn:aws:lambda:${REGION}:123456789012:function:rotation-lambdas-mysql`;
+  return rotateBoth(h, bundle, runs, {
+    name: 'mariadb', fn: 'mysql', server: `MariaDB ${/^[\d.]+/.exec(info.version)?.[0] ?? info.version}`,
+    base, admin: { user: info.rootUser, password: info.rootPassword }, single, app,
+  });
+}
+
+type Login = { user: string; password: string };
+
+/** The admin, single-user and alternating secrets for one server, and `runs` rotations of each through the bundle. */
+async function rotateBoth(
+  h: Harness,
+  bundle: Bundle,
+  runs: number,
+  o: { name: string; fn: string; server: string; base: object; admin: Login; single: Login; app: Login },
+) {
+  const adminArn = await createSecret(h, `bench/${o.name}/admin`, { ...o.base, username: o.admin.user, password: o.admin.password });
+  const singleArn = await createSecret(h, `bench/${o.name}/single`, { ...o.base, username: o.single.user, password: o.single.password });
+  const multiArn = await createSecret(h, `bench/${o.name}/multi`, { ...o.base, username: o.app.user, password: o.app.password, masterarn: adminArn });
+  const fnArn = `arn:aws:lambda:${REGION}:123456789012:function:rotation-lambdas-${o.fn}`;
   h.sm.registerFunction(fnArn, loadHandler(bundle));
   return {
-    server: `MariaDB ${/^[\d.]+/.exec(info.version)?.[0] ?? info.version}`,
+    server: o.server,
     single: await rotateRepeatedly(h, fnArn, singleArn, runs),
     multi: await rotateRepeatedly(h, fnArn, multiArn, runs),
   };

@@ -26,7 +26,7 @@ import { STEPS } from '../src/rotator';
 import { classifyConnectError, createMysqlEngine, type MysqlConnection, mysqlEngine } from '../rotators/mysql/engine';
 import { quoteAccount } from '../rotators/mysql/grants';
 import type { MariaDbInfo } from './support/provided';
-import { assertNoLeaksInAll, createRotationHarness, type RotationHarness } from './support/rotation-harness';
+import { assertNoLeaksInAll, createRotationHarness, handlerCalls, type RotationHarness } from './support/rotation-harness';
 
 const info: MariaDbInfo = inject('mariadb');
 const RUN = Math.random().toString(36).slice(2, 6);
@@ -99,11 +99,6 @@ function harness(env: Env = {}, engine: DatabaseEngine<MysqlConnection> = mysqlE
   return h;
 }
 
-async function currentOf(h: RotationHarness, arn: string): Promise<{ versionId: string; username: string; password: string }> {
-  const cur = await h.current(arn);
-  return { versionId: cur.versionId, username: String(cur.json?.username), password: String(cur.json?.password) };
-}
-
 /** A multi-user secret set: the child secret (naming masterarn) and the admin secret in the same double. */
 async function alternatingSecret(h: RotationHarness, username: string, password: string, extra: Record<string, unknown> = {}, admin?: Record<string, unknown>) {
   const child = dbSecret(username, password, extra);
@@ -111,10 +106,6 @@ async function alternatingSecret(h: RotationHarness, username: string, password:
   const adminArn = await h.createSecret({ host: child.host, port: child.port, ssl: child.ssl, sslCa: child.sslCa, ...(admin ?? { username: adminUser, password: adminPassword }) });
   const arn = await h.createSecret({ ...child, masterarn: adminArn });
   return { arn, adminArn };
-}
-
-function handlerCalls(calls: string[]): number {
-  return calls.filter((c) => c !== 'RotateSecret').length;
 }
 
 /** A TCP forwarder to the server, listening on another address (for certificate name mismatches). */
@@ -198,7 +189,7 @@ describe('single user', () => {
 
     const r = await h.rotate(arn);
     expect(r.error).toBeUndefined();
-    const cur = await currentOf(h, arn);
+    const cur = await h.credentials(arn);
     expect(await tryLogin(user, cur.password)).toBe('ok');
     expect(await tryLogin(user, initial)).toBe('ER_ACCESS_DENIED_ERROR');
     expect(h.records().some((l) => l.msg === 'changed own password' && l.loggedInWith === 'AWSPREVIOUS')).toBe(true);
@@ -230,7 +221,7 @@ describe('single user', () => {
     const arn2 = await good.createSecret(dbSecret(user, initial));
     const r2 = await good.rotate(arn2);
     expect(r2.error).toBeUndefined();
-    expect(await tryLogin(user, (await currentOf(good, arn2)).password)).toBe('ok');
+    expect(await tryLogin(user, (await good.credentials(arn2)).password)).toBe('ok');
     expect(await tryLogin(user, initial)).toBe('ER_ACCESS_DENIED_ERROR');
   });
 });
@@ -257,7 +248,7 @@ describe('alternating users', () => {
     const r1 = await h.rotate(arn);
     expect(r1.error).toBeUndefined();
     expect(handlerCalls(r1.calls)).toBeLessThanOrEqual(15);
-    const c1 = await currentOf(h, arn);
+    const c1 = await h.credentials(arn);
     expect(c1.username).toBe(clone);
     expect(await hostsOf(clone)).toEqual(['%']);
     expect(await grantsOf(clone, '%')).toEqual(await grantsOf(user, '%'));
@@ -271,7 +262,7 @@ describe('alternating users', () => {
     await sql(`GRANT SELECT ON ${qdb}.t2 TO ${to(clone, '%')}`);
     const r2 = await h.rotate(arn);
     expect(r2.error).toBeUndefined();
-    const c2 = await currentOf(h, arn);
+    const c2 = await h.credentials(arn);
     expect(c2.username).toBe(user);
     expect(await tryLogin(user, c2.password)).toBe('ok');
     expect(await tryLogin(user, initial)).toBe('ER_ACCESS_DENIED_ERROR');
@@ -283,7 +274,7 @@ describe('alternating users', () => {
     await sql(`GRANT DELETE ON ${qdb}.t3 TO ${to(user, '%')} WITH GRANT OPTION`);
     const r3 = await h.rotate(arn);
     expect(r3.error).toBeUndefined();
-    const c3 = await currentOf(h, arn);
+    const c3 = await h.credentials(arn);
     expect(c3.username).toBe(clone);
     expect((await grantsOf(clone, '%')).join('\n')).toMatch(/GRANT DELETE ON .*`t3` TO <GRANTEE> WITH GRANT OPTION/);
     expect(await grantsOf(clone, '%')).toEqual(await grantsOf(user, '%'));
@@ -316,7 +307,7 @@ describe('alternating users', () => {
     expect(await hostsOf(clone)).toEqual(['%', '127.0.0.1']);
     expect(await grantsOf(clone, '127.0.0.1')).toEqual(await grantsOf(user, '127.0.0.1'));
     expect(await grantsOf(clone, '%')).toEqual(await grantsOf(user, '%'));
-    const cur = await currentOf(h, arn);
+    const cur = await h.credentials(arn);
     expect(await tryLogin(clone, cur.password)).toBe('ok');
     const who = await createConnection({ host: info.host, port: info.port, user: clone, password: cur.password });
     try {
@@ -349,7 +340,7 @@ describe('alternating users', () => {
     expect(r.error).toBeUndefined();
     const [row] = await sql('SELECT ssl_type FROM mysql.user WHERE User = ? AND Host = ?', [clone, '%']);
     expect(String(row.ssl_type)).toBe('ANY');
-    const cur = await currentOf(h, arn);
+    const cur = await h.credentials(arn);
     expect(await tryLogin(clone, cur.password, { ca: info.caPem, host: 'localhost' })).toBe('ok');
     expect(await tryLogin(clone, cur.password)).toBe('ER_ACCESS_DENIED_ERROR');
   });
@@ -478,7 +469,7 @@ describe('hostile names and passwords', () => {
     for (let i = 0; i < 2; i++) {
       const r = await h.rotate(arn);
       expect(r.error).toBeUndefined();
-      const cur = await currentOf(h, arn);
+      const cur = await h.credentials(arn);
       expect(await tryLogin(cur.username, cur.password, false, db)).toBe('ok');
     }
     const expected = strategy === 'single' ? [user] : [user, `${user}_clone`];
@@ -500,7 +491,7 @@ describe('hostile names and passwords', () => {
         const arn = strategy === 'single' ? await h.createSecret(dbSecret(user, initial)) : (await alternatingSecret(h, user, initial)).arn;
         const r = await h.rotate(arn);
         expect(r.error).toBeUndefined();
-        const cur = await currentOf(h, arn);
+        const cur = await h.credentials(arn);
         expect(await tryLogin(cur.username, cur.password)).toBe('ok');
         expect(await hostsOf(cur.username)).toEqual(['%']);
       }
@@ -598,7 +589,7 @@ describe('TLS', () => {
     const arn = strategy === 'single' ? await h.createSecret(dbSecret(user, initial, tls)) : (await alternatingSecret(h, user, initial, tls)).arn;
     const r = await h.rotate(arn);
     expect(r.error).toBeUndefined();
-    const cur = await currentOf(h, arn);
+    const cur = await h.credentials(arn);
     expect(await tryLogin(cur.username, cur.password, { ca: info.caPem, host })).toBe('ok');
     expect(await tryLogin(cur.username, cur.password)).toBe('ER_ACCESS_DENIED_ERROR'); // plaintext refused
   });
@@ -615,7 +606,7 @@ describe('TLS', () => {
       const arn = await h.createSecret(dbSecret(user, initial, { host: 'localhost', ssl: 'verify-full' }));
       const r = await h.rotate(arn);
       expect(r.error).toBeUndefined();
-      expect(await tryLogin(user, (await currentOf(h, arn)).password, { ca: info.caPem, host: 'localhost' })).toBe('ok');
+      expect(await tryLogin(user, (await h.credentials(arn)).password, { ca: info.caPem, host: 'localhost' })).toBe('ok');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -654,7 +645,7 @@ describe('TLS', () => {
       const arn2 = await h2.createSecret(dbSecret(user, initial, { host: '127.0.0.2', port, ssl: 'verify-ca', sslCa: info.caPem }));
       const r2 = await h2.rotate(arn2);
       expect(r2.error).toBeUndefined();
-      expect(await tryLogin(user, (await currentOf(h2, arn2)).password)).toBe('ok');
+      expect(await tryLogin(user, (await h2.credentials(arn2)).password)).toBe('ok');
     } finally {
       server.close();
     }

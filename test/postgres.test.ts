@@ -16,7 +16,7 @@ import { classifyConnectError, PostgresEngine, postgresEngine, scramSha256Verifi
 import { RdsDouble } from '../src/testing';
 import { SSL_ONLY_GROUP } from './support/postgres';
 import type { PostgresInfo } from './support/provided';
-import { assertNoLeaksInAll, createRotationHarness, type RotationHarness } from './support/rotation-harness';
+import { assertNoLeaksInAll, createRotationHarness, handlerCalls, type RotationHarness } from './support/rotation-harness';
 
 const info: PostgresInfo = inject('postgres');
 const RUN = Math.random().toString(36).slice(2, 6);
@@ -75,11 +75,6 @@ function harness(env: Env = {}, engine: PostgresEngine = postgresEngine): Rotati
   return h;
 }
 
-async function passwordOf(h: RotationHarness, arn: string): Promise<{ versionId: string; username: string; password: string }> {
-  const cur = await h.current(arn);
-  return { versionId: cur.versionId, username: String(cur.json?.username), password: String(cur.json?.password) };
-}
-
 /**
  * What a non-superuser admin needs to grant `role` to the alternate user. PostgreSQL 15 and older:
  * nothing (CREATEROLE may grant any non-superuser role). PostgreSQL 16+: ADMIN OPTION on the role,
@@ -99,10 +94,6 @@ async function alternatingSecret(h: RotationHarness, username: string, password:
   const adminArn = await h.createSecret({ host: child.host, port: child.port, ssl: child.ssl, sslCa: child.sslCa, ...(admin ?? { username: adminUser, password: adminPassword }) });
   const arn = await h.createSecret({ ...child, masterarn: adminArn });
   return { arn, adminArn };
-}
-
-function handlerCalls(calls: string[]): number {
-  return calls.filter((c) => c !== 'RotateSecret').length;
 }
 
 beforeAll(async () => {
@@ -179,7 +170,7 @@ describe('single user', () => {
     expect(handlerCalls(r.calls)).toBe(13);
     expect(h.records().some((l) => l.msg === 'changed own password' && l.loggedInWith === 'AWSPREVIOUS')).toBe(true);
 
-    const cur = await passwordOf(h, arn);
+    const cur = await h.credentials(arn);
     expect(await tryLogin(user, cur.password)).toBe('ok');
     expect(await tryLogin(user, initial)).toBe('28P01');
   });
@@ -207,7 +198,7 @@ describe('single user', () => {
     await createRole(user, initial);
     const arn = await h.createSecret(dbSecret(user, initial));
     expect((await h.rotate(arn)).succeeded).toBe(true);
-    const { password } = await passwordOf(h, arn);
+    const { password } = await h.credentials(arn);
     expect(password).toMatch(/^[A-Za-z0-9]{50}$/);
     expect(await tryLogin(user, password)).toBe('ok');
   });
@@ -240,14 +231,14 @@ describe('alternating users', () => {
     const expectedUsers = [clone, user, clone];
     const passwords = new Map<string, string>([[user, initial]]);
     for (const expected of expectedUsers) {
-      const before = await passwordOf(h, arn);
+      const before = await h.credentials(arn);
       const r = await h.rotate(arn);
       expect(r.error).toBeUndefined();
       expect(r.succeeded).toBe(true);
       // Recorded: 13 calls (AWS's reference: 14-15): the single-user 12 plus the admin secret.
       expect(handlerCalls(r.calls)).toBe(13);
 
-      const cur = await passwordOf(h, arn);
+      const cur = await h.credentials(arn);
       expect(cur.username).toBe(expected);
       passwords.set(expected, cur.password);
       expect(await tryLogin(expected, cur.password)).toBe('ok');
@@ -304,7 +295,7 @@ describe('alternating users', () => {
         [role, member],
       );
     expect((await direct(user, reader)).rows).toEqual([{ admin_option: false }]);
-    const cur = await passwordOf(h, arn);
+    const cur = await h.credentials(arn);
     expect(cur.username).toBe(user);
     const c = new Client({ host: info.host, port: info.port, user, password: cur.password, database: info.database, ssl: false });
     await c.connect();
@@ -419,7 +410,7 @@ describe('hostile usernames and passwords', () => {
       const r = await h.rotate(arn);
       expect(r.error).toBeUndefined();
       expect(r.succeeded).toBe(true);
-      const cur = await passwordOf(h, arn);
+      const cur = await h.credentials(arn);
       expect(cur.password).toHaveLength(64);
       expect(cur.password).toMatch(/[^A-Za-z0-9]/);
       expect(cur.username).toBe(strategy === 'single' || i === 1 ? user : `${user}_clone`);
@@ -518,7 +509,7 @@ describe('TLS', () => {
     const r = await h.rotate(arn);
     expect(r.error).toBeUndefined();
     expect(r.succeeded).toBe(true);
-    const cur = await passwordOf(h, arn);
+    const cur = await h.credentials(arn);
     expect(await tryLogin(cur.username, cur.password, { ca: info.caPem, host })).toBe('ok');
     if (strategy === 'single') expect(await tryLogin(user, cur.password)).toBe('28000'); // plaintext refused
   });
@@ -546,7 +537,7 @@ describe('TLS', () => {
     const arn = await h.createSecret(dbSecret(user, initial, { host: 'localhost', masterarn: adminArn }));
     const r = await h.rotate(arn);
     expect(r.error).toBeUndefined();
-    const cur = await passwordOf(h, arn);
+    const cur = await h.credentials(arn);
     expect(cur.username).toBe(`${user}_clone`);
     expect(await tryLogin(cur.username, cur.password)).toBe('ok');
     expect(rds.calls.map((c) => [c.action, c.params.DBInstanceIdentifier])).toEqual([['DescribeDBInstances', dbArn]]);
@@ -592,7 +583,7 @@ describe('TLS', () => {
     const warnings = h.records().filter((l) => l.level === 'warn' && /WITHOUT TLS/.test(String(l.msg)));
     expect(warnings.length).toBeGreaterThan(0);
     expect(warnings[0]).toMatchObject({ username: user });
-    expect(await tryLogin(user, (await passwordOf(h, arn)).password)).toBe('ok');
+    expect(await tryLogin(user, (await h.credentials(arn)).password)).toBe('ok');
   });
 });
 
@@ -618,7 +609,7 @@ describe('password hashing', () => {
     await su.query(`ALTER ROLE ${ident(user)} SET log_statement = 'all'`);
     const arn = await h.createSecret(dbSecret(user, initial));
     expect((await h.rotate(arn)).succeeded).toBe(true);
-    const { password } = await passwordOf(h, arn);
+    const { password } = await h.credentials(arn);
     expect(await tryLogin(user, password)).toBe('ok');
 
     const log = (await su.query<{ text: string }>('SELECT pg_read_file(pg_current_logfile()) AS text')).rows[0].text;
@@ -654,7 +645,7 @@ describe('password hashing', () => {
       await su.query(`ALTER ROLE ${ident(user)} SET log_statement = 'all'`);
       const arn = await h.createSecret(dbSecret(user, hostilePassword('envpw')));
       expect((await h.rotate(arn)).succeeded).toBe(true);
-      const { password } = await passwordOf(h, arn);
+      const { password } = await h.credentials(arn);
       const log = (await su.query<{ text: string }>('SELECT pg_read_file(pg_current_logfile()) AS text')).rows[0].text;
       const statement = log.split('\n').filter((l) => l.includes(`ALTER ROLE ${ident(user)} WITH PASSWORD`));
       expect(statement).toHaveLength(1);

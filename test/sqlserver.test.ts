@@ -83,11 +83,6 @@ function secret(username: string, password: string, extra: Record<string, unknow
   return { engine: 'sqlserver', host: HOST, port: 1433, dbname: 'appdb', username, password, ...extra };
 }
 
-async function currentOf(h: RotationHarness, arn: string): Promise<{ versionId: string; username: string; password: string }> {
-  const cur = await h.current(arn);
-  return { versionId: cur.versionId, username: String(cur.json?.username), password: String(cur.json?.password) };
-}
-
 function errorCodes(h: RotationHarness): unknown[] {
   return h.records().filter((r) => r.msg === 'step failed').map((r) => r.errorCode);
 }
@@ -215,7 +210,7 @@ describe('single user', () => {
     expect(r.error).toBeUndefined();
     expect(r.succeeded).toBe(true);
 
-    const cur = await currentOf(w.h, arn);
+    const cur = await w.h.credentials(arn);
     expect(cur.username).toBe('app');
     expect(w.fake.canLogin('app', cur.password, 'appdb')).toBe(true);
     expect(w.fake.canLogin('app', P0, 'appdb')).toBe(false);
@@ -244,7 +239,7 @@ describe('single user', () => {
     for (let i = 0; i < 3; i++) {
       const r = await w.h.rotate(arn);
       expect(r.succeeded, r.error).toBe(true);
-      const cur = await currentOf(w.h, arn);
+      const cur = await w.h.credentials(arn);
       expect(seen).not.toContain(cur.password);
       expect(w.fake.canLogin('app', cur.password, 'appdb')).toBe(true);
       for (const old of seen) expect(w.fake.canLogin('app', old, 'appdb')).toBe(false);
@@ -260,7 +255,7 @@ describe('single user', () => {
     const arn = await w.h.createSecret(secret('capp', P0, { dbname: 'cdb' }));
     const r = await w.h.rotate(arn);
     expect(r.succeeded, r.error).toBe(true);
-    const cur = await currentOf(w.h, arn);
+    const cur = await w.h.credentials(arn);
     expect(w.fake.ddlSince()).toEqual([`ALTER USER [capp] WITH PASSWORD = N'${lit(cur.password)}' OLD_PASSWORD = N'${lit(P0)}'`]);
     expect(w.fake.canLogin('capp', cur.password, 'cdb')).toBe(true);
     expect(w.fake.canLogin('capp', P0, 'cdb')).toBe(false);
@@ -296,7 +291,7 @@ describe('single user', () => {
     const mark = w.fake.statements.length;
     const r = await w.h.rotate(arn);
     expect(r.succeeded, r.error).toBe(true);
-    const cur = await currentOf(w.h, arn);
+    const cur = await w.h.credentials(arn);
     expect(w.fake.ddlSince(mark)).toEqual([`ALTER LOGIN [app] WITH PASSWORD = N'${lit(cur.password)}' OLD_PASSWORD = N'${lit(P0)}'`]);
     expect(w.fake.canLogin('app', cur.password, 'appdb')).toBe(true);
     expect(w.h.records().some((l) => l.msg === 'changed own password' && l.loggedInWith === 'AWSPREVIOUS')).toBe(true);
@@ -366,7 +361,7 @@ describe('alternating users', () => {
     // Rotation 1 creates the clone.
     let r = await w.h.rotate(arn);
     expect(r.succeeded, r.error).toBe(true);
-    let cur = await currentOf(w.h, arn);
+    let cur = await w.h.credentials(arn);
     expect(cur.username).toBe('app_clone');
     const pw1 = lit(cur.password);
     expect(w.fake.ddlSince()).toEqual([
@@ -399,7 +394,7 @@ describe('alternating users', () => {
     let mark = w.fake.statements.length;
     r = await w.h.rotate(arn);
     expect(r.succeeded, r.error).toBe(true);
-    cur = await currentOf(w.h, arn);
+    cur = await w.h.credentials(arn);
     expect(cur.username).toBe('app');
     expect(w.fake.ddlSince(mark)).toEqual([`ALTER LOGIN [app] WITH PASSWORD = N'${lit(cur.password)}'`]);
     expect(w.fake.canLogin('app', cur.password, 'appdb')).toBe(true);
@@ -412,7 +407,7 @@ describe('alternating users', () => {
     mark = w.fake.statements.length;
     r = await w.h.rotate(arn);
     expect(r.succeeded, r.error).toBe(true);
-    cur = await currentOf(w.h, arn);
+    cur = await w.h.credentials(arn);
     expect(cur.username).toBe('app_clone');
     expect(w.fake.ddlSince(mark)).toEqual([
       `ALTER LOGIN [app_clone] WITH PASSWORD = N'${lit(cur.password)}'`,
@@ -433,7 +428,7 @@ describe('alternating users', () => {
     const { arn } = await alternating(w, 'svc');
     let r = await w.h.rotate(arn);
     expect(r.succeeded, r.error).toBe(true);
-    let cur = await currentOf(w.h, arn);
+    let cur = await w.h.credentials(arn);
     expect(w.fake.ddlSince()).toEqual([
       `CREATE LOGIN [svc_clone] WITH PASSWORD = N'${lit(cur.password)}', DEFAULT_DATABASE = [appdb]`,
       'CREATE USER [svc_user_clone] FOR LOGIN [svc_clone] WITH DEFAULT_SCHEMA = [dbo]',
@@ -443,7 +438,7 @@ describe('alternating users', () => {
     const mark = w.fake.statements.length;
     r = await w.h.rotate(arn);
     expect(r.succeeded, r.error).toBe(true);
-    cur = await currentOf(w.h, arn);
+    cur = await w.h.credentials(arn);
     expect(w.fake.ddlSince(mark)).toEqual([`ALTER LOGIN [svc] WITH PASSWORD = N'${lit(cur.password)}'`]);
   });
 
@@ -457,7 +452,7 @@ describe('alternating users', () => {
     const { arn } = await alternating(w, 'capp', P0, { dbname: 'cdb' });
     let r = await w.h.rotate(arn);
     expect(r.succeeded, r.error).toBe(true);
-    let cur = await currentOf(w.h, arn);
+    let cur = await w.h.credentials(arn);
     expect(cur.username).toBe('capp_clone');
     expect(w.fake.ddlSince()).toEqual([
       `CREATE USER [capp_clone] WITH PASSWORD = N'${lit(cur.password)}', DEFAULT_SCHEMA = [sales]`,
@@ -469,7 +464,7 @@ describe('alternating users', () => {
     const mark = w.fake.statements.length;
     r = await w.h.rotate(arn);
     expect(r.succeeded, r.error).toBe(true);
-    cur = await currentOf(w.h, arn);
+    cur = await w.h.credentials(arn);
     expect(w.fake.ddlSince(mark)).toEqual([`ALTER USER [capp] WITH PASSWORD = N'${lit(cur.password)}'`]);
     expect(w.fake.canLogin('capp', cur.password, 'cdb')).toBe(true);
   });
@@ -489,7 +484,7 @@ describe('alternating users', () => {
     const { arn } = await alternating(w, 'ops', P0, { dbname: 'master' });
     const r = await w.h.rotate(arn);
     expect(r.succeeded, r.error).toBe(true);
-    const cur = await currentOf(w.h, arn);
+    const cur = await w.h.credentials(arn);
     expect(w.fake.ddlSince()).toEqual([
       `CREATE LOGIN [ops_clone] WITH PASSWORD = N'${lit(cur.password)}', DEFAULT_DATABASE = [master]`,
       'ALTER SERVER ROLE [processadmin] ADD MEMBER [ops_clone]',
@@ -511,7 +506,7 @@ describe('alternating users', () => {
     expect(r.succeeded, r.error).toBe(true);
     // The orphan lacked CONNECT (its login was gone); it gets the current user's.
     expect(w.fake.ddlSince().slice(1)).toEqual(['ALTER USER [app_clone] WITH LOGIN = [app_clone]', 'GRANT CONNECT TO [app_clone]']);
-    const cur = await currentOf(w.h, arn);
+    const cur = await w.h.credentials(arn);
     expect(w.fake.canLogin('app_clone', cur.password, 'appdb')).toBe(true);
   });
 
@@ -655,7 +650,7 @@ describe('hostile usernames and passwords', () => {
     const arn = await w.h.createSecret(secret(USER, OLD));
     const r = await w.h.rotate(arn);
     expect(r.succeeded, r.error).toBe(true);
-    const cur = await currentOf(w.h, arn);
+    const cur = await w.h.credentials(arn);
     expect(cur.password).toContain("'");
     expect(w.fake.ddlSince()).toEqual([
       `ALTER LOGIN [O'Brien]] "adm"; \\ 100% Ünï 𝄞] WITH PASSWORD = N'${cur.password.split("'").join("''")}' OLD_PASSWORD = N'p''a"s]s\\w;o %rd Ü''--'`,
@@ -682,7 +677,7 @@ describe('hostile usernames and passwords', () => {
       `ALTER LOGIN [O'Brien]] "adm"; \\ 100% Ünï 𝄞] WITH PASSWORD = N'N''ew"];\\--ü'''' OR 1=1; -- ]]' OLD_PASSWORD = N'p''a"s]s\\w;o %rd Ü''--'`,
     ]);
     expect(w.fake.canLogin(USER, NEW, 'appdb')).toBe(true);
-    expect((await currentOf(w.h, arn)).password).toBe(NEW);
+    expect((await w.h.credentials(arn)).password).toBe(NEW);
   });
 
   it('alternating users: exact CREATE LOGIN / CREATE USER / ALTER ROLE with hostile user, role and schema names', async () => {
@@ -699,7 +694,7 @@ describe('hostile usernames and passwords', () => {
     const { arn } = await alternating(w, user, OLD);
     let r = await w.h.rotate(arn);
     expect(r.succeeded, r.error).toBe(true);
-    let cur = await currentOf(w.h, arn);
+    let cur = await w.h.credentials(arn);
     expect(cur.username).toBe(`${user}_clone`);
     expect(w.fake.ddlSince()).toEqual([
       `CREATE LOGIN [Ap'p]] "x";\\_clone] WITH PASSWORD = N'${cur.password.split("'").join("''")}', DEFAULT_DATABASE = [appdb]`,
@@ -711,7 +706,7 @@ describe('hostile usernames and passwords', () => {
     const mark = w.fake.statements.length;
     r = await w.h.rotate(arn);
     expect(r.succeeded, r.error).toBe(true);
-    cur = await currentOf(w.h, arn);
+    cur = await w.h.credentials(arn);
     expect(w.fake.ddlSince(mark)).toEqual([`ALTER LOGIN [Ap'p]] "x";\\] WITH PASSWORD = N'${cur.password.split("'").join("''")}'`]);
     expect(w.fake.canLogin(user, cur.password, 'appdb')).toBe(true);
   });
@@ -750,7 +745,7 @@ describe('replaying steps', () => {
     expect(r.succeeded, r.error).toBe(true);
     expect(steps).toEqual(['createSecret', 'createSecret', 'setSecret', 'setSecret', 'testSecret', 'testSecret', 'finishSecret', 'finishSecret']);
     expect(w.fake.ddlSince().filter((s) => s.startsWith('ALTER LOGIN'))).toHaveLength(1);
-    const cur = await currentOf(w.h, arn);
+    const cur = await w.h.credentials(arn);
     expect(w.fake.canLogin('app', cur.password, 'appdb')).toBe(true);
     expect(w.h.records().some((l) => String(l.msg).startsWith('AWSPENDING already logs in'))).toBe(true);
   });
@@ -765,7 +760,7 @@ describe('replaying steps', () => {
       const mark = w.fake.statements.length;
       const r = await w.h.rotate(arn);
       expect(r.succeeded, r.error).toBe(true);
-      const cur = await currentOf(w.h, arn);
+      const cur = await w.h.credentials(arn);
       expect(cur.username).toBe(expected);
       expect(w.fake.canLogin(expected, cur.password, 'appdb')).toBe(true);
       // The framework always re-runs the (idempotent) upsert: same password, nothing else twice.

@@ -11,6 +11,7 @@
  *   const arn = await h.createSecret({ engine: 'postgres', host, username, password });
  *   const r = await h.rotate(arn);            // RotateSecret + wait: { succeeded, error, versionId, attempts, steps, calls }
  *   const cur = await h.current(arn);         // { versionId, value (string), json (parsed or undefined) }
+ *   const { username, password } = await h.credentials(arn); // AWSCURRENT of a database secret
  *   h.stages(arn);                            // { versionId: ['AWSCURRENT', ...] }
  *   h.sensitive(pw1, pw2);                    // extra values that must never be logged (set out-of-band, admin...)
  *   h.intercept = async (event, invoke) => { await invoke(event); await invoke(event); }; // wrap every invocation
@@ -52,6 +53,11 @@ export interface RotationHarnessOptions {
 export interface RotationResult extends RotationOutcome {
   /** Secrets Manager operations made while the rotation ran (RotateSecret itself included). */
   calls: string[];
+}
+
+/** The Secrets Manager calls the rotation function made (RotateSecret, the test's own call, left out). */
+export function handlerCalls(calls: string[]): number {
+  return calls.filter((c) => c !== 'RotateSecret').length;
 }
 
 export interface SecretVersion {
@@ -131,6 +137,12 @@ export class RotationHarness {
 
   async current(secretId: string): Promise<SecretVersion> {
     return this.read(secretId, { VersionStage: 'AWSCURRENT' });
+  }
+
+  /** AWSCURRENT's version id, username and password (a database secret's credentials). */
+  async credentials(secretId: string): Promise<{ versionId: string; username: string; password: string }> {
+    const cur = await this.current(secretId);
+    return { versionId: cur.versionId, username: String(cur.json?.username), password: String(cur.json?.password) };
   }
 
   async version(secretId: string, versionId: string): Promise<SecretVersion> {
