@@ -510,21 +510,21 @@ describe('TLS', () => {
   it('verifies the host name in verify-full and not in verify-ca; require skips verification', async () => {
     otherName.addUser('admin', 'u', 'Password-123', ['read@app']);
     const secret = { engine: 'mongo', host: otherName.host, port: otherName.port, username: 'u', password: 'Password-123' } as DbSecret;
-    const err = await mongoEngine.connect(secret, { tls: verifyFull(certs.caPem), connectTimeoutMs: 500, log, env: {} }).catch((e: unknown) => e);
+    const err = await mongoEngine.connect(secret, { tls: verifyFull(certs.caPem), connectTimeoutMs: 500, statementTimeoutMs: 30_000, log, env: {} }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConnectError);
     expect((err as ConnectError).code).toBe('TLS');
     expect((err as Error).message).toMatch(/127\.0\.0\.2|altnames|IP/);
 
-    const ca = await mongoEngine.connect(secret, { tls: { enabled: true, verifyChain: true, verifyHostname: false, ca: certs.caPem }, connectTimeoutMs: 2000, log, env: {} });
+    const ca = await mongoEngine.connect(secret, { tls: { enabled: true, verifyChain: true, verifyHostname: false, ca: certs.caPem }, connectTimeoutMs: 2000, statementTimeoutMs: 30_000, log, env: {} });
     await mongoEngine.check(ca);
     await mongoEngine.close(ca);
-    const req = await mongoEngine.connect(secret, { tls: { enabled: true, verifyChain: false, verifyHostname: false, ca: certs.otherCaPem }, connectTimeoutMs: 2000, log, env: {} });
+    const req = await mongoEngine.connect(secret, { tls: { enabled: true, verifyChain: false, verifyHostname: false, ca: certs.otherCaPem }, connectTimeoutMs: 2000, statementTimeoutMs: 30_000, log, env: {} });
     await mongoEngine.close(req);
   });
 
   it('check() falls back to usersInfo on oneself where connectionStatus does not exist', async () => {
     secure.addUser('app', USER, PW0, ['read@app']);
-    const conn = await mongoEngine.connect(childSecret(secure) as DbSecret, { tls: verifyFull(certs.caPem), connectTimeoutMs: 2000, log, env: {} });
+    const conn = await mongoEngine.connect(childSecret(secure) as DbSecret, { tls: verifyFull(certs.caPem), connectTimeoutMs: 2000, statementTimeoutMs: 30_000, log, env: {} });
     try {
       secure.failNext('connectionStatus', { code: 59, codeName: 'CommandNotFound', errmsg: "no such command: 'connectionStatus'" });
       await mongoEngine.check(conn);
@@ -542,7 +542,7 @@ describe('TLS', () => {
   it('plaintext against a TLS-only server is a connection failure, not a login failure', async () => {
     secure.addUser('admin', 'u', 'Password-123', ['read@app']);
     const secret = { engine: 'mongo', host: secure.host, port: secure.port, username: 'u', password: 'Password-123' } as DbSecret;
-    const err = await mongoEngine.connect(secret, { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 500, log, env: {} }).catch((e: unknown) => e);
+    const err = await mongoEngine.connect(secret, { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 500, statementTimeoutMs: 30_000, log, env: {} }).catch((e: unknown) => e);
     expect((err as ConnectError).code).toBe('NETWORK');
     expect(secure.logins).toEqual([]);
   });
@@ -613,7 +613,7 @@ describe('connection settings', () => {
       },
     });
     const log = new Logger((l) => lines.push(l), {}, undefined, 'debug');
-    const err = await engine.connect(secret, { tls: verifyFullNoCa(), connectTimeoutMs: 1000, log, env: {} }).catch((e: unknown) => e);
+    const err = await engine.connect(secret, { tls: verifyFullNoCa(), connectTimeoutMs: 1000, statementTimeoutMs: 30_000, log, env: {} }).catch((e: unknown) => e);
     expect((err as ConnectError).code).toBe('AUTH');
     expect((err as Error).message).toContain('authentication database "app"');
     expect(seen).toHaveLength(1);

@@ -353,7 +353,7 @@ describe('alternating users', () => {
     const log = new Logger(() => undefined);
     const admin = await mysqlEngine.connect(
       { engine: 'mariadb', host: info.host, port: info.port, username: adminUser, password: adminPassword } as DbSecret,
-      { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 5000, log, env: {} },
+      { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 5000, statementTimeoutMs: 30_000, log, env: {} },
     );
     const requirement = async (name: string) =>
       (await sql('SELECT ssl_type, ssl_cipher, x509_issuer, x509_subject FROM mysql.user WHERE User = ? AND Host = ?', [name, '%']))
@@ -701,7 +701,7 @@ describe('connection error classification (engine.connect against the real serve
     h.sensitive(password, wrongPassword);
     const secret = { engine: 'mariadb', host: info.host, port: info.port, username: user, password, ...make(user, password) } as DbSecret;
     const log = new Logger((line) => h.logs.push(line));
-    const err = await mysqlEngine.connect(secret, { tls, connectTimeoutMs: 3000, log, env: {} }).then(
+    const err = await mysqlEngine.connect(secret, { tls, connectTimeoutMs: 3000, statementTimeoutMs: 30_000, log, env: {} }).then(
       (c) => mysqlEngine.close(c),
       (e: unknown) => e,
     );

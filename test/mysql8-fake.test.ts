@@ -237,7 +237,7 @@ describe('single user on MySQL 8 / 9 (fake server)', () => {
     const fake = new FakeMysql(version, [account('app', INITIAL)]);
     const engine = createMysqlEngine({ connect: fake.connect, env: {} });
     const log = new Logger(() => undefined);
-    const conn = await engine.connect(secret() as DbSecret, { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 1000, log, env: {} });
+    const conn = await engine.connect(secret() as DbSecret, { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 1000, statementTimeoutMs: 30_000, log, env: {} });
     await engine.setOwnPassword(conn, { username: 'app', oldPassword: INITIAL, newPassword: 'N3w-pass;word', env: {} }, log);
     expect(fake.statements()).toEqual([{ sql: statement, values: ['N3w-pass;word', INITIAL].slice(0, params) }]);
   });
@@ -465,7 +465,7 @@ describe('connections (fake driver)', () => {
       [{ enabled: false, verifyChain: false, verifyHostname: false }, 'db.example.internal'],
       [full, '10.1.2.3'],
     ] as const) {
-      await engine.connect(secret({ host, dbname: 'shop' }) as DbSecret, { tls, connectTimeoutMs: 1234, log, env: {} });
+      await engine.connect(secret({ host, dbname: 'shop' }) as DbSecret, { tls, connectTimeoutMs: 1234, statementTimeoutMs: 30_000, log, env: {} });
     }
     const [a, b, c, d, e] = fake.configs;
     expect(a).toEqual({ host: 'db.example.internal', port: 3306, user: 'app', password: INITIAL, database: 'shop', connectTimeout: 1234, ssl: { ca: 'PEM-CA', rejectUnauthorized: true, verifyIdentity: true } });
@@ -490,7 +490,7 @@ describe('connections (fake driver)', () => {
     const fake = new FakeMysql('8.0.36', [account('app', INITIAL)]);
     fake.sqlMode = 'STRICT_TRANS_TABLES,NO_BACKSLASH_ESCAPES,ANSI_QUOTES';
     const engine = createMysqlEngine({ connect: fake.connect, env: {} });
-    await engine.connect(secret() as DbSecret, { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 1000, log, env: {} });
+    await engine.connect(secret() as DbSecret, { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 1000, statementTimeoutMs: 30_000, log, env: {} });
     expect(fake.statements()).toEqual([{ sql: 'SET SESSION sql_mode = ?', values: ['STRICT_TRANS_TABLES,ANSI_QUOTES'] }]);
   });
 

@@ -77,7 +77,7 @@ function setup(options: { server?: FakeOracleOptions; env?: Env; sm?: DoubleOpti
   const base = { engine: 'oracle', host: db.host, port: db.port, dbname: db.service, ssl: false };
   /** Log in to the fake through the engine, as the secret says. */
   const login = (secret: Record<string, unknown>, tlsOptions: TlsOptions = PLAIN) =>
-    engine.connect({ ...base, ...secret } as DbSecret, { tls: tlsOptions, connectTimeoutMs: 5000, log: quietLog(), env: {} });
+    engine.connect({ ...base, ...secret } as DbSecret, { tls: tlsOptions, connectTimeoutMs: 5000, statementTimeoutMs: 30_000, log: quietLog(), env: {} });
   return { db, engine, h, base, login, rds };
 }
 
@@ -238,7 +238,7 @@ describe('connection configuration (what node-oracledb getConnection receives)',
     });
     const lines: string[] = [];
     const s = secret({ password: 'Very-Secret-Password-42' });
-    const conn = await engine.connect(s, { tls: FULL, connectTimeoutMs: 7000, log: quietLog(lines), env: {} });
+    const conn = await engine.connect(s, { tls: FULL, connectTimeoutMs: 7000, statementTimeoutMs: 30_000, log: quietLog(lines), env: {} });
     await engine.check(conn);
     expect(seen).toEqual([buildConnectConfig(s, FULL, 7000)]);
     expect(seen[0]).toMatchObject({ connectTimeout: 7, transportConnectTimeout: 7, sslServerDNMatch: true, user: 'APP' });
@@ -248,7 +248,7 @@ describe('connection configuration (what node-oracledb getConnection receives)',
     expect(lines.join('\n')).not.toContain('Very-Secret-Password-42');
 
     // ssl "require": Thin mode cannot skip chain verification; it says so.
-    await engine.connect(s, { tls: { enabled: true, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 5000, log: quietLog(lines), env: {} });
+    await engine.connect(s, { tls: { enabled: true, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 5000, statementTimeoutMs: 30_000, log: quietLog(lines), env: {} });
     expect(lines.some((l) => l.includes('always verifies the server certificate chain'))).toBe(true);
   });
 
@@ -296,7 +296,7 @@ describe('the real node-oracledb driver (Thin mode) fails the way the engine exp
   const engine = createOracleEngine(); // default factory: the real driver
   const secretFor = (port: number, extra: Partial<DbSecret> = {}) =>
     ({ engine: 'oracle', host: '127.0.0.1', port, dbname: 'ORCLPDB1', username: 'app', password: 'Pw-Secret-123', ...extra }) as DbSecret;
-  const opts = (t: TlsOptions, ms = 2000): ConnectOptions => ({ tls: t, connectTimeoutMs: ms, log: quietLog(), env: {} });
+  const opts = (t: TlsOptions, ms = 2000): ConnectOptions => ({ tls: t, connectTimeoutMs: ms, statementTimeoutMs: 30_000, log: quietLog(), env: {} });
 
   it('uses the driver in Thin mode', () => {
     expect(engine.connectFn).toBe(oracledbConnect);

@@ -692,7 +692,7 @@ describe('connection error classification (engine.connect against the real serve
     h.sensitive(password, wrongPassword);
     const secret = { engine: 'postgres', host: info.host, port: info.port, username: user, password, ...make(user, password) } as DbSecret;
     const log = new Logger((line) => h.logs.push(line));
-    const err = await postgresEngine.connect(secret, { tls, connectTimeoutMs: 3000, log, env: {} }).then(
+    const err = await postgresEngine.connect(secret, { tls, connectTimeoutMs: 3000, statementTimeoutMs: 30_000, log, env: {} }).then(
       () => undefined,
       (e: unknown) => e,
     );

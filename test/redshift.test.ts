@@ -277,7 +277,7 @@ describe('single user', () => {
     const err = await redshiftEngine
       .connect(secretFor(user, wrong) as never, {
         tls: { enabled: true, verifyChain: true, verifyHostname: true, ca: pg.caPem },
-        connectTimeoutMs: 5000,
+        connectTimeoutMs: 5000, statementTimeoutMs: 30_000,
         log: new Logger(() => undefined),
         env: {},
       })

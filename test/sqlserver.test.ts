@@ -596,7 +596,7 @@ describe('alternating users', () => {
     const engine = createSqlServerEngine({ connect: w.fake.connect });
     const log = new Logger(() => undefined);
     const admin = await engine.connect({ engine: 'sqlserver', host: HOST, dbname: 'appdb', username: ADMIN, password: ADMIN_PW } as DbSecret,
-      { tls: { enabled: true, verifyChain: true, verifyHostname: true }, connectTimeoutMs: 5000, log, env: {} });
+      { tls: { enabled: true, verifyChain: true, verifyHostname: true }, connectTimeoutMs: 5000, statementTimeoutMs: 30_000, log, env: {} });
     try {
       const current = secret('app', P0) as DbSecret;
       const change = { currentUser: 'app', alternateUser: ADMIN, newPassword: 'Stolen-Pa55word!x', current, env: {} };
@@ -870,7 +870,7 @@ describe('the production connection path (real tedious)', () => {
     const { log, lines } = captured();
     const err = await packagedEngine.connect(
       { engine: 'sqlserver', host: '127.0.0.1', port, username: 'app', password: PW },
-      { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 3000, log, env: {} },
+      { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 3000, statementTimeoutMs: 30_000, log, env: {} },
     ).then(() => undefined, (e: unknown) => e as Error & { code?: string });
     expect(err?.code).toBe('NETWORK');
     expect(err?.message).toMatch(/127\.0\.0\.1/);
@@ -887,7 +887,7 @@ describe('the production connection path (real tedious)', () => {
       const started = Date.now();
       const err = await packagedEngine.connect(
         { engine: 'sqlserver', host: '127.0.0.1', port, username: 'app', password: PW },
-        { tls: { enabled: true, verifyChain: true, verifyHostname: true }, connectTimeoutMs: 400, log: captured().log, env: {} },
+        { tls: { enabled: true, verifyChain: true, verifyHostname: true }, connectTimeoutMs: 400, statementTimeoutMs: 30_000, log: captured().log, env: {} },
       ).then(() => undefined, (e: unknown) => e as Error & { code?: string });
       expect(err?.code).toBe('NETWORK');
       expect(err?.message).toMatch(/in 400ms/);
@@ -934,7 +934,7 @@ describe('the TLS policy on the wire (real tedious against a TDS server stub)', 
     const lines: string[] = [];
     const err = await packagedEngine.connect(
       { engine: 'sqlserver', host: '127.0.0.1', port: s.port, username: 'app', password: PW },
-      { tls, connectTimeoutMs: 5000, log: new Logger((l) => lines.push(l), {}, undefined, 'debug'), env: {} },
+      { tls, connectTimeoutMs: 5000, statementTimeoutMs: 30_000, log: new Logger((l) => lines.push(l), {}, undefined, 'debug'), env: {} },
     ).then(() => undefined, (e: unknown) => e as Error & { code?: string });
     expect(err, 'the stub never accepts a login').toBeDefined();
     expect(`${err!.message}\n${lines.join('\n')}`).not.toContain(PW);

@@ -16,6 +16,7 @@ import {
 import { parseTlsMode, resolveCa, tlsAttempts } from './tls';
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+const DEFAULT_STATEMENT_TIMEOUT_MS = 30_000;
 
 export interface DatabaseRotatorOptions {
   /** How an admin secret holding only credentials is traced to its database (default: RDS-managed secrets via the RDS API). */
@@ -306,12 +307,13 @@ export class DatabaseRotator<C = unknown> extends Rotator {
     const mode = parseTlsMode(secret.ssl, ctx.env, label);
     const ca = resolveCa(secret.sslCa, ctx.env);
     const timeout = connectTimeout(ctx.env);
+    const statementTimeoutMs = statementTimeout(ctx.env);
     const attempts = tlsAttempts(mode, ca);
     let failure: LoginFailure | undefined;
     for (let i = 0; i < attempts.length; i++) {
       const tls = attempts[i];
       try {
-        const conn = await this.engine.connect(secret, { tls, connectTimeoutMs: timeout, log: ctx.log, env: ctx.env });
+        const conn = await this.engine.connect(secret, { tls, connectTimeoutMs: timeout, statementTimeoutMs, log: ctx.log, env: ctx.env });
         if (i > 0) ctx.log.warn('connected WITHOUT TLS after the TLS attempt failed (ssl: "prefer")', { label, username: secret.username });
         return { ok: true, conn, secret };
       } catch (err) {
@@ -334,11 +336,19 @@ export class DatabaseRotator<C = unknown> extends Rotator {
 }
 
 function connectTimeout(env: Record<string, string | undefined>): number {
-  const raw = env.CONNECT_TIMEOUT_MS?.trim();
-  if (!raw) return DEFAULT_CONNECT_TIMEOUT_MS;
+  return millisecondsFromEnv(env, 'CONNECT_TIMEOUT_MS', DEFAULT_CONNECT_TIMEOUT_MS);
+}
+
+function statementTimeout(env: Record<string, string | undefined>): number {
+  return millisecondsFromEnv(env, 'STATEMENT_TIMEOUT_MS', DEFAULT_STATEMENT_TIMEOUT_MS);
+}
+
+function millisecondsFromEnv(env: Record<string, string | undefined>, name: string, fallback: number): number {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 100 || n > 600_000) {
-    throw new ConfigError(`CONNECT_TIMEOUT_MS must be a whole number of milliseconds (100-600000), got "${raw}".`);
+    throw new ConfigError(`${name} must be a whole number of milliseconds (100-600000), got "${raw.slice(0, 40)}".`);
   }
   return n;
 }

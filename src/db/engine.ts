@@ -7,6 +7,13 @@ import type { TlsOptions } from './tls';
 export interface ConnectOptions {
   tls: TlsOptions;
   connectTimeoutMs: number;
+  /**
+   * Longest time one statement (or server command) may run before the engine abandons it and
+   * fails with a ConnectError('NETWORK'): STATEMENT_TIMEOUT_MS, default 30000. Apply it on the
+   * server side where the server has a setting and on the driver side as well, so a server that
+   * accepts the login and then never answers cannot hold the function until the Lambda timeout.
+   */
+  statementTimeoutMs: number;
   log: Logger;
   /** The handler's environment for this invocation (HandlerOptions.env): read it, never process.env. */
   env: Env;
