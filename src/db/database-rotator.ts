@@ -234,11 +234,10 @@ export class DatabaseRotator<C = unknown> extends Rotator {
       throw new LoginError(`Unable to log into the database with the admin secret ${current.masterarn}.`, [admin.failure]);
     }
     try {
-      await this.engine.upsertAlternateUser(
-        admin.conn,
-        { currentUser: current.username, alternateUser: pending.username, newPassword: pending.password, current, env: ctx.env },
-        ctx.log,
-      );
+      const change = { currentUser: current.username, alternateUser: pending.username, newPassword: pending.password, current, env: ctx.env };
+      // Before anything changes: the existing alternate user must provably be this pair's.
+      await this.engine.checkAlternateUser?.(admin.conn, change, ctx.log);
+      await this.engine.upsertAlternateUser(admin.conn, change, ctx.log);
     } finally {
       await this.close(admin.conn, ctx.log);
     }

@@ -101,6 +101,19 @@ export interface DatabaseEngine<Conn = unknown> {
    */
   upsertAlternateUser(adminConn: Conn, change: AlternateUserChange, log: Logger): Promise<void>;
 
+  /**
+   * Multi-user, read-only, called by the framework on the admin connection before
+   * upsertAlternateUser (and alone by a preflight): prove that `change.alternateUser`, when it
+   * already exists, is this pair's alternate and not someone else who happens to have that name.
+   * It must be a login; it may hold no capability `change.currentUser` lacks (superuser /
+   * sysadmin / DBA-like attributes, role-admin and replication-like attributes, memberships and
+   * grants beyond the current user's); and where the engine can record one, the pair carries the
+   * marker this framework sets when it creates a clone (see ADOPT_UNMARKED_ALTERNATE). Otherwise
+   * throw a PrivilegeError or RotationStateError naming the user and the reason. Changes nothing.
+   * A missing alternate user passes (upsertAlternateUser creates it, with the marker).
+   */
+  checkAlternateUser?(adminConn: Conn, change: AlternateUserChange, log: Logger): Promise<void>;
+
   /** testSecret: run a trivial query proving the session works. */
   check(conn: Conn): Promise<void>;
 
