@@ -17,6 +17,26 @@
  * - a custom role created with `addRole(db, name, ['changeOwnPassword'])`: change one's own
  *   password (updateUser on oneself with `pwd` only);
  * - anyone authenticated may read their own usersInfo.
+ *
+ * Two personalities (option `personality`):
+ * - `mongodb` (default): MongoDB 7 as self-managed. Users live in any database; `customData` is
+ *   stored and returned by usersInfo; unknown commands fail with 59 CommandNotFound, unknown
+ *   fields with 40415.
+ * - `documentdb`: Amazon DocumentDB as its developer guide documents it (role_based_access_control,
+ *   security.managing-users): every user is stored in and authenticates against `admin`, whatever
+ *   database a command or a SASL conversation names ("all user and role operations are implicitly
+ *   performed in the admin database"); a role given without `db` belongs to the command's
+ *   database; only DocumentDB's built-in roles exist (no `userAdmin`, no `enableSharding`); usersInfo
+ *   answers `{_id: <user>, user, db: "admin", roles}`; the primary user has `root` and the
+ *   `serviceadmin` user (root) exists, cannot log in and cannot be changed; lack of privilege is
+ *   code 13 "Authorization failure"; an unsupported command is code 303 "Feature not supported";
+ *   an argument it does not take is code 2 `"<field>" is not a valid argument to <command>` (the
+ *   form DocumentDB returns for `authenticationRestrictions`). createUser/updateUser take only
+ *   `pwd`, `roles` and `writeConcern`: DocumentDB documents no `customData`, `mechanisms` or
+ *   `authenticationRestrictions` for users and shows none in its usersInfo output, so the fake
+ *   refuses them (UNVERIFIED against a live cluster: if DocumentDB accepts customData, the fake
+ *   is stricter than the service, never more permissive). The duplicate-user error (51003) and
+ *   the changeOwnPassword custom-role action are MongoDB's, also unverified on DocumentDB.
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as net from 'node:net';
@@ -41,7 +61,10 @@ export interface FakeUser {
   user: string;
   db: string;
   roles: RoleRef[];
+  customData?: Record<string, unknown>;
 }
+
+export type FakePersonality = 'mongodb' | 'documentdb';
 
 export type FakeAction = 'changeOwnPassword';
 
@@ -86,10 +109,12 @@ export interface MongoWireFakeOptions {
   host?: string;
   /** Answer hello as the primary of this replica set. */
   replicaSet?: string;
+  /** Which server to behave like (default mongodb). */
+  personality?: FakePersonality;
 }
 
 class CommandError extends Error {
-  constructor(readonly code: number, readonly codeName: string, message: string) {
+  constructor(readonly code: number, readonly codeName: string | undefined, message: string) {
     super(message);
   }
 }
@@ -111,6 +136,15 @@ interface ConnState {
   auth?: { db: string; user: string };
   conversations: Map<number, Conversation>;
 }
+
+/** DocumentDB's built-in roles (developer guide, "Database access using Role-Based Access Control"). */
+const DOCDB_ROLES_ANY_DB = ['read', 'readWrite', 'dbAdmin', 'dbOwner'];
+const DOCDB_ROLES_ADMIN = [
+  'root', 'readAnyDatabase', 'readWriteAnyDatabase', 'userAdminAnyDatabase', 'dbAdminAnyDatabase',
+  'clusterAdmin', 'clusterManager', 'clusterMonitor', 'hostManager', 'backup', 'restore',
+];
+const DOCDB_USER_FIELDS = new Set(['pwd', 'roles', 'writeConcern']);
+const DOCDB_SERVICE_USER = 'serviceadmin';
 
 const BUILTIN_ROLES_ANY_DB = ['read', 'readWrite', 'dbAdmin', 'userAdmin', 'dbOwner', 'enableSharding'];
 const BUILTIN_ROLES_ADMIN = [
@@ -137,6 +171,8 @@ export class MongoWireFake {
   private readonly customRoles = new Map<string, FakeAction[]>();
   private readonly failures = new Map<string, ServerFailure[]>();
   private readonly ignored = new Map<string, number>();
+  private readonly hooks = new Map<string, Array<() => void>>();
+  private stall?: { user?: string };
   private readonly conns = new Set<ConnState>();
   private server?: net.Server;
   private nextConnId = 1;
@@ -145,7 +181,25 @@ export class MongoWireFake {
   host = '127.0.0.1';
   port = 0;
 
-  constructor(private readonly options: MongoWireFakeOptions = {}) {}
+  readonly personality: FakePersonality;
+
+  constructor(private readonly options: MongoWireFakeOptions = {}) {
+    this.personality = options.personality ?? 'mongodb';
+    this.addServiceUsers();
+  }
+
+  private get docdb(): boolean {
+    return this.personality === 'documentdb';
+  }
+
+  /** DocumentDB's `serviceadmin` (root) exists on every cluster; nobody knows its password. */
+  private addServiceUsers(): void {
+    if (!this.docdb) return;
+    this.users.set(userKey('admin', DOCDB_SERVICE_USER), {
+      user: DOCDB_SERVICE_USER, db: 'admin', roles: [{ role: 'root', db: 'admin' }], userId: new BSON.UUID(),
+      ...scramCredentials(randomBytes(24).toString('base64')),
+    });
+  }
 
   async start(): Promise<{ host: string; port: number }> {
     const onSocket = (socket: net.Socket) => this.accept(socket);
@@ -183,7 +237,33 @@ export class MongoWireFake {
     this.customRoles.clear();
     this.failures.clear();
     this.ignored.clear();
+    this.hooks.clear();
+    this.stall = undefined;
+    this.addServiceUsers();
     this.resetRecords();
+  }
+
+  /**
+   * From now on, authenticated connections (of `user` only, when given) get no answer at all:
+   * the command is recorded and the socket stays open and silent, like a server that accepted
+   * the login and then hangs. Handshakes and logins are still answered.
+   */
+  stallAfterLogin(user?: string): void {
+    this.stall = { ...(user !== undefined ? { user } : {}) };
+  }
+
+  /** Run `hook` just before the next `name` command is applied (e.g. a concurrent invocation's write). */
+  beforeNext(name: string, hook: () => void): void {
+    const list = this.hooks.get(name) ?? [];
+    list.push(hook);
+    this.hooks.set(name, list);
+  }
+
+  /** Set a user's customData directly, as someone with changeCustomData would (undefined removes it). */
+  setCustomData(db: string, user: string, data: Record<string, unknown> | undefined): void {
+    const u = this.mustUser(db, user);
+    if (data === undefined) delete u.customData;
+    else u.customData = structuredClone(data);
   }
 
   /** Forget the recorded commands, logins and errors; keep users and roles. */
@@ -195,10 +275,14 @@ export class MongoWireFake {
   }
 
   /** Create a user directly (as an operator would have). Roles given as "role@db" or objects. */
-  addUser(db: string, user: string, password: string, roles: (RoleRef | string)[] = []): void {
+  addUser(db: string, user: string, password: string, roles: (RoleRef | string)[] = [], customData?: Record<string, unknown>): void {
+    if (this.docdb && db !== 'admin') throw new Error(`fake: DocumentDB keeps every user in admin, not ${db}`);
     const parsed = roles.map((r) => (typeof r === 'string' ? parseRoleString(r) : r));
     for (const r of parsed) this.requireRole(r);
-    this.users.set(userKey(db, user), { user, db, roles: parsed, userId: new BSON.UUID(), ...scramCredentials(password) });
+    this.users.set(userKey(db, user), {
+      user, db, roles: parsed, userId: new BSON.UUID(), ...scramCredentials(password),
+      ...(customData ? { customData: structuredClone(customData) } : {}),
+    });
   }
 
   /** A custom role in `db` granting the given actions (on every database, for simplicity). */
@@ -221,11 +305,12 @@ export class MongoWireFake {
 
   getUser(db: string, user: string): FakeUser | undefined {
     const u = this.users.get(userKey(db, user));
-    return u ? { user: u.user, db: u.db, roles: u.roles.map((r) => ({ ...r })) } : undefined;
+    return u ? publicUser(u) : undefined;
   }
 
+  /** Every user, DocumentDB's serviceadmin excepted. */
   listUsers(): FakeUser[] {
-    return [...this.users.values()].map((u) => ({ user: u.user, db: u.db, roles: u.roles.map((r) => ({ ...r })) }));
+    return [...this.users.values()].filter((u) => !(this.docdb && u.user === DOCDB_SERVICE_USER && u.db === 'admin')).map(publicUser);
   }
 
   /** Whether `password` is the user's password (checked against the stored SCRAM keys). */
@@ -330,6 +415,7 @@ export class MongoWireFake {
       Object.assign(body, sequences);
       const db = typeof body.$db === 'string' ? body.$db : '';
       const reply = this.execute(conn, db, body);
+      if (reply === undefined) return; // stalled: never answer
       if (flags & 0x2) return; // moreToCome: the client expects no reply
       const doc = BSON.serialize(reply);
       const out = Buffer.alloc(16 + 4 + 1 + doc.length);
@@ -347,6 +433,7 @@ export class MongoWireFake {
       let query = BSON.deserialize(message.subarray(docStart, docStart + size)) as Doc;
       if (query.$query && typeof query.$query === 'object') query = query.$query as Doc;
       const reply = this.execute(conn, collection.slice(0, -'.$cmd'.length), query);
+      if (reply === undefined) return;
       const doc = BSON.serialize(reply);
       const out = Buffer.alloc(16 + 20 + doc.length);
       this.header(out, requestId, OP_REPLY);
@@ -372,7 +459,7 @@ export class MongoWireFake {
 
   // --- commands --------------------------------------------------------------------------------
 
-  private execute(conn: ConnState, db: string, body: Doc): Doc {
+  private execute(conn: ConnState, db: string, body: Doc): Doc | undefined {
     const name = Object.keys(body)[0] ?? '';
     const args: Doc = {};
     for (const [k, v] of Object.entries(body)) if (!GENERIC_FIELDS.has(k)) args[k] = v;
@@ -381,21 +468,27 @@ export class MongoWireFake {
       ...(conn.auth ? { user: `${conn.auth.db}.${conn.auth.user}` } : {}),
     };
     this.commands.push(record);
+    if (this.stall && conn.auth && (this.stall.user === undefined || this.stall.user === conn.auth.user)) {
+      record.ok = false;
+      record.codeName = 'NoReply';
+      return undefined;
+    }
     try {
       if (!db) throw new CommandError(40571, 'Location40571', 'OP_MSG requests require a $db argument');
       const failure = this.failures.get(name)?.shift();
       if (failure) throw new CommandError(failure.code, failure.codeName, failure.errmsg);
       if (!NO_AUTH_COMMANDS.has(name) && !conn.auth) {
-        throw new CommandError(13, 'Unauthorized', `Command ${name} requires authentication`);
+        throw this.unauthorized(`Command ${name} requires authentication`);
       }
+      for (const hook of this.hooks.get(name)?.splice(0) ?? []) hook();
       const result = this.dispatch(conn, db, name, body);
       return { ...result, ok: 1 };
     } catch (err) {
       if (!(err instanceof CommandError)) throw err;
       record.ok = false;
       record.code = err.code;
-      record.codeName = err.codeName;
-      return { ok: 0, errmsg: err.message, code: err.code, codeName: err.codeName };
+      if (err.codeName) record.codeName = err.codeName;
+      return { ok: 0, errmsg: err.message, code: err.code, ...(err.codeName ? { codeName: err.codeName } : {}) };
     }
   }
 
@@ -435,6 +528,7 @@ export class MongoWireFake {
       case 'updateUser':
         return this.updateUser(conn, db, body);
       default:
+        if (this.docdb) throw new CommandError(303, undefined, `Feature not supported: ${name}`);
         throw new CommandError(59, 'CommandNotFound', `no such command: '${name}'`);
     }
   }
@@ -464,7 +558,7 @@ export class MongoWireFake {
       const dot = body.saslSupportedMechs.indexOf('.');
       const db = body.saslSupportedMechs.slice(0, dot);
       const user = body.saslSupportedMechs.slice(dot + 1);
-      if (dot > 0 && this.users.has(userKey(db, user))) reply.saslSupportedMechs = ['SCRAM-SHA-256'];
+      if (dot > 0 && this.users.has(userKey(this.userDb(db), user))) reply.saslSupportedMechs = ['SCRAM-SHA-256'];
     }
     const spec = body.speculativeAuthenticate as Doc | undefined;
     if (spec && spec.saslStart !== undefined && typeof spec.db === 'string') {
@@ -491,7 +585,9 @@ export class MongoWireFake {
     if (!nonce || rawName === undefined) throw new CommandError(17, 'ProtocolError', 'SCRAM: malformed client-first-message');
     if (/=(?!2C|3D)/.test(rawName)) throw new CommandError(17, 'ProtocolError', 'SCRAM: invalid escape in user name');
     const user = rawName.replace(/=2C/g, ',').replace(/=3D/g, '=');
-    const stored = this.users.get(userKey(db, user));
+    // DocumentDB authenticates every user against admin, whatever database the client names.
+    db = this.userDb(db);
+    const stored = this.docdb && user === DOCDB_SERVICE_USER ? undefined : this.users.get(userKey(db, user));
     if (!stored) {
       if (!speculative) this.logins.push({ connectionId: conn.id, db, user, ok: false });
       throw new CommandError(18, 'AuthenticationFailed', 'Authentication failed.');
@@ -535,21 +631,31 @@ export class MongoWireFake {
   }
 
   private usersInfo(conn: ConnState, db: string, body: Doc): Doc {
-    this.rejectUnknownFields('usersInfo', body, USERSINFO_FIELDS);
+    if (this.docdb) this.rejectUnsupportedFields('usersInfo', body, new Set());
+    else this.rejectUnknownFields('usersInfo', body, USERSINFO_FIELDS);
     const spec = body.usersInfo;
     let targets: { db: string; user?: string }[];
     if (spec === 1) targets = [{ db }];
     else if (Array.isArray(spec)) targets = spec.map((s) => userSpec(s, db));
     else targets = [userSpec(spec, db)];
     const users: Doc[] = [];
-    for (const t of targets) {
+    for (const target of targets) {
+      const t = { ...target, db: this.userDb(target.db) };
       const self = conn.auth && t.user !== undefined && conn.auth.db === t.db && conn.auth.user === t.user;
       if (!self && !this.canManageUsers(conn, t.db)) {
-        throw new CommandError(13, 'Unauthorized', `not authorized on ${db} to execute command { usersInfo: ... }`);
+        throw this.unauthorized(`not authorized on ${db} to execute command { usersInfo: ... }`);
       }
       for (const u of this.users.values()) {
-        if (u.db === t.db && (t.user === undefined || u.user === t.user)) {
-          users.push({ _id: `${u.db}.${u.user}`, userId: u.userId, user: u.user, db: u.db, roles: u.roles.map((r) => ({ ...r })), mechanisms: ['SCRAM-SHA-256'] });
+        if (u.db !== t.db || (t.user !== undefined && u.user !== t.user)) continue;
+        const roles = u.roles.map((r) => ({ ...r }));
+        if (this.docdb) {
+          users.push({ _id: u.user, user: u.user, db: u.db, roles });
+        } else {
+          users.push({
+            _id: `${u.db}.${u.user}`, userId: u.userId, user: u.user, db: u.db, roles,
+            ...(u.customData !== undefined && body.showCustomData !== false ? { customData: structuredClone(u.customData) } : {}),
+            mechanisms: ['SCRAM-SHA-256'],
+          });
         }
       }
     }
@@ -557,41 +663,74 @@ export class MongoWireFake {
   }
 
   private createUser(conn: ConnState, db: string, body: Doc): Doc {
-    this.rejectUnknownFields('createUser', body, USER_FIELDS);
+    this.checkUserFields('createUser', body);
     const user = body.createUser;
     if (typeof user !== 'string' || user.length === 0) throw new CommandError(2, 'BadValue', 'User name must be a non-empty string');
-    if (!this.canManageUsers(conn, db)) throw new CommandError(13, 'Unauthorized', `not authorized on ${db} to execute command { createUser: ... }`);
+    const userDb = this.userDb(db);
+    if (!this.canManageUsers(conn, userDb)) throw this.unauthorized(`not authorized on ${db} to execute command { createUser: ... }`);
     if (body.roles === undefined) throw new CommandError(40414, 'Location40414', "BSON field 'createUser.roles' is missing but a required field");
     const roles = this.parseRoles(conn, body.roles, db);
     const pwd = requirePassword(body.pwd);
-    if (this.users.has(userKey(db, user))) throw new CommandError(51003, 'Location51003', `User "${user}@${db}" already exists`);
+    const customData = parseCustomData(body.customData);
+    if (this.docdb && user === 'admin') throw new CommandError(2, 'BadValue', 'The user name "admin" is reserved');
+    if (this.users.has(userKey(userDb, user))) throw new CommandError(51003, 'Location51003', `User "${user}@${userDb}" already exists`);
     if (this.consumeIgnore('createUser')) return {};
-    this.users.set(userKey(db, user), { user, db, roles, userId: new BSON.UUID(), ...scramCredentials(pwd) });
+    this.users.set(userKey(userDb, user), {
+      user, db: userDb, roles, userId: new BSON.UUID(), ...scramCredentials(pwd), ...(customData ? { customData } : {}),
+    });
     return {};
   }
 
   private updateUser(conn: ConnState, db: string, body: Doc): Doc {
-    this.rejectUnknownFields('updateUser', body, USER_FIELDS);
+    this.checkUserFields('updateUser', body);
     const user = body.updateUser;
     if (typeof user !== 'string' || user.length === 0) throw new CommandError(2, 'BadValue', 'User name must be a non-empty string');
+    const userDb = this.userDb(db);
     const changes = ['pwd', 'roles', 'customData', 'mechanisms', 'authenticationRestrictions'].filter((f) => body[f] !== undefined);
     if (changes.length === 0) throw new CommandError(2, 'BadValue', 'Must specify at least one field to update in updateUser');
-    const self = conn.auth?.db === db && conn.auth.user === user;
+    const self = conn.auth?.db === userDb && conn.auth.user === user;
     const ownPasswordOnly = self && changes.length === 1 && changes[0] === 'pwd' && this.hasAction(conn, 'changeOwnPassword');
-    if (!ownPasswordOnly && !this.canManageUsers(conn, db)) {
-      throw new CommandError(13, 'Unauthorized', `not authorized on ${db} to execute command { updateUser: ... }`);
+    if (!ownPasswordOnly && !this.canManageUsers(conn, userDb)) {
+      throw this.unauthorized(`not authorized on ${db} to execute command { updateUser: ... }`);
+    }
+    if (this.docdb && userDb === 'admin' && user === DOCDB_SERVICE_USER) {
+      throw this.unauthorized('The serviceadmin user cannot be modified');
     }
     const roles = body.roles === undefined ? undefined : this.parseRoles(conn, body.roles, db);
     const pwd = body.pwd === undefined ? undefined : requirePassword(body.pwd);
-    const stored = this.users.get(userKey(db, user));
-    if (!stored) throw new CommandError(11, 'UserNotFound', `Could not find user "${user}" for db "${db}"`);
+    const customData = parseCustomData(body.customData);
+    const stored = this.users.get(userKey(userDb, user));
+    if (!stored) throw new CommandError(11, 'UserNotFound', `Could not find user "${user}" for db "${userDb}"`);
     if (this.consumeIgnore('updateUser')) return {};
     if (pwd !== undefined) Object.assign(stored, scramCredentials(pwd));
     if (roles !== undefined) stored.roles = roles;
+    if (customData !== undefined) stored.customData = customData;
     return {};
   }
 
   // --- helpers ---------------------------------------------------------------------------------
+
+  /** Where a user named in database `db` lives: DocumentDB keeps every user in admin. */
+  private userDb(db: string): string {
+    return this.docdb ? 'admin' : db;
+  }
+
+  private unauthorized(mongoMessage: string): CommandError {
+    return this.docdb ? new CommandError(13, 'Unauthorized', 'Authorization failure') : new CommandError(13, 'Unauthorized', mongoMessage);
+  }
+
+  private checkUserFields(command: string, body: Doc): void {
+    if (this.docdb) this.rejectUnsupportedFields(command, body, DOCDB_USER_FIELDS);
+    else this.rejectUnknownFields(command, body, USER_FIELDS);
+  }
+
+  /** DocumentDB's answer to an argument it does not take. */
+  private rejectUnsupportedFields(command: string, body: Doc, allowed: Set<string>): void {
+    for (const k of Object.keys(body)) {
+      if (k === command || GENERIC_FIELDS.has(k) || allowed.has(k)) continue;
+      throw new CommandError(2, 'BadValue', `"${k}" is not a valid argument to ${command}`);
+    }
+  }
 
   private rejectUnknownFields(command: string, body: Doc, allowed: Set<string>): void {
     for (const k of Object.keys(body)) {
@@ -612,14 +751,15 @@ export class MongoWireFake {
       }
       this.requireRole(ref);
       if (!this.canManageUsers(conn, ref.db)) {
-        throw new CommandError(13, 'Unauthorized', `not authorized to grant role ${ref.role}@${ref.db}`);
+        throw this.unauthorized(`not authorized to grant role ${ref.role}@${ref.db}`);
       }
       return ref;
     });
   }
 
   private requireRole(r: RoleRef): void {
-    const builtin = BUILTIN_ROLES_ANY_DB.includes(r.role) || (r.db === 'admin' && BUILTIN_ROLES_ADMIN.includes(r.role));
+    const [anyDb, adminOnly] = this.docdb ? [DOCDB_ROLES_ANY_DB, DOCDB_ROLES_ADMIN] : [BUILTIN_ROLES_ANY_DB, BUILTIN_ROLES_ADMIN];
+    const builtin = anyDb.includes(r.role) || (r.db === 'admin' && adminOnly.includes(r.role));
     if (!builtin && !this.customRoles.has(`${r.role}@${r.db}`)) {
       throw new CommandError(31, 'RoleNotFound', `Could not find role: ${r.role}@${r.db}`);
     }
@@ -653,6 +793,21 @@ export class MongoWireFake {
     if (!u) throw new Error(`fake: no user ${user}@${db}`);
     return u;
   }
+}
+
+function publicUser(u: StoredUser): FakeUser {
+  return {
+    user: u.user, db: u.db, roles: u.roles.map((r) => ({ ...r })),
+    ...(u.customData !== undefined ? { customData: structuredClone(u.customData) } : {}),
+  };
+}
+
+function parseCustomData(value: unknown): Record<string, unknown> | undefined {
+  if (value === undefined) return undefined;
+  if (!value || typeof value !== 'object' || Array.isArray(value)) {
+    throw new CommandError(14, 'TypeMismatch', "BSON field 'customData' is the wrong type, expected type 'object'");
+  }
+  return structuredClone(value as Record<string, unknown>);
 }
 
 function userKey(db: string, user: string): string {
