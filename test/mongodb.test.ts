@@ -1,14 +1,20 @@
 /**
  * MongoDB / DocumentDB rotator, end to end: the real handler and DatabaseRotator, the Secrets
  * Manager double behind the real AWS SDK client, and the real `mongodb` driver talking over TCP
- * (and TLS) to a wire-level fake MongoDB server (test/fakes/mongo-wire-fake.ts). No real MongoDB
- * or DocumentDB server can be installed here; the fake implements the handshake, SCRAM-SHA-256,
- * user management and a small authorization model, and records every command.
+ * (and TLS) to a wire-level fake server (test/fakes/mongo-wire-fake.ts) in two personalities:
+ * self-managed MongoDB 7 and Amazon DocumentDB (users in admin, its roles and errors, no
+ * customData). No real MongoDB or DocumentDB server can be installed here; the fake implements
+ * the handshake, SCRAM-SHA-256, user management and an authorization model, and records every
+ * command. The single-user and alternating-users suites, attacks included, run against both
+ * personalities, each with the admin the real service has: DocumentDB's primary (master) user
+ * (root, the role DocumentDB gives it) and, for MongoDB, a self-managed user administrator
+ * (userAdminAnyDatabase, no root).
  *
  * Passwords never appear in assertion output: recorded commands are compared after replacing
  * each `pwd` with the name of the secret it equals.
  */
 import { readFileSync } from 'node:fs';
+import { UpdateSecretVersionStageCommand } from '@aws-sdk/client-secrets-manager';
 import { MongoClient } from 'mongodb';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DatabaseRotator } from '../src/db/database-rotator';
@@ -22,24 +28,25 @@ import { rotator as packagedRotator } from '../rotators/mongodb';
 import {
   classifyConnectError,
   createMongoEngine,
+  MARKER_FIELD,
+  markerModeFor,
   MONGO_EXCLUDE_CHARACTERS,
   mongoClientConfig,
   type MongoConnectConfig,
   mongoEngine,
 } from '../rotators/mongodb/engine';
 import { PUNCTUATION } from '../src/testing/random-password';
-import { MongoWireFake, type RecordedCommand } from './fakes/mongo-wire-fake';
+import { type FakePersonality, MongoWireFake, type RecordedCommand } from './fakes/mongo-wire-fake';
 import { makeTestCerts, type TestCerts } from './support/certs';
 import { RdsDouble } from '../src/testing';
 import { assertNoLeaksInAll, createRotationHarness, type RotationHarness, type SecretVersion } from './support/rotation-harness';
 
 // Hostile names and passwords: quotes ' and ", bracket ], backslash, spaces, semicolon, %, upper
-// case, unicode, and one ',' and '=' (escaped as =2C / =3D inside SCRAM).
-const USER = `App 'o"Brien],x=y\\; %Ü`;
+// case, unicode, $$, --, and one ',' and '=' (escaped as =2C / =3D inside SCRAM).
+const USER = `App 'o"Brien],x=y\\; %Ü$$--`;
 const CLONE = `${USER}_clone`;
-const PW0 = `Init'"]\\; %pä$w0rd,=`;
-const ADMIN = 'rotation-admin';
-const ADMIN_PW = `Adm'"]\\; ïn-Pw0rd!`;
+const PW0 = `Init'"]\\; %pä$w0rd,=$$--`;
+const ADMIN_PW = `Adm'"]\\; ïn-Pw0rd!$$--`;
 const LAMBDA_ENV: Env = { EXCLUDE_CHARACTERS: '', CONNECT_TIMEOUT_MS: '3000' };
 
 let certs: TestCerts;
@@ -47,7 +54,9 @@ let plain: MongoWireFake;
 let secure: MongoWireFake;
 let rs: MongoWireFake;
 let otherName: MongoWireFake;
-const fakes = () => [plain, secure, rs, otherName];
+let docdb: MongoWireFake;
+let docdbTls: MongoWireFake;
+const fakes = () => [plain, secure, rs, otherName, docdb, docdbTls];
 const silent = new Logger(() => undefined);
 
 beforeAll(async () => {
@@ -58,6 +67,8 @@ beforeAll(async () => {
   rs = new MongoWireFake({ replicaSet: 'rs0' });
   // The certificate names localhost and 127.0.0.1 only: 127.0.0.2 is a host it does not match.
   otherName = new MongoWireFake({ tls, host: '127.0.0.2' });
+  docdb = new MongoWireFake({ personality: 'documentdb' });
+  docdbTls = new MongoWireFake({ personality: 'documentdb', tls, replicaSet: 'rs0' });
   await Promise.all(fakes().map((f) => f.start()));
 });
 
@@ -75,8 +86,37 @@ beforeEach(() => {
 afterEach(async () => {
   assertNoLeaksInAll();
   // Every connection the engine opened was closed.
-  await vi.waitFor(() => expect(fakes().map((f) => f.openConnections)).toEqual([0, 0, 0, 0]));
+  await vi.waitFor(() => expect(fakes().map((f) => f.openConnections)).toEqual(fakes().map(() => 0)));
 });
+
+/** How each service is set up, as its operators would have it. */
+interface Personality {
+  name: string;
+  personality: FakePersonality;
+  fake: () => MongoWireFake;
+  /** The secret's engine value. */
+  engine: 'mongo' | 'docdb';
+  /** Where application users live (and the child secret's dbname). */
+  userDb: string;
+  /** The admin the real service has. */
+  admin: string;
+  adminRoles: string[];
+  /** The pair marker lives in customData. */
+  marker: boolean;
+  /** The Lambda's environment for this service (the fakes listen on 127.0.0.1, not *.docdb.amazonaws.com). */
+  env: Env;
+}
+
+const PERSONALITIES: Personality[] = [
+  {
+    name: 'MongoDB', personality: 'mongodb', fake: () => plain, engine: 'mongo', userDb: 'app',
+    admin: 'user-admin', adminRoles: ['userAdminAnyDatabase@admin'], marker: true, env: {},
+  },
+  {
+    name: 'DocumentDB', personality: 'documentdb', fake: () => docdb, engine: 'docdb', userDb: 'admin',
+    admin: 'docdbmaster', adminRoles: ['root@admin'], marker: false, env: { MONGODB_ALTERNATE_MARKER: 'none' },
+  },
+];
 
 function harness(env: Env = {}, rds = new RdsDouble()): RotationHarness {
   return createRotationHarness({
@@ -86,14 +126,15 @@ function harness(env: Env = {}, rds = new RdsDouble()): RotationHarness {
 }
 
 function childSecret(fake: MongoWireFake, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const tls = fake === secure || fake === otherName || fake === docdbTls;
   return {
-    engine: 'mongo',
+    engine: fake.personality === 'documentdb' ? 'docdb' : 'mongo',
     host: fake.host,
     port: fake.port,
     username: USER,
     password: PW0,
-    dbname: 'app',
-    ...(fake === secure || fake === otherName ? { sslCa: certs.caPem } : { ssl: false }),
+    dbname: fake.personality === 'documentdb' ? 'admin' : 'app',
+    ...(tls ? { sslCa: certs.caPem } : { ssl: false }),
     ...extra,
   };
 }
@@ -108,6 +149,11 @@ function shape(cmds: RecordedCommand[], known: Record<string, string>): Array<Re
     ok: c.ok,
     args: 'pwd' in c.args ? { ...c.args, pwd: label(c.args.pwd) } : c.args,
   }));
+}
+
+/** Commands that changed (or tried to change) a user. */
+function writes(fake: MongoWireFake): RecordedCommand[] {
+  return fake.userCommands().filter((c) => c.name !== 'usersInfo');
 }
 
 /** The parts of a secret a failing assertion may print. */
@@ -137,11 +183,38 @@ async function expectUnchanged(h: RotationHarness, arn: string, before: SecretVe
   expect(after.value === before.value).toBe(true);
 }
 
-describe('single user', () => {
-  it('rotates over verified TLS with one exact updateUser; the new password logs in, the old one does not', async () => {
-    secure.addUser('app', USER, PW0, ['readWrite@app', 'changeOwnPasswordRole@admin']);
-    const h = harness();
-    const arn = await h.createSecret(childSecret(secure, { note: 'carried forward' }));
+/** No version of the secret holds `password` (compared, never printed). */
+async function expectNowhereIn(h: RotationHarness, arn: string, password: string): Promise<void> {
+  for (const versionId of Object.keys(h.stages(arn))) {
+    const v = await h.version(arn, versionId);
+    expect(v.value.includes(password)).toBe(false);
+  }
+}
+
+/** The failed step's error carried this shared code (as the handler logs it). */
+function expectCode(h: RotationHarness, code: string): void {
+  expect(h.records().filter((l) => l.msg === 'step failed').map((l) => l.errorCode)).toContain(code);
+}
+
+/** An operator abandons a failed rotation (removes AWSPENDING) so that the next one can start. */
+async function abandonPending(h: RotationHarness, arn: string): Promise<void> {
+  const pending = h.holderOf(arn, 'AWSPENDING');
+  if (pending) await h.client.send(new UpdateSecretVersionStageCommand({ SecretId: arn, VersionStage: 'AWSPENDING', RemoveFromVersionId: pending }));
+}
+
+/** The marker this framework puts on a clone. */
+function markerOf(original: string, db: string): Record<string, unknown> {
+  return { [MARKER_FIELD]: { alternateOf: original, db } };
+}
+
+describe.each(PERSONALITIES)('$name: single user', (p) => {
+  const env = (extra: Env = {}) => ({ ...p.env, ...extra });
+
+  it('rotates with one exact updateUser; the new password logs in, the old one does not', async () => {
+    const fake = p.fake();
+    fake.addUser(p.userDb, USER, PW0, ['readWrite@app', 'changeOwnPasswordRole@admin']);
+    const h = harness(env());
+    const arn = await h.createSecret(childSecret(fake, { note: 'carried forward' }));
 
     const r = await h.rotate(arn);
     expect(r.error).toBeUndefined();
@@ -149,34 +222,35 @@ describe('single user', () => {
 
     const cur = await h.current(arn);
     const pw1 = passwordOf(cur);
-    expect(visible(cur)).toEqual({ engine: 'mongo', host: secure.host, port: secure.port, username: USER, dbname: 'app', note: 'carried forward' });
+    expect(visible(cur)).toEqual({ engine: p.engine, host: fake.host, port: fake.port, username: USER, dbname: p.userDb, ssl: false, note: 'carried forward' });
     expect(pw1 === PW0).toBe(false);
     expect(pw1).toHaveLength(32);
 
-    expect(shape(secure.userCommands(), { AWSPENDING: pw1, AWSCURRENT: PW0 })).toEqual([
-      { name: 'updateUser', db: 'app', user: `app.${USER}`, ok: true, args: { updateUser: USER, pwd: 'AWSPENDING' } },
+    expect(shape(fake.userCommands(), { AWSPENDING: pw1, AWSCURRENT: PW0 })).toEqual([
+      { name: 'updateUser', db: p.userDb, user: `${p.userDb}.${USER}`, ok: true, args: { updateUser: USER, pwd: 'AWSPENDING' } },
     ]);
     // setSecret: pending (fails), current; verification login; testSecret login.
-    expect(secure.logins.map((l) => [l.db, l.user, l.ok])).toEqual([
-      ['app', USER, false], ['app', USER, true], ['app', USER, true], ['app', USER, true],
+    expect(fake.logins.map((l) => [l.db, l.user, l.ok])).toEqual([
+      [p.userDb, USER, false], [p.userDb, USER, true], [p.userDb, USER, true], [p.userDb, USER, true],
     ]);
-    // testSecret ran ping and connectionStatus as the pending user.
-    expect(secure.commands.filter((c) => c.name === 'connectionStatus').map((c) => c.user)).toContain(`app.${USER}`);
+    // One round trip proves a session: no ping, connectionStatus in testSecret only.
+    expect(fake.commands.filter((c) => c.name === 'ping')).toEqual([]);
+    expect(fake.commands.filter((c) => c.name === 'connectionStatus').map((c) => [c.user, c.ok])).toEqual([[`${p.userDb}.${USER}`, true]]);
 
-    expect(secure.checkPassword('app', USER, pw1)).toBe(true);
+    expect(fake.checkPassword(p.userDb, USER, pw1)).toBe(true);
     expect(await canLogin({ ...cur.json })).toBe(true);
     expect(await canLogin({ ...cur.json, password: PW0 })).toBe(false);
-    expect(secure.tlsErrors).toEqual([]);
   });
 
   it('replays every step twice without a second change or a second version', async () => {
-    plain.addUser('app', USER, PW0, ['readWrite@app', 'changeOwnPasswordRole@admin']);
-    const h = harness();
+    const fake = p.fake();
+    fake.addUser(p.userDb, USER, PW0, ['readWrite@app', 'changeOwnPasswordRole@admin']);
+    const h = harness(env());
     h.intercept = async (event, invoke) => {
       await invoke(event);
       await invoke(event);
     };
-    const arn = await h.createSecret(childSecret(plain));
+    const arn = await h.createSecret(childSecret(fake));
     const r = await h.rotate(arn);
     expect(r.error).toBeUndefined();
     expect(r.succeeded).toBe(true);
@@ -185,63 +259,101 @@ describe('single user', () => {
     expect(r.calls.filter((c) => c === 'UpdateSecretVersionStage')).toHaveLength(1);
 
     const pw1 = passwordOf(await h.current(arn));
-    expect(shape(plain.userCommands(), { AWSPENDING: pw1 })).toEqual([
-      { name: 'updateUser', db: 'app', user: `app.${USER}`, ok: true, args: { updateUser: USER, pwd: 'AWSPENDING' } },
+    expect(shape(fake.userCommands(), { AWSPENDING: pw1 })).toEqual([
+      { name: 'updateUser', db: p.userDb, user: `${p.userDb}.${USER}`, ok: true, args: { updateUser: USER, pwd: 'AWSPENDING' } },
     ]);
     expect(h.records().some((l) => l.msg === 'AWSPENDING already logs in; password was set by an earlier attempt')).toBe(true);
-    expect(plain.checkPassword('app', USER, pw1)).toBe(true);
+    expect(fake.checkPassword(p.userDb, USER, pw1)).toBe(true);
   });
 
   it('recovers with AWSPREVIOUS when the database still has the previous password', async () => {
-    plain.addUser('app', USER, PW0, ['readWrite@app', 'changeOwnPasswordRole@admin']);
-    const h = harness();
-    const arn = await h.createSecret(childSecret(plain));
+    const fake = p.fake();
+    fake.addUser(p.userDb, USER, PW0, ['readWrite@app', 'changeOwnPasswordRole@admin']);
+    const h = harness(env());
+    const arn = await h.createSecret(childSecret(fake));
     expect((await h.rotate(arn)).succeeded).toBe(true);
     // The database is restored from a backup taken before the first rotation.
-    plain.setPassword('app', USER, PW0);
-    plain.resetRecords();
+    fake.setPassword(p.userDb, USER, PW0);
+    fake.resetRecords();
 
     const r = await h.rotate(arn);
     expect(r.error).toBeUndefined();
     expect(r.succeeded).toBe(true);
     const pw2 = passwordOf(await h.current(arn));
-    expect(shape(plain.userCommands(), { AWSPENDING: pw2 })).toEqual([
-      { name: 'updateUser', db: 'app', user: `app.${USER}`, ok: true, args: { updateUser: USER, pwd: 'AWSPENDING' } },
+    expect(shape(fake.userCommands(), { AWSPENDING: pw2 })).toEqual([
+      { name: 'updateUser', db: p.userDb, user: `${p.userDb}.${USER}`, ok: true, args: { updateUser: USER, pwd: 'AWSPENDING' } },
     ]);
     // pending, current fail; previous logs in; then verification and testSecret.
-    expect(plain.logins.map((l) => l.ok)).toEqual([false, false, true, true, true]);
+    expect(fake.logins.map((l) => l.ok)).toEqual([false, false, true, true, true]);
     const changed = h.records().filter((l) => l.msg === 'changed own password').at(-1);
     expect(changed?.loggedInWith).toBe('AWSPREVIOUS');
-    expect(plain.checkPassword('app', USER, pw2)).toBe(true);
+    expect(fake.checkPassword(p.userDb, USER, pw2)).toBe(true);
   });
 
-  it('reports a missing changeOwnPassword privilege and leaves AWSCURRENT and the password alone', async () => {
-    plain.addUser('app', USER, PW0, ['readWrite@app']);
-    const h = harness();
-    const arn = await h.createSecret(childSecret(plain));
+  it('reports a missing changeOwnPassword privilege (code 13 -> PRIVILEGE) and leaves AWSCURRENT and the password alone', async () => {
+    const fake = p.fake();
+    fake.addUser(p.userDb, USER, PW0, ['readWrite@app']);
+    const h = harness(env());
+    const arn = await h.createSecret(childSecret(fake));
     const before = await h.current(arn);
     const r = await h.rotate(arn);
     expect(r.succeeded).toBe(false);
     expect(r.error).toContain('PrivilegeError');
+    expectCode(h, 'PRIVILEGE');
+    expect(r.error).toContain('code 13');
     expect(r.error).toContain('changeOwnPassword');
     await expectUnchanged(h, arn, before);
-    expect(plain.checkPassword('app', USER, PW0)).toBe(true);
-    expect(shape(plain.userCommands(), {})).toEqual([
-      { name: 'updateUser', db: 'app', user: `app.${USER}`, ok: false, args: { updateUser: USER, pwd: '<some other password>' } },
+    expect(fake.checkPassword(p.userDb, USER, PW0)).toBe(true);
+    expect(shape(fake.userCommands(), {})).toEqual([
+      { name: 'updateUser', db: p.userDb, user: `${p.userDb}.${USER}`, ok: false, args: { updateUser: USER, pwd: '<some other password>' } },
     ]);
   });
 
   it('fails verification when the server answers OK but does not change the password', async () => {
-    plain.addUser('app', USER, PW0, ['readWrite@app', 'changeOwnPasswordRole@admin']);
-    plain.ignoreNext('updateUser');
-    const h = harness();
-    const arn = await h.createSecret(childSecret(plain));
+    const fake = p.fake();
+    fake.addUser(p.userDb, USER, PW0, ['readWrite@app', 'changeOwnPasswordRole@admin']);
+    fake.ignoreNext('updateUser');
+    const h = harness(env());
+    const arn = await h.createSecret(childSecret(fake));
     const before = await h.current(arn);
     const r = await h.rotate(arn);
     expect(r.succeeded).toBe(false);
     expect(r.error).toContain('VerificationError');
     await expectUnchanged(h, arn, before);
-    expect(plain.checkPassword('app', USER, PW0)).toBe(true);
+    expect(fake.checkPassword(p.userDb, USER, PW0)).toBe(true);
+  });
+
+  it('a server that stops answering after the login fails the step with NETWORK naming STATEMENT_TIMEOUT_MS, well before the test times out', async () => {
+    const fake = p.fake();
+    fake.addUser(p.userDb, USER, PW0, ['readWrite@app', 'changeOwnPasswordRole@admin']);
+    const h = harness(env({ STATEMENT_TIMEOUT_MS: '700' }));
+    const arn = await h.createSecret(childSecret(fake));
+    const before = await h.current(arn);
+    fake.stallAfterLogin(USER);
+    const started = Date.now();
+    const r = await h.rotate(arn);
+    expect(Date.now() - started).toBeLessThan(8_000);
+    expect(r.succeeded).toBe(false);
+    expectCode(h, 'NETWORK');
+    expect(r.error).toContain('STATEMENT_TIMEOUT_MS=700');
+    expect(r.error).toContain('timed out');
+    await expectUnchanged(h, arn, before);
+    // The update was sent and never answered.
+    expect(fake.commands.filter((c) => c.name === 'updateUser').map((c) => c.codeName)).toEqual(['NoReply']);
+  }, 15_000);
+});
+
+describe('single user (MongoDB only)', () => {
+  it('rotates over verified TLS', async () => {
+    secure.addUser('app', USER, PW0, ['readWrite@app', 'changeOwnPasswordRole@admin']);
+    const h = harness();
+    const arn = await h.createSecret(childSecret(secure));
+    const r = await h.rotate(arn);
+    expect(r.error).toBeUndefined();
+    const cur = await h.current(arn);
+    expect(secure.checkPassword('app', USER, passwordOf(cur))).toBe(true);
+    expect(await canLogin({ ...cur.json })).toBe(true);
+    expect(secure.tlsErrors).toEqual([]);
   });
 
   it('generates URI-safe passwords by default: an application can put them in a mongodb:// URI unescaped', async () => {
@@ -287,80 +399,102 @@ describe('single user', () => {
   });
 });
 
-describe('alternating users', () => {
-  async function setupAlternating(fake: MongoWireFake, h: RotationHarness, childExtra: Record<string, unknown> = {}, adminExtra: Record<string, unknown> = {}) {
-    fake.addUser('admin', ADMIN, ADMIN_PW, ['root@admin']);
-    fake.addUser('app', USER, PW0, ['readWrite@app', 'read@reporting']);
-    const child = childSecret(fake, childExtra);
-    // The admin secret names the same server and TLS settings itself (it never borrows the child's).
-    const adminArn = await h.createSecret({ host: child.host, port: child.port, ssl: child.ssl, sslCa: child.sslCa, username: ADMIN, password: ADMIN_PW, ...adminExtra });
-    const arn = await h.createSecret({ ...child, masterarn: adminArn });
-    return { arn, adminArn };
-  }
+describe('single user (DocumentDB only)', () => {
+  it('a secret whose dbname is the application database still rotates: DocumentDB authenticates every user against admin', async () => {
+    docdb.addUser('admin', USER, PW0, ['readWrite@app', 'changeOwnPasswordRole@admin']);
+    const h = harness({ MONGODB_ALTERNATE_MARKER: 'none' });
+    const arn = await h.createSecret(childSecret(docdb, { dbname: 'app' }));
+    const r = await h.rotate(arn);
+    expect(r.error).toBeUndefined();
+    const pw = passwordOf(await h.current(arn));
+    // Sent to app, applied in admin (where the fake, like DocumentDB, keeps the user).
+    expect(shape(writes(docdb), { AWSPENDING: pw })).toEqual([
+      { name: 'updateUser', db: 'app', user: `admin.${USER}`, ok: true, args: { updateUser: USER, pwd: 'AWSPENDING' } },
+    ]);
+    expect(docdb.checkPassword('admin', USER, pw)).toBe(true);
+  });
+});
 
-  it('creates the clone in the CHILD database with the same roles, then alternates user -> clone -> user', async () => {
-    const h = harness();
-    const { arn } = await setupAlternating(plain, h);
-    const asAdmin = `admin.${ADMIN}`;
-    const baseRoles = [{ role: 'readWrite', db: 'app' }, { role: 'read', db: 'reporting' }];
+const BASE_ROLES = [{ role: 'readWrite', db: 'app' }, { role: 'read', db: 'reporting' }];
+
+async function setupAlternating(p: Personality, h: RotationHarness, childExtra: Record<string, unknown> = {}, adminExtra: Record<string, unknown> = {}) {
+  const fake = p.fake();
+  fake.addUser('admin', p.admin, ADMIN_PW, p.adminRoles);
+  if (!fake.getUser(p.userDb, USER)) fake.addUser(p.userDb, USER, PW0, BASE_ROLES);
+  const child = childSecret(fake, childExtra);
+  // The admin secret names the same server and TLS settings itself (it never borrows the child's).
+  const adminArn = await h.createSecret({ host: child.host, port: child.port, ssl: child.ssl, sslCa: child.sslCa, username: p.admin, password: ADMIN_PW, ...adminExtra });
+  const arn = await h.createSecret({ ...child, masterarn: adminArn });
+  return { arn, adminArn, fake };
+}
+
+describe.each(PERSONALITIES)('$name: alternating users', (p) => {
+  const env = (extra: Env = {}) => ({ ...p.env, ...extra });
+  const asAdmin = `admin.${p.admin}`;
+  /** The clone's marker as createUser/updateUser send it (none where the service has no customData). */
+  const sentMarker = (): Record<string, unknown> => (p.marker ? { customData: markerOf(USER, p.userDb) } : {});
+
+  it('creates the clone (marked where the service allows) with the same roles, then alternates user -> clone -> user -> clone', async () => {
+    const h = harness(env());
+    const { arn, fake } = await setupAlternating(p, h);
 
     // Rotation 1: USER -> CLONE (created).
     let r = await h.rotate(arn);
     expect(r.error).toBeUndefined();
     let cur = await h.current(arn);
     const pw1 = passwordOf(cur);
-    expect(visible(cur)).toMatchObject({ username: CLONE, dbname: 'app' });
-    expect(shape(plain.userCommands(), { AWSPENDING: pw1 })).toEqual([
-      { name: 'usersInfo', db: 'app', user: asAdmin, ok: true, args: { usersInfo: { user: USER, db: 'app' } } },
-      { name: 'usersInfo', db: 'app', user: asAdmin, ok: true, args: { usersInfo: { user: CLONE, db: 'app' } } },
-      { name: 'createUser', db: 'app', user: asAdmin, ok: true, args: { createUser: CLONE, pwd: 'AWSPENDING', roles: baseRoles } },
+    expect(visible(cur)).toMatchObject({ username: CLONE, dbname: p.userDb });
+    expect(shape(fake.userCommands(), { AWSPENDING: pw1 })).toEqual([
+      { name: 'usersInfo', db: p.userDb, user: asAdmin, ok: true, args: { usersInfo: { user: USER, db: p.userDb } } },
+      { name: 'usersInfo', db: p.userDb, user: asAdmin, ok: true, args: { usersInfo: { user: CLONE, db: p.userDb } } },
+      { name: 'createUser', db: p.userDb, user: asAdmin, ok: true, args: { createUser: CLONE, pwd: 'AWSPENDING', roles: BASE_ROLES, ...sentMarker() } },
     ]);
-    expect(plain.getUser('app', CLONE)?.roles).toEqual(baseRoles);
-    expect(plain.getUser('admin', CLONE)).toBeUndefined();
+    expect(fake.getUser(p.userDb, CLONE)).toEqual({ user: CLONE, db: p.userDb, roles: BASE_ROLES, ...sentMarker() });
+    expect(fake.getUser(p.userDb, USER)?.customData).toBeUndefined(); // the original user is never marked
     // AWSCURRENT guard, admin, verification, testSecret.
-    expect(plain.logins.map((l) => [l.user, l.ok])).toEqual([[USER, true], [ADMIN, true], [CLONE, true], [CLONE, true]]);
+    expect(fake.logins.map((l) => [l.user, l.ok])).toEqual([[USER, true], [p.admin, true], [CLONE, true], [CLONE, true]]);
     expect(await canLogin({ ...cur.json })).toBe(true);
     expect(await canLogin({ ...cur.json, username: USER, password: PW0 })).toBe(true); // the other user is untouched
 
     // A role granted to the current user later reaches the other user at the next rotation.
-    plain.grantRole('app', CLONE, 'dbAdmin@app');
-    plain.resetRecords();
+    fake.grantRole(p.userDb, CLONE, 'dbAdmin@app');
+    fake.resetRecords();
 
-    // Rotation 2: CLONE -> USER (updated: password and roles).
+    // Rotation 2: CLONE -> USER (updated: password and roles; the marked clone is not written).
     r = await h.rotate(arn);
     expect(r.error).toBeUndefined();
     cur = await h.current(arn);
     const pw2 = passwordOf(cur);
     expect(visible(cur)).toMatchObject({ username: USER });
-    const mirrored = [...baseRoles, { role: 'dbAdmin', db: 'app' }];
-    expect(shape(plain.userCommands(), { AWSPENDING: pw2 })).toEqual([
-      { name: 'usersInfo', db: 'app', user: asAdmin, ok: true, args: { usersInfo: { user: CLONE, db: 'app' } } },
-      { name: 'usersInfo', db: 'app', user: asAdmin, ok: true, args: { usersInfo: { user: USER, db: 'app' } } },
-      { name: 'updateUser', db: 'app', user: asAdmin, ok: true, args: { updateUser: USER, pwd: 'AWSPENDING', roles: mirrored } },
+    const mirrored = [...BASE_ROLES, { role: 'dbAdmin', db: 'app' }];
+    expect(shape(fake.userCommands(), { AWSPENDING: pw2 })).toEqual([
+      { name: 'usersInfo', db: p.userDb, user: asAdmin, ok: true, args: { usersInfo: { user: CLONE, db: p.userDb } } },
+      { name: 'usersInfo', db: p.userDb, user: asAdmin, ok: true, args: { usersInfo: { user: USER, db: p.userDb } } },
+      { name: 'updateUser', db: p.userDb, user: asAdmin, ok: true, args: { updateUser: USER, pwd: 'AWSPENDING', roles: mirrored } },
     ]);
-    expect(plain.getUser('app', USER)?.roles).toEqual(mirrored);
+    expect(fake.getUser(p.userDb, USER)?.roles).toEqual(mirrored);
     expect(await canLogin({ ...cur.json })).toBe(true);
     expect(await canLogin({ ...cur.json, password: PW0 })).toBe(false);
     expect(await canLogin({ ...cur.json, username: CLONE, password: pw1 })).toBe(true);
 
-    // Rotation 3: USER -> CLONE (updated).
-    plain.resetRecords();
+    // Rotation 3: USER -> CLONE (updated, marker kept).
+    fake.resetRecords();
     r = await h.rotate(arn);
     expect(r.error).toBeUndefined();
     cur = await h.current(arn);
     const pw3 = passwordOf(cur);
     expect(visible(cur)).toMatchObject({ username: CLONE });
-    expect(shape(plain.userCommands().filter((c) => c.name !== 'usersInfo'), { AWSPENDING: pw3 })).toEqual([
-      { name: 'updateUser', db: 'app', user: asAdmin, ok: true, args: { updateUser: CLONE, pwd: 'AWSPENDING', roles: mirrored } },
+    expect(shape(writes(fake), { AWSPENDING: pw3 })).toEqual([
+      { name: 'updateUser', db: p.userDb, user: asAdmin, ok: true, args: { updateUser: CLONE, pwd: 'AWSPENDING', roles: mirrored, ...sentMarker() } },
     ]);
     expect(await canLogin({ ...cur.json })).toBe(true);
     expect(await canLogin({ ...cur.json, password: pw1 })).toBe(false);
-    expect(plain.listUsers().map((u) => `${u.user}@${u.db}`).sort()).toEqual([`${ADMIN}@admin`, `${CLONE}@app`, `${USER}@app`].sort());
+    expect(fake.listUsers().map((u) => `${u.user}@${u.db}`).sort()).toEqual([`${p.admin}@admin`, `${CLONE}@${p.userDb}`, `${USER}@${p.userDb}`].sort());
   });
 
   it('replays every step twice: one version, one createUser, and a replayed setSecret re-applies the same state', async () => {
-    const h = harness();
-    const { arn } = await setupAlternating(plain, h);
+    const h = harness(env());
+    const { arn, fake } = await setupAlternating(p, h);
     h.intercept = async (event, invoke) => {
       await invoke(event);
       await invoke(event);
@@ -369,87 +503,220 @@ describe('alternating users', () => {
     expect(r.error).toBeUndefined();
     expect(r.calls.filter((c) => c === 'PutSecretValue')).toHaveLength(1);
     const pw = passwordOf(await h.current(arn));
-    const roles = [{ role: 'readWrite', db: 'app' }, { role: 'read', db: 'reporting' }];
-    // The framework re-runs the (idempotent) upsert on a replayed setSecret: it finds the clone
-    // and sets the same password and roles again.
-    expect(shape(plain.userCommands().filter((c) => c.name !== 'usersInfo'), { AWSPENDING: pw })).toEqual([
-      { name: 'createUser', db: 'app', user: `admin.${ADMIN}`, ok: true, args: { createUser: CLONE, pwd: 'AWSPENDING', roles } },
-      { name: 'updateUser', db: 'app', user: `admin.${ADMIN}`, ok: true, args: { updateUser: CLONE, pwd: 'AWSPENDING', roles } },
+    // The framework re-runs the (idempotent) upsert on a replayed setSecret: it finds the
+    // (marked) clone and sets the same password and roles again.
+    expect(shape(writes(fake), { AWSPENDING: pw })).toEqual([
+      { name: 'createUser', db: p.userDb, user: asAdmin, ok: true, args: { createUser: CLONE, pwd: 'AWSPENDING', roles: BASE_ROLES, ...sentMarker() } },
+      { name: 'updateUser', db: p.userDb, user: asAdmin, ok: true, args: { updateUser: CLONE, pwd: 'AWSPENDING', roles: BASE_ROLES, ...sentMarker() } },
     ]);
-    expect(plain.checkPassword('app', CLONE, pw)).toBe(true);
+    expect(fake.checkPassword(p.userDb, CLONE, pw)).toBe(true);
   });
 
-  it('works the DocumentDB way: engine docdb, users in admin, an RDS-managed admin secret found through its cluster tag, verified TLS', async () => {
-    secure.addUser('admin', 'docdbadmin', ADMIN_PW, ['root@admin']);
-    secure.addUser('admin', 'app_user', PW0, [{ role: 'readWrite', db: 'app' }]);
-    const rds = new RdsDouble();
-    const clusterArn = rds.addCluster({ id: 'docs', engine: 'docdb', endpoint: secure.host, port: secure.port });
-    // The managed secret has no sslCa: the deployment's CA bundle (SSL_CA_BUNDLE) verifies the admin's connection.
-    const h = harness({ SSL_CA_BUNDLE: certs.caFile }, rds);
-    const adminArn = await h.createSecret({ username: 'docdbadmin', password: ADMIN_PW });
-    h.sm.tagSecret(adminArn, [{ Key: 'aws:rds:primaryDBClusterArn', Value: clusterArn }]);
-    const arn = await h.createSecret({ engine: 'docdb', host: secure.host, port: secure.port, username: 'app_user', password: PW0, sslCa: certs.caPem, masterarn: adminArn });
+  it('a concurrent duplicate createUser (51003, the clone created by another invocation) converges: proved again, then updated', async () => {
+    const h = harness(env());
+    const { arn, fake } = await setupAlternating(p, h);
+    // Another invocation of the same step creates the clone (with its own password) just before ours.
+    const otherPw = 'Other-invocation-Passw0rd';
+    h.sensitive(otherPw);
+    fake.beforeNext('createUser', () => fake.addUser(p.userDb, CLONE, otherPw, BASE_ROLES, p.marker ? markerOf(USER, p.userDb) : undefined));
     const r = await h.rotate(arn);
     expect(r.error).toBeUndefined();
     const pw = passwordOf(await h.current(arn));
-    expect(shape(secure.userCommands().filter((c) => c.name === 'createUser'), { AWSPENDING: pw })).toEqual([
-      { name: 'createUser', db: 'admin', user: 'admin.docdbadmin', ok: true, args: { createUser: 'app_user_clone', pwd: 'AWSPENDING', roles: [{ role: 'readWrite', db: 'app' }] } },
+    expect(shape(writes(fake), { AWSPENDING: pw })).toEqual([
+      { name: 'createUser', db: p.userDb, user: asAdmin, ok: false, args: { createUser: CLONE, pwd: 'AWSPENDING', roles: BASE_ROLES, ...sentMarker() } },
+      { name: 'updateUser', db: p.userDb, user: asAdmin, ok: true, args: { updateUser: CLONE, pwd: 'AWSPENDING', roles: BASE_ROLES, ...sentMarker() } },
     ]);
-    expect(secure.checkPassword('admin', 'app_user_clone', pw)).toBe(true);
-    expect(rds.calls.map((c) => [c.action, c.params.DBClusterIdentifier])).toEqual([['DescribeDBClusters', clusterArn]]);
+    expect(fake.commands.find((c) => c.name === 'createUser')?.code).toBe(51003);
+    expect(fake.checkPassword(p.userDb, CLONE, pw)).toBe(true);
+    expect(fake.checkPassword(p.userDb, CLONE, otherPw)).toBe(false);
+  });
+
+  it('attack: a child secret naming X_clone (created by the attacker) never gets the admin to reset the privileged user X', async () => {
+    const h = harness(env());
+    const fake = p.fake();
+    const bossPw = 'Boss-own-Passw0rd-123';
+    h.sensitive(bossPw);
+    const bossRoles = [{ role: 'dbOwner', db: 'app' }, { role: 'userAdminAnyDatabase', db: 'admin' }];
+    fake.addUser(p.userDb, 'boss', bossPw, bossRoles);
+    // The attacker's own login, named boss_clone, even carrying a forged marker where customData exists.
+    fake.addUser(p.userDb, 'boss_clone', PW0, ['read@app'], p.marker ? markerOf('boss', p.userDb) : undefined);
+    const { arn } = await setupAlternating(p, h, { username: 'boss_clone' });
+    const before = await h.current(arn);
+    const r = await h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toContain('PrivilegeError');
+    expectCode(h, 'PRIVILEGE');
+    expect(r.error).toContain('"boss"');
+    expect(r.error).toContain('administrative: dbOwner@app, userAdminAnyDatabase@admin');
+    await expectUnchanged(h, arn, before);
+    expect(writes(fake)).toEqual([]);
+    expect(fake.getUser(p.userDb, 'boss')?.roles).toEqual(bossRoles);
+    expect(await canLogin({ ...childSecret(fake), username: 'boss', password: bossPw })).toBe(true);
+    const pending = h.holderOf(arn, 'AWSPENDING');
+    if (pending) expect(fake.checkPassword(p.userDb, 'boss', passwordOf(await h.version(arn, pending)))).toBe(false);
+    await expectNowhereIn(h, arn, bossPw);
+  });
+
+  it('attack: an unrelated application user that happens to be named X_clone is refused (PRIVILEGE) and keeps its password', async () => {
+    const h = harness(env());
+    const fake = p.fake();
+    const victimPw = 'Billing-app-Passw0rd-1';
+    h.sensitive(victimPw);
+    fake.addUser(p.userDb, CLONE, victimPw, ['readWrite@billing']);
+    const { arn } = await setupAlternating(p, h);
+    const before = await h.current(arn);
+    const r = await h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expectCode(h, 'PRIVILEGE');
+    expect(r.error).toContain('readWrite@billing');
+    await expectUnchanged(h, arn, before);
+    expect(writes(fake)).toEqual([]);
+    expect(fake.getUser(p.userDb, CLONE)?.roles).toEqual([{ role: 'readWrite', db: 'billing' }]);
+    expect(await canLogin({ ...childSecret(fake), username: CLONE, password: victimPw })).toBe(true);
+    await expectNowhereIn(h, arn, victimPw);
   });
 
   it('confused-deputy guard: a forged AWSCURRENT never gets the admin to act', async () => {
-    const h = harness();
+    const h = harness(env());
     const forged = 'Forged-password-123';
     h.sensitive(forged);
-    const { arn } = await setupAlternating(plain, h, { password: forged });
+    const { arn, fake } = await setupAlternating(p, h, { password: forged });
     const before = await h.current(arn);
     const r = await h.rotate(arn);
     expect(r.succeeded).toBe(false);
     expect(r.error).toContain('AWSCURRENT');
     expect(r.error).toContain('refusing to use the admin secret');
     await expectUnchanged(h, arn, before);
-    expect(plain.userCommands()).toEqual([]);
-    expect(plain.logins.filter((l) => l.user === ADMIN)).toEqual([]);
-    expect(plain.getUser('app', CLONE)).toBeUndefined();
+    expect(fake.userCommands()).toEqual([]);
+    expect(fake.logins.filter((l) => l.user === p.admin)).toEqual([]);
+    expect(fake.getUser(p.userDb, CLONE)).toBeUndefined();
   });
 
   it('refuses an admin secret for another host before logging in as the admin', async () => {
-    const h = harness();
-    const { arn } = await setupAlternating(plain, h, {}, { host: 'db.elsewhere.example' });
+    const h = harness(env());
+    const { arn, fake } = await setupAlternating(p, h, {}, { host: 'db.elsewhere.example' });
     const r = await h.rotate(arn);
     expect(r.succeeded).toBe(false);
     expect(r.error).toContain('is not the host');
-    expect(plain.logins.filter((l) => l.user === ADMIN)).toEqual([]);
-    expect(plain.userCommands()).toEqual([]);
+    expect(fake.logins.filter((l) => l.user === p.admin)).toEqual([]);
+    expect(fake.userCommands()).toEqual([]);
   });
 
   it('reports a wrong admin password as an admin login failure', async () => {
-    const h = harness();
-    const { arn } = await setupAlternating(plain, h, {}, { password: 'Wrong-admin-password-1' });
+    const h = harness(env());
+    const { arn, fake } = await setupAlternating(p, h, {}, { password: 'Wrong-admin-password-1' });
     const r = await h.rotate(arn);
     expect(r.succeeded).toBe(false);
     expect(r.error).toContain('admin secret');
     expect(r.error).toContain('[AUTH]');
-    expect(plain.userCommands()).toEqual([]);
+    expect(fake.userCommands()).toEqual([]);
   });
 
-  it('reports an admin without userAdmin as a privilege problem', async () => {
-    const h = harness();
-    plain.addUser('admin', 'weak-admin', ADMIN_PW, ['readWrite@app']);
-    const { arn } = await setupAlternating(plain, h, {}, { username: 'weak-admin' });
+  it('reports an admin without user-administration rights as a privilege problem (code 13)', async () => {
+    const h = harness(env());
+    const fake = p.fake();
+    fake.addUser('admin', 'weak-admin', ADMIN_PW, ['readWrite@app']);
+    const { arn } = await setupAlternating(p, h, {}, { username: 'weak-admin' });
     const before = await h.current(arn);
     const r = await h.rotate(arn);
     expect(r.succeeded).toBe(false);
-    expect(r.error).toContain('PrivilegeError');
+    expectCode(h, 'PRIVILEGE');
+    expect(r.error).toContain('code 13');
     expect(r.error).toContain('userAdmin');
     await expectUnchanged(h, arn, before);
-    expect(plain.getUser('app', CLONE)).toBeUndefined();
+    expect(fake.getUser(p.userDb, CLONE)).toBeUndefined();
+  });
+
+  it('a server that stops answering the admin fails the step with NETWORK naming STATEMENT_TIMEOUT_MS; nothing changed', async () => {
+    const h = harness(env({ STATEMENT_TIMEOUT_MS: '600' }));
+    const { arn, fake } = await setupAlternating(p, h);
+    const before = await h.current(arn);
+    fake.stallAfterLogin(p.admin);
+    const r = await h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expectCode(h, 'NETWORK');
+    expect(r.error).toContain('STATEMENT_TIMEOUT_MS=600');
+    await expectUnchanged(h, arn, before);
+    expect(fake.getUser(p.userDb, CLONE)).toBeUndefined();
+  }, 15_000);
+});
+
+describe('alternating users (MongoDB: the customData marker)', () => {
+  const p = PERSONALITIES[0];
+
+  it('attack: an unmarked X_clone holding no role beyond X\'s is refused (STATE, names ADOPT_UNMARKED_ALTERNATE), as is a marker naming someone else', async () => {
+    for (const customData of [undefined, markerOf('someone-else', 'app'), { [MARKER_FIELD]: { alternateOf: USER, db: 'other' } }]) {
+      plain.reset();
+      const h = harness();
+      const victimPw = 'Unrelated-Passw0rd-1';
+      h.sensitive(victimPw);
+      plain.addUser('app', CLONE, victimPw, ['read@reporting'], customData);
+      const { arn } = await setupAlternating(p, h);
+      const before = await h.current(arn);
+      const r = await h.rotate(arn);
+      expect(r.succeeded).toBe(false);
+      expect(r.error).toContain('RotationStateError');
+      expectCode(h, 'STATE');
+      expect(r.error).toContain('ADOPT_UNMARKED_ALTERNATE');
+      await expectUnchanged(h, arn, before);
+      expect(writes(plain)).toEqual([]);
+      expect(await canLogin({ ...childSecret(plain), username: CLONE, password: victimPw })).toBe(true);
+      await expectNowhereIn(h, arn, victimPw);
+    }
+  });
+
+  it('an unmarked pair (e.g. made by AWS\'s rotator) rotates only with ADOPT_UNMARKED_ALTERNATE=true, which marks it; then it rotates without', async () => {
+    const h = harness();
+    // AWS's rotator left X and X_clone with the same roles; the secret currently names the clone.
+    const clonePw = 'Clone-current-Passw0rd';
+    h.sensitive(clonePw);
+    plain.addUser('app', USER, PW0, BASE_ROLES);
+    plain.addUser('app', CLONE, clonePw, BASE_ROLES, { team: 'payments' });
+    const { arn } = await setupAlternating(p, h, { username: CLONE, password: clonePw });
+
+    let r = await h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toContain('ADOPT_UNMARKED_ALTERNATE');
+    expect(writes(plain)).toEqual([]);
+    expect(plain.checkPassword('app', USER, PW0)).toBe(true);
+    await abandonPending(h, arn);
+
+    plain.resetRecords();
+    h.env = { ...h.env, ADOPT_UNMARKED_ALTERNATE: 'true' };
+    r = await h.rotate(arn);
+    expect(r.error).toBeUndefined();
+    const pw = passwordOf(await h.current(arn));
+    // The clone (current) is marked first, its other customData kept; then the other user is updated.
+    expect(shape(writes(plain), { AWSPENDING: pw })).toEqual([
+      { name: 'updateUser', db: 'app', user: `admin.${p.admin}`, ok: true, args: { updateUser: CLONE, customData: { team: 'payments', ...markerOf(USER, 'app') } } },
+      { name: 'updateUser', db: 'app', user: `admin.${p.admin}`, ok: true, args: { updateUser: USER, pwd: 'AWSPENDING', roles: BASE_ROLES } },
+    ]);
+    expect(h.records().some((l) => l.level === 'warn' && String(l.msg).includes('adopting an unmarked pair'))).toBe(true);
+
+    plain.resetRecords();
+    h.env = { ...h.env, ADOPT_UNMARKED_ALTERNATE: undefined };
+    r = await h.rotate(arn);
+    expect(r.error).toBeUndefined();
+    expect(passwordOf(await h.current(arn)) === pw).toBe(false);
+    expect(plain.getUser('app', CLONE)?.customData).toEqual({ team: 'payments', ...markerOf(USER, 'app') });
+  });
+
+  it('a server without customData (DocumentDB reached under another name) refuses the marked createUser: UNSUPPORTED naming MONGODB_ALTERNATE_MARKER, no user created', async () => {
+    const h = harness(); // 127.0.0.1 is not a *.docdb.amazonaws.com endpoint: the marker mode is customData
+    const dp = PERSONALITIES[1];
+    const { arn } = await setupAlternating(dp, h);
+    const before = await h.current(arn);
+    const r = await h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expectCode(h, 'UNSUPPORTED');
+    expect(r.error).toContain('MONGODB_ALTERNATE_MARKER=none');
+    await expectUnchanged(h, arn, before);
+    expect(docdb.getUser('admin', CLONE)).toBeUndefined();
+    expect(docdb.commands.find((c) => c.name === 'createUser')?.code).toBe(2);
   });
 
   it('never changes the admin user itself when it is one of the rotated pair', async () => {
-    plain.addUser('admin', 'boss', ADMIN_PW, ['root@admin']);
+    plain.addUser('admin', 'boss', ADMIN_PW, ['userAdminAnyDatabase@admin']);
     plain.addUser('admin', 'boss_clone', PW0, ['read@app']);
     const h = harness();
     const adminArn = await h.createSecret({ host: plain.host, port: plain.port, ssl: false, username: 'boss', password: ADMIN_PW });
@@ -458,8 +725,75 @@ describe('alternating users', () => {
     expect(r.succeeded).toBe(false);
     expect(r.error).toContain('refusing to change its password or roles');
     expect(plain.checkPassword('admin', 'boss', ADMIN_PW)).toBe(true);
-    expect(plain.getUser('admin', 'boss')?.roles).toEqual([{ role: 'root', db: 'admin' }]);
-    expect(plain.userCommands()).toEqual([]);
+    expect(plain.getUser('admin', 'boss')?.roles).toEqual([{ role: 'userAdminAnyDatabase', db: 'admin' }]);
+    expect(writes(plain)).toEqual([]);
+  });
+});
+
+describe('alternating users (DocumentDB)', () => {
+  const p = PERSONALITIES[1];
+
+  it('no marker place: an unmarked X_clone holding no role beyond X\'s is adopted on the capability check alone (documented limit)', async () => {
+    const h = harness(p.env);
+    docdb.addUser('admin', CLONE, 'Leftover-clone-Passw0rd', ['read@reporting']);
+    h.sensitive('Leftover-clone-Passw0rd');
+    const { arn } = await setupAlternating(p, h);
+    const r = await h.rotate(arn);
+    expect(r.error).toBeUndefined();
+    expect(h.records().some((l) => String(l.msg).includes('no pair marker on this server'))).toBe(true);
+    expect(docdb.getUser('admin', CLONE)?.roles).toEqual(BASE_ROLES);
+    expect(writes(docdb).every((c) => !('customData' in c.args))).toBe(true);
+  });
+
+  it('attack: a child secret naming serviceadmin_clone never touches serviceadmin (PRIVILEGE: it holds root)', async () => {
+    const h = harness(p.env);
+    docdb.addUser('admin', 'serviceadmin_clone', PW0, ['read@app']);
+    const { arn } = await setupAlternating(p, h, { username: 'serviceadmin_clone' });
+    const r = await h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expectCode(h, 'PRIVILEGE');
+    expect(r.error).toContain('root@admin');
+    expect(writes(docdb)).toEqual([]);
+  });
+
+  it('never changes the master user itself when it is one of the rotated pair', async () => {
+    docdb.addUser('admin', p.admin, ADMIN_PW, p.adminRoles);
+    docdb.addUser('admin', `${p.admin}_clone`, PW0, ['read@app']);
+    const h = harness(p.env);
+    const adminArn = await h.createSecret({ host: docdb.host, port: docdb.port, ssl: false, username: p.admin, password: ADMIN_PW });
+    // The child names another database: DocumentDB still keeps (and authenticates) both users in admin.
+    const arn = await h.createSecret({ engine: 'docdb', host: docdb.host, port: docdb.port, username: `${p.admin}_clone`, password: PW0, dbname: 'app', ssl: false, masterarn: adminArn });
+    const r = await h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toContain('refusing to change its password or roles');
+    expect(docdb.checkPassword('admin', p.admin, ADMIN_PW)).toBe(true);
+    expect(writes(docdb)).toEqual([]);
+  });
+
+  it('works the DocumentDB way: engine docdb, an RDS-managed master secret found through its cluster tag, verified TLS, marker mode chosen by the endpoint', async () => {
+    docdbTls.addUser('admin', 'docdbadmin', ADMIN_PW, ['root@admin']);
+    docdbTls.addUser('admin', 'app_user', PW0, [{ role: 'readWrite', db: 'app' }]);
+    const rds = new RdsDouble();
+    const clusterArn = rds.addCluster({ id: 'docs', engine: 'docdb', endpoint: docdbTls.host, port: docdbTls.port });
+    // The managed secret has no sslCa: the deployment's CA bundle (SSL_CA_BUNDLE) verifies the admin's connection.
+    const h = harness({ ...p.env, SSL_CA_BUNDLE: certs.caFile }, rds);
+    const adminArn = await h.createSecret({ username: 'docdbadmin', password: ADMIN_PW });
+    h.sm.tagSecret(adminArn, [{ Key: 'aws:rds:primaryDBClusterArn', Value: clusterArn }]);
+    const arn = await h.createSecret({ engine: 'docdb', host: docdbTls.host, port: docdbTls.port, username: 'app_user', password: PW0, sslCa: certs.caPem, masterarn: adminArn });
+    const r = await h.rotate(arn);
+    expect(r.error).toBeUndefined();
+    const pw = passwordOf(await h.current(arn));
+    expect(shape(docdbTls.userCommands().filter((c) => c.name === 'createUser'), { AWSPENDING: pw })).toEqual([
+      { name: 'createUser', db: 'admin', user: 'admin.docdbadmin', ok: true, args: { createUser: 'app_user_clone', pwd: 'AWSPENDING', roles: [{ role: 'readWrite', db: 'app' }] } },
+    ]);
+    expect(docdbTls.checkPassword('admin', 'app_user_clone', pw)).toBe(true);
+    expect(rds.calls.map((c) => [c.action, c.params.DBClusterIdentifier])).toEqual([['DescribeDBClusters', clusterArn]]);
+    // The endpoints DocumentDB gives clusters select "no marker" without any setting.
+    expect(markerModeFor({}, 'docs.cluster-abc123.us-east-1.docdb.amazonaws.com')).toBe('none');
+    expect(markerModeFor({}, 'docs.cluster-ro-abc123.cn-north-1.docdb.amazonaws.com.cn')).toBe('none');
+    expect(markerModeFor({}, 'docs-123.us-east-1.docdb-elastic.amazonaws.com')).toBe('none');
+    expect(markerModeFor({}, 'mongo.internal.example')).toBe('customData');
+    expect(markerModeFor({ MONGODB_ALTERNATE_MARKER: 'customData' }, 'docs.cluster-abc123.us-east-1.docdb.amazonaws.com')).toBe('customData');
   });
 });
 
@@ -486,6 +820,27 @@ describe('secret validation', () => {
     expect(r.succeeded).toBe(false);
     expect(r.error).toContain('SecretFormatError');
     expect(r.error).toContain(field);
+    await expectUnchanged(h, arn, before);
+    expect(plain.commands).toEqual([]);
+  });
+});
+
+describe('environment validation', () => {
+  const cases: Array<[string, Env, string]> = [
+    ['an unknown marker mode', { MONGODB_ALTERNATE_MARKER: 'sometimes' }, 'MONGODB_ALTERNATE_MARKER'],
+    ['a non-boolean ADOPT_UNMARKED_ALTERNATE', { ADOPT_UNMARKED_ALTERNATE: 'maybe' }, 'ADOPT_UNMARKED_ALTERNATE'],
+  ];
+  it.each(cases)('%s fails createSecret (ConfigError naming it) before AWSPENDING exists or anything connects', async (_name, env, name) => {
+    plain.addUser('app', USER, PW0, ['readWrite@app', 'changeOwnPasswordRole@admin']);
+    const h = harness(env);
+    const arn = await h.createSecret(childSecret(plain));
+    const before = await h.current(arn);
+    const r = await h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toContain('ConfigError');
+    expect(r.error).toContain(name);
+    expect(h.events.map((e) => e.Step)).toEqual(['createSecret']);
+    expect(r.calls).not.toContain('PutSecretValue');
     await expectUnchanged(h, arn, before);
     expect(plain.commands).toEqual([]);
   });
@@ -531,9 +886,8 @@ describe('TLS', () => {
     } finally {
       await mongoEngine.close(conn);
     }
+    // connect() sends nothing after the login; check() one connectionStatus (then its fallback).
     expect(shape(secure.commands.filter((c) => ['ping', 'connectionStatus', 'usersInfo'].includes(c.name)), {})).toEqual([
-      { name: 'ping', db: 'app', user: `app.${USER}`, ok: true, args: { ping: 1 } },
-      { name: 'ping', db: 'app', user: `app.${USER}`, ok: true, args: { ping: 1 } },
       { name: 'connectionStatus', db: 'app', user: `app.${USER}`, ok: false, args: { connectionStatus: 1 } },
       { name: 'usersInfo', db: 'app', user: `app.${USER}`, ok: true, args: { usersInfo: { user: USER, db: 'app' } } },
     ]);
@@ -589,6 +943,12 @@ describe('connection settings', () => {
     expect(config).toMatchObject({ host: secret.host, port: 27017, authSource: 'app', replicaSet: 'rs0' });
   });
 
+  it('bounds every command after the login by STATEMENT_TIMEOUT_MS (socketTimeoutMS)', () => {
+    const config = mongoClientConfig(secret, { tls: verifyFullNoCa(), connectTimeoutMs: 1000, statementTimeoutMs: 1234 });
+    expect(config.options.socketTimeoutMS).toBe(1234);
+    expect(config.options.connectTimeoutMS).toBe(1000);
+  });
+
   it('maps each TLS mode and the authentication database choices', () => {
     const none = mongoClientConfig({ ...secret, replicaSet: undefined, dbname: undefined }, { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 1000 });
     expect(none.options).toMatchObject({ tls: false, directConnection: true, authSource: 'admin' });
@@ -641,10 +1001,39 @@ describe('connection settings', () => {
 });
 
 describe('the fake server', () => {
+  it('behaves like DocumentDB in its DocumentDB personality', async () => {
+    docdb.addUser('admin', 'master', ADMIN_PW, ['root@admin']);
+    expect(() => docdb.addUser('app', 'x', 'Password-123')).toThrow(/admin/);
+    const client = new MongoClient(`mongodb://${docdb.host}:${docdb.port}/`, {
+      auth: { username: 'master', password: ADMIN_PW }, authSource: 'app', directConnection: true, serverSelectionTimeoutMS: 2000,
+    });
+    try {
+      await client.connect();
+      // Authenticated against admin although the client named app.
+      expect((await client.db('app').command({ connectionStatus: 1 })).authInfo.authenticatedUsers).toEqual([{ user: 'master', db: 'admin' }]);
+      await expect(client.db('app').command({ dropDatabase: 1 })).rejects.toMatchObject({ code: 303, message: 'Feature not supported: dropDatabase' });
+      await expect(client.db('app').command({ createUser: 'x', pwd: 'Password-123', roles: [], customData: {} }))
+        .rejects.toMatchObject({ code: 2, message: '"customData" is not a valid argument to createUser' });
+      await expect(client.db('app').command({ createUser: 'x', pwd: 'Password-123', roles: ['userAdmin'] })).rejects.toMatchObject({ codeName: 'RoleNotFound' });
+      await expect(client.db('admin').command({ updateUser: 'serviceadmin', pwd: 'Password-123' })).rejects.toMatchObject({ code: 13 });
+      // Created from app, kept in admin, with a role of app.
+      await client.db('app').command({ createUser: 'x', pwd: 'Password-123', roles: ['read'] });
+      expect((await client.db('app').command({ usersInfo: { user: 'x', db: 'app' } })).users).toEqual([
+        { _id: 'x', user: 'x', db: 'admin', roles: [{ role: 'read', db: 'app' }] },
+      ]);
+    } finally {
+      await client.close();
+    }
+    expect(docdb.listUsers().map((u) => `${u.user}@${u.db}`).sort()).toEqual(['master@admin', 'x@admin']);
+    const serviceLogin = await new DatabaseRotator(mongoEngine).login(
+      { engine: 'docdb', host: docdb.host, port: docdb.port, username: 'serviceadmin', password: 'anything-1', ssl: false } as DbSecret, 'probe', { env: LAMBDA_ENV, log: silent });
+    expect(serviceLogin.ok).toBe(false);
+  });
+
   it('rejects unknown commands and unknown fields loudly', async () => {
-    plain.addUser('admin', ADMIN, ADMIN_PW, ['root@admin']);
+    plain.addUser('admin', 'root-user', ADMIN_PW, ['root@admin']);
     const client = new MongoClient(`mongodb://${plain.host}:${plain.port}/`, {
-      auth: { username: ADMIN, password: ADMIN_PW }, authSource: 'admin', directConnection: true, serverSelectionTimeoutMS: 2000,
+      auth: { username: 'root-user', password: ADMIN_PW }, authSource: 'admin', directConnection: true, serverSelectionTimeoutMS: 2000,
     });
     try {
       await client.connect();

@@ -20,21 +20,44 @@
  * rotator used the admin's, a bug): `usersInfo` of the current user (its roles), `usersInfo` of
  * the alternate user, then `createUser` (pwd + the current user's roles) or `updateUser` (pwd +
  * the current user's roles, so the clone mirrors the current user on every rotation: roles
- * granted or removed later reach it). Only roles are copied (not customData,
- * authenticationRestrictions or mechanisms). The admin user needs userAdmin on that database
- * (or userAdminAnyDatabase/root), and grant rights on the databases of the copied roles.
+ * granted or removed later reach it). Only roles are copied (not authenticationRestrictions or
+ * mechanisms). The admin user needs userAdmin on that database (or userAdminAnyDatabase/root),
+ * and grant rights on the databases of the copied roles.
+ *
+ * Pair proof (checkAlternateUser, before anything changes): an existing alternate user may hold
+ * no role (role name + database) the current user lacks, must have a password (SCRAM) login
+ * where the server lists mechanisms, and, where the server has a place for it, the `_clone`
+ * side carries the marker `customData.rotationLambdas = {alternateOf: <user>, db: <db>}` that
+ * upsertAlternateUser writes when it creates the clone. Amazon DocumentDB documents no
+ * customData for users, so on DocumentDB (MONGODB_ALTERNATE_MARKER=none, chosen automatically
+ * for *.docdb.amazonaws.com endpoints) the capability check stands alone.
+ *
+ * Amazon DocumentDB keeps every user in `admin` and runs every user command there, whatever
+ * database it is sent to; a usersInfo reply naming `admin` for a user asked for in another
+ * database is taken as that (DocumentDB's) answer.
+ *
+ * Timeouts: every command after the login is bounded by the driver's socketTimeoutMS =
+ * STATEMENT_TIMEOUT_MS (a stalled server fails the step with NETWORK). The driver in
+ * package.json (mongodb 7) has deprecated the client-side operation timeout `timeoutMS` (no
+ * effect), and the server-side `maxTimeMS` is not sent: user-management commands are quick and
+ * DocumentDB does not document maxTimeMS for them.
  */
 import { MongoClient, type Document, type MongoClientOptions } from 'mongodb';
 import type { AlternateUserChange, ConnectOptions, DatabaseEngine, PasswordChange } from '../../src/db/engine';
 import { errorChain as sharedErrorChain, nodeErrorClass } from '../../src/db/net-errors';
 import { portOf, type DbSecret } from '../../src/db/secret';
 import { trustedCaOption } from '../../src/db/tls';
-import { ConnectError, PrivilegeError, RotationStateError, SecretFormatError, VerificationError } from '../../src/errors';
+import {
+  ConfigError, ConnectError, PrivilegeError, RotationError, RotationStateError, SecretFormatError, VerificationError,
+} from '../../src/errors';
 import type { Logger } from '../../src/log';
+import { envFlag, type Env } from '../../src/password';
 
 /** The authentication database when the secret names none (DocumentDB keeps all users there). */
 export const MONGO_DEFAULT_PORT = 27017;
 export const DEFAULT_AUTH_DATABASE = 'admin';
+/** STATEMENT_TIMEOUT_MS's default, for callers that build a config without one. */
+const DEFAULT_STATEMENT_TIMEOUT_MS = 30_000;
 
 /**
  * MongoDB documents no limit on user names; this is a sanity bound. DocumentDB's own limits are
@@ -42,8 +65,19 @@ export const DEFAULT_AUTH_DATABASE = 'admin';
  */
 export const MAX_USERNAME_LENGTH = 1024;
 
-/** How long one command may take once connected (user management is quick). */
-export const SOCKET_TIMEOUT_MS = 30_000;
+/** The customData field holding this framework's pair marker. */
+export const MARKER_FIELD = 'rotationLambdas';
+/** Where the pair marker goes: customData (MongoDB), none (DocumentDB), or auto (by endpoint). */
+export const MARKER_ENV = 'MONGODB_ALTERNATE_MARKER';
+export const ADOPT_ENV = 'ADOPT_UNMARKED_ALTERNATE';
+/** DocumentDB cluster endpoints (instance-based and elastic, commercial and China regions). */
+const DOCDB_ENDPOINT = /\.docdb(-elastic)?\.amazonaws\.com(\.cn)?\.?$/i;
+const FLAG_VALUES = new Set(['true', 'false', '1', '0', 'y', 'n', 'yes', 'no']);
+/** Built-in roles that administer users, databases or the cluster: named in refusals. */
+const ADMIN_ROLES = new Set([
+  'root', 'userAdminAnyDatabase', 'userAdmin', 'dbOwner', 'dbAdmin', 'dbAdminAnyDatabase', 'clusterAdmin',
+  'clusterManager', 'hostManager', 'restore', 'backup', '__system',
+]);
 
 /**
  * Characters a password must not contain to be usable unescaped in a `mongodb://user:pass@...`
@@ -77,6 +111,35 @@ export interface MongoConnection {
   /** The database the user authenticated against (where the user is defined). */
   authDb: string;
   address: string;
+  /** The endpoint's host name (chooses the pair-marker mode on the admin connection). */
+  host: string;
+  /** STATEMENT_TIMEOUT_MS: named when a command is not answered in time. */
+  statementTimeoutMs: number;
+  /** The last checkAlternateUser result, reused by the upsert that follows it on this connection. */
+  pairCheck?: PairCheck;
+}
+
+export type MarkerMode = 'customData' | 'none';
+
+interface UserInfo {
+  user: string;
+  /** The database the server reports the user in (admin on DocumentDB). */
+  db: string;
+  roles: RoleRef[];
+  customData?: Document;
+  mechanisms?: string[];
+}
+
+interface PairCheck {
+  key: string;
+  current: UserInfo;
+  alternate?: UserInfo;
+  /** The `_clone` side of the pair and the user its marker names. */
+  cloneSide: 'current' | 'alternate';
+  original: string;
+  marker: MarkerMode;
+  /** The clone side carries the marker naming the original user. */
+  marked: boolean;
 }
 
 export interface MongoEngineOptions {
@@ -96,8 +159,21 @@ export function authDatabaseOf(secret: DbSecret): string {
   return secret.dbname || DEFAULT_AUTH_DATABASE;
 }
 
+/**
+ * Where this deployment records the pair marker: MONGODB_ALTERNATE_MARKER = customData | none |
+ * auto (default: none for a DocumentDB endpoint, customData otherwise). Read from the function's
+ * environment and the admin's endpoint only, never from a child secret.
+ */
+export function markerModeFor(env: Env, host: string): MarkerMode {
+  const raw = env[MARKER_ENV]?.trim() ?? '';
+  if (raw === 'customData' || raw === 'none') return raw;
+  if (raw === '' || raw === 'auto') return DOCDB_ENDPOINT.test(host.trim()) ? 'none' : 'customData';
+  throw new ConfigError(`${MARKER_ENV} must be "customData", "none" or "auto", got "${raw.slice(0, 40)}".`,
+    'Use "none" for Amazon DocumentDB (no customData), "customData" for MongoDB.');
+}
+
 /** Build the MongoClient URL and options for a secret and one connection attempt. */
-export function mongoClientConfig(secret: DbSecret, options: Pick<ConnectOptions, 'tls' | 'connectTimeoutMs'>): MongoConnectConfig {
+export function mongoClientConfig(secret: DbSecret, options: Pick<ConnectOptions, 'tls' | 'connectTimeoutMs'> & { statementTimeoutMs?: number }): MongoConnectConfig {
   const host = secret.host.trim();
   const port = portOf(secret, MONGO_DEFAULT_PORT);
   const authSource = authDatabaseOf(secret);
@@ -118,7 +194,8 @@ export function mongoClientConfig(secret: DbSecret, options: Pick<ConnectOptions
       : {}),
     connectTimeoutMS: options.connectTimeoutMs,
     serverSelectionTimeoutMS: options.connectTimeoutMs,
-    socketTimeoutMS: SOCKET_TIMEOUT_MS,
+    // Every command after the login: a server that stops answering fails the step (NETWORK).
+    socketTimeoutMS: options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS,
     // DocumentDB does not support retryable writes; user management is not retried anyway.
     retryWrites: false,
     maxPoolSize: 1,
@@ -127,7 +204,11 @@ export function mongoClientConfig(secret: DbSecret, options: Pick<ConnectOptions
   return { url: `mongodb://${hostPart}:${port}/`, options: clientOptions, host, port, authSource, ...(replicaSet ? { replicaSet } : {}) };
 }
 
-/** The default factory: a real MongoClient, connected (which authenticates), closed on failure. */
+/**
+ * The default factory: a real MongoClient, connected, closed on failure. `connect()` checks a
+ * connection out of the pool, which runs the handshake and the SCRAM conversation: a returned
+ * client is authenticated (an injected factory must return one that is, too).
+ */
 export const connectWithDriver: MongoConnectFn = async (config) => {
   const client = new MongoClient(config.url, config.options);
   try {
@@ -154,7 +235,13 @@ export class MongoEngine implements DatabaseEngine<MongoConnection> {
     this.connectFn = options.connect ?? connectWithDriver;
   }
 
-  validateSecret(secret: DbSecret, label: string): void {
+  validateSecret(secret: DbSecret, label: string, env: Env = {}): void {
+    // The variables this engine reads: a bad value fails createSecret, before AWSPENDING exists.
+    markerModeFor(env, secret.host);
+    const adopt = env[ADOPT_ENV]?.trim().toLowerCase() ?? '';
+    if (adopt !== '' && !FLAG_VALUES.has(adopt)) {
+      throw new ConfigError(`${ADOPT_ENV} must be true or false, got "${adopt.slice(0, 40)}".`);
+    }
     const host = secret.host.trim();
     if (!/^[A-Za-z0-9._-]+$/.test(host) && !/^\[?[0-9A-Fa-f:.]+\]?$/.test(host)) {
       throw new SecretFormatError(
@@ -186,6 +273,7 @@ export class MongoEngine implements DatabaseEngine<MongoConnection> {
 
   async connect(secret: DbSecret, options: ConnectOptions): Promise<MongoConnection> {
     const config = mongoClientConfig(secret, options);
+    const statementTimeoutMs = options.statementTimeoutMs;
     options.log.debug('connecting to MongoDB', {
       host: config.host,
       port: config.port,
@@ -195,14 +283,14 @@ export class MongoEngine implements DatabaseEngine<MongoConnection> {
       verifyChain: options.tls.verifyChain,
       verifyHostname: options.tls.verifyHostname,
     });
-    let client: MongoClientLike | undefined;
     try {
-      client = await this.connectFn(config);
-      // Proves the session is authenticated (the driver authenticates on the first command).
-      await client.db(config.authSource).command({ ping: 1 });
-      return { client, username: secret.username, authDb: config.authSource, address: `${config.host}:${config.port}` };
+      // Authenticated once this returns (see connectWithDriver): no extra round trip to prove it.
+      const client = await this.connectFn(config);
+      return {
+        client, username: secret.username, authDb: config.authSource, address: `${config.host}:${config.port}`,
+        host: config.host, statementTimeoutMs: statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS,
+      };
     } catch (err) {
-      if (client) await client.close().catch(() => undefined);
       throw classifyConnectError(err, config, secret.username);
     }
   }
@@ -217,46 +305,137 @@ export class MongoEngine implements DatabaseEngine<MongoConnection> {
     log.info('updateUser (own password) done', { username: change.username, authDb: conn.authDb });
   }
 
+  /**
+   * Read-only proof that an existing alternate user is this pair's (see the file comment).
+   * Refuses with PrivilegeError (capabilities beyond the current user's, or the admin itself)
+   * or RotationStateError (missing current user, not a password login, unmarked pair).
+   */
+  async checkAlternateUser(admin: MongoConnection, change: AlternateUserChange, log: Logger): Promise<void> {
+    admin.pairCheck = await this.provePair(admin, change, log);
+  }
+
   async upsertAlternateUser(admin: MongoConnection, change: AlternateUserChange, log: Logger): Promise<void> {
+    const key = pairKey(change);
+    let pair = admin.pairCheck?.key === key ? admin.pairCheck : await this.provePair(admin, change, log);
+    admin.pairCheck = undefined;
+    try {
+      await this.applyPair(admin, change, pair, log);
+    } catch (err) {
+      // Another invocation of the same step created the clone between our read and our
+      // createUser: prove the pair again (it must carry that invocation's marker), then update.
+      const e = serverError(err);
+      if (pair.alternate || !e || (e.code !== 51003 && e.code !== 11000)) throw err;
+      log.info('alternate user was created concurrently; checking it again and updating it', { username: change.alternateUser });
+      pair = await this.provePair(admin, change, log);
+      await this.applyPair(admin, change, pair, log);
+    }
+  }
+
+  private async provePair(admin: MongoConnection, change: AlternateUserChange, log: Logger): Promise<PairCheck> {
     const db = authDatabaseOf(change.current);
     const { currentUser, alternateUser } = change;
-    if (admin.authDb === db && (admin.username === alternateUser || admin.username === currentUser)) {
-      throw new RotationStateError(
-        `The admin secret's user "${admin.username}" is one of the rotated pair ("${currentUser}", "${alternateUser}") in database "${db}"; refusing to change its password or roles.`,
-        'Use a separate admin user for the alternating-users strategy.',
-      );
-    }
-    const adminRemedy = `The admin user "${admin.username}" needs userAdmin on database "${db}" (or userAdminAnyDatabase/root), and the right to grant the copied roles.`;
-    const current = await findUser(admin, db, currentUser, adminRemedy);
+    const remedy = adminRemedy(admin, db);
+    const current = await findUser(admin, db, currentUser, remedy);
     if (!current) {
       throw new RotationStateError(`The current user "${currentUser}" does not exist in database "${db}", so its roles cannot be copied.`,
         'Check "dbname"/"authSource" in the secret: it must be the database the user is defined in.');
     }
-    const roles = current.roles;
-    const existing = await findUser(admin, db, alternateUser, adminRemedy);
-    if (existing) {
-      await runUserCommand(admin, db, { updateUser: alternateUser, pwd: change.newPassword, roles }, `update user "${alternateUser}"`, adminRemedy);
-    } else {
-      await runUserCommand(admin, db, { createUser: alternateUser, pwd: change.newPassword, roles }, `create user "${alternateUser}"`, adminRemedy);
+    // The admin never changes itself: compare with the identity the server reports for the admin.
+    const me = (await whoAmI(admin).catch((err: unknown) => {
+      const code = serverError(err)?.code;
+      if (code === 59 || code === 303) return undefined; // no connectionStatus: the secret says who the admin is
+      throw classifyCommandError(err, admin, 'run connectionStatus', remedy);
+    })) ?? { user: admin.username, db: admin.authDb };
+    if (me.db === current.db && (me.user === alternateUser || me.user === currentUser)) {
+      throw new RotationStateError(
+        `The admin secret's user "${me.user}" is one of the rotated pair ("${currentUser}", "${alternateUser}") in database "${current.db}"; refusing to change its password or roles.`,
+        'Use a separate admin user for the alternating-users strategy.',
+      );
     }
-    log.info(existing ? 'alternate user updated' : 'alternate user created', {
+    const cloneSide = alternateUser.endsWith(CLONE_SUFFIX) && alternateUser.slice(0, -CLONE_SUFFIX.length) === currentUser ? 'alternate' : 'current';
+    const original = cloneSide === 'alternate' ? currentUser : alternateUser;
+    const marker = markerModeFor(change.env, admin.host);
+    const alternate = await findUser(admin, db, alternateUser, remedy);
+    const cloneInfo = cloneSide === 'alternate' ? alternate : current;
+    const marked = marker === 'customData' && cloneInfo !== undefined && carriesMarker(cloneInfo, original, current.db);
+    const check: PairCheck = { key: pairKey(change), current, alternate, cloneSide, original, marker, marked };
+    if (!alternate) {
+      log.info('alternate user does not exist yet; it will be created', { username: alternateUser, authDb: current.db });
+      return check;
+    }
+    if (alternate.db !== current.db) {
+      throw new RotationStateError(`The alternate user "${alternateUser}" is defined in database "${alternate.db}", not in "${current.db}" with "${currentUser}".`);
+    }
+    if (alternate.mechanisms && !alternate.mechanisms.some((m) => /^SCRAM-/i.test(m))) {
+      throw new RotationStateError(
+        `The existing user "${alternateUser}" in database "${current.db}" has no password login (mechanisms: ${alternate.mechanisms.join(', ') || 'none'}); refusing to give it one.`,
+        `Rename the child secret's user, or drop "${alternateUser}" if it is a leftover of this rotation.`,
+      );
+    }
+    const has = new Set(current.roles.map(roleKey));
+    const extra = alternate.roles.filter((r) => !has.has(roleKey(r)));
+    if (extra.length > 0) {
+      const admins = extra.filter((r) => ADMIN_ROLES.has(r.role));
+      throw new PrivilegeError(
+        `The existing user "${alternateUser}" in database "${current.db}" holds role(s) that "${currentUser}" does not: ${extra.map(roleKey).join(', ')}` +
+          `${admins.length ? ` (administrative: ${admins.map(roleKey).join(', ')})` : ''}; it is not this pair's alternate, refusing to change its password or roles.`,
+        `If "${alternateUser}" really is the alternate of "${currentUser}", give both users the same roles; otherwise use another user name in the secret.`,
+      );
+    }
+    if (marker === 'none') {
+      log.info('alternate user exists and holds no role beyond the current user\'s (no pair marker on this server)', { username: alternateUser });
+      return check;
+    }
+    if (!marked) {
+      const cloneName = cloneSide === 'alternate' ? alternateUser : currentUser;
+      if (!envFlag(change.env, ADOPT_ENV, false)) {
+        throw new RotationStateError(
+          `The users "${currentUser}" and "${alternateUser}" in database "${current.db}" are not marked as a rotation pair: "${cloneName}" has no customData.${MARKER_FIELD} naming "${original}" (it was not created by this function, or was created before the marker existed).`,
+          `If they are one pair (e.g. created by AWS's rotation function), set ${ADOPT_ENV}=true for one rotation and the marker is added; otherwise use another user name in the secret.`,
+        );
+      }
+      log.warn(`adopting an unmarked pair (${ADOPT_ENV}=true): the marker will be added`, { username: cloneName, original });
+    }
+    return check;
+  }
+
+  private async applyPair(admin: MongoConnection, change: AlternateUserChange, pair: PairCheck, log: Logger): Promise<void> {
+    const db = authDatabaseOf(change.current);
+    const { currentUser, alternateUser } = change;
+    const remedy = adminRemedy(admin, db);
+    const roles = pair.current.roles;
+    const markerDoc = { alternateOf: pair.original, db: pair.current.db };
+    const useMarker = pair.marker === 'customData';
+    // The marker goes on first when the clone side is the current user, so that an interrupted
+    // upsert is retried as a marked pair.
+    if (useMarker && pair.cloneSide === 'current' && !pair.marked) {
+      await runUserCommand(admin, db, { updateUser: currentUser, customData: withMarker(pair.current.customData, markerDoc) },
+        `mark "${currentUser}" as the alternate of "${pair.original}"`, remedy);
+    }
+    const marker = useMarker && pair.cloneSide === 'alternate' ? { customData: withMarker(pair.alternate?.customData, markerDoc) } : {};
+    if (pair.alternate) {
+      await runUserCommand(admin, db, { updateUser: alternateUser, pwd: change.newPassword, roles, ...marker }, `update user "${alternateUser}"`, remedy);
+    } else {
+      await runUserCommand(admin, db, { createUser: alternateUser, pwd: change.newPassword, roles, ...marker }, `create user "${alternateUser}"`, remedy);
+    }
+    log.info(pair.alternate ? 'alternate user updated' : 'alternate user created', {
       username: alternateUser,
-      authDb: db,
-      roles: roles.map((r) => `${r.role}@${r.db}`),
+      authDb: pair.current.db,
+      roles: roles.map(roleKey),
+      marker: useMarker ? `customData.${MARKER_FIELD} on "${pair.cloneSide === 'alternate' ? alternateUser : currentUser}"` : 'none',
     });
   }
 
-  /** ping, then connectionStatus must show this user (usersInfo on oneself where connectionStatus is missing). */
+  /** connectionStatus must show this user (usersInfo on oneself where connectionStatus is missing). */
   async check(conn: MongoConnection): Promise<void> {
-    const db = conn.client.db(conn.authDb);
-    await db.command({ ping: 1 });
     let ok: boolean;
     try {
-      const status = await db.command({ connectionStatus: 1 });
-      const users = (status.authInfo as { authenticatedUsers?: unknown } | undefined)?.authenticatedUsers;
-      ok = Array.isArray(users) && users.some((u: { user?: unknown; db?: unknown }) => u?.user === conn.username && u?.db === conn.authDb);
+      const me = await whoAmI(conn);
+      // DocumentDB authenticates every user against admin, whatever database the client named.
+      ok = me !== undefined && me.user === conn.username && (me.db === conn.authDb || me.db === DEFAULT_AUTH_DATABASE);
     } catch (err) {
-      if (serverError(err)?.code !== 59) throw err; // 59 = CommandNotFound (a MongoDB-compatible server without it)
+      const code = serverError(err)?.code;
+      if (code !== 59 && code !== 303) throw classifyCommandError(err, conn, 'run connectionStatus', 'Any user may run connectionStatus; check the server.');
       ok = (await findUser(conn, conn.authDb, conn.username, 'Any user may read its own usersInfo; check the server.')) !== undefined;
     }
     if (!ok) {
@@ -268,32 +447,105 @@ export class MongoEngine implements DatabaseEngine<MongoConnection> {
   }
 }
 
-/** usersInfo for one user in `db`; undefined when it does not exist. */
-async function findUser(conn: MongoConnection, db: string, user: string, remedy: string): Promise<{ roles: RoleRef[] } | undefined> {
+const CLONE_SUFFIX = '_clone';
+
+function pairKey(change: AlternateUserChange): string {
+  return JSON.stringify([authDatabaseOf(change.current), change.currentUser, change.alternateUser]);
+}
+
+function roleKey(r: RoleRef): string {
+  return `${r.role}@${r.db}`;
+}
+
+function adminRemedy(admin: MongoConnection, db: string): string {
+  return `The admin user "${admin.username}" needs userAdmin on database "${db}" (or userAdminAnyDatabase/root), and the right to grant the copied roles.`;
+}
+
+function carriesMarker(user: UserInfo, original: string, db: string): boolean {
+  const marker = user.customData?.[MARKER_FIELD] as { alternateOf?: unknown; db?: unknown } | undefined;
+  return !!marker && typeof marker === 'object' && marker.alternateOf === original && marker.db === db;
+}
+
+/** The user's customData with the marker set (other fields kept: updateUser replaces customData). */
+function withMarker(customData: Document | undefined, marker: { alternateOf: string; db: string }): Document {
+  return { ...(customData ?? {}), [MARKER_FIELD]: marker };
+}
+
+/** The user and database the server says this connection is authenticated as. */
+async function whoAmI(conn: MongoConnection): Promise<{ user: string; db: string } | undefined> {
+  const status = await conn.client.db(conn.authDb).command({ connectionStatus: 1 });
+  const users = (status.authInfo as { authenticatedUsers?: unknown } | undefined)?.authenticatedUsers;
+  if (!Array.isArray(users) || users.length !== 1) return undefined;
+  const u = users[0] as { user?: unknown; db?: unknown };
+  return typeof u?.user === 'string' && typeof u.db === 'string' ? { user: u.user, db: u.db } : undefined;
+}
+
+/**
+ * usersInfo for one user in `db`; undefined when it does not exist. DocumentDB answers with the
+ * user in admin whatever database was asked: that answer is taken when it is the only match.
+ */
+async function findUser(conn: MongoConnection, db: string, user: string, remedy: string): Promise<UserInfo | undefined> {
   const reply = await runUserCommand(conn, db, { usersInfo: { user, db } }, `read user "${user}"`, remedy);
   const users = reply.users;
   if (!Array.isArray(users)) throw new Error(`MongoDB's usersInfo reply for "${user}" on database "${db}" has no users array.`);
-  const found = users.find((u: { user?: unknown; db?: unknown }) => u?.user === user && u?.db === db) as { roles?: unknown } | undefined;
+  const named = users.filter((u: { user?: unknown }) => u?.user === user) as Array<Record<string, unknown>>;
+  const found = named.find((u) => u.db === db) ?? (named.length === 1 && named[0].db === DEFAULT_AUTH_DATABASE ? named[0] : undefined);
   if (!found) return undefined;
   const roles = found.roles;
   if (!Array.isArray(roles) || !roles.every((r) => r && typeof r.role === 'string' && typeof r.db === 'string')) {
     throw new Error(`MongoDB's usersInfo reply for "${user}" on database "${db}" has no usable roles list.`);
   }
-  return { roles: roles.map((r: RoleRef) => ({ role: r.role, db: r.db })) };
+  const customData = found.customData && typeof found.customData === 'object' ? (found.customData as Document) : undefined;
+  const mechanisms = Array.isArray(found.mechanisms) ? found.mechanisms.filter((m): m is string => typeof m === 'string') : undefined;
+  return {
+    user, db: found.db as string, roles: roles.map((r: RoleRef) => ({ role: r.role, db: r.db })),
+    ...(customData ? { customData } : {}), ...(mechanisms ? { mechanisms } : {}),
+  };
 }
 
-/** Run a user-management command; Unauthorized becomes a PrivilegeError with a remedy. */
+/** Run a user-management command; failures are classified (classifyCommandError). */
 async function runUserCommand(conn: MongoConnection, db: string, command: Document, what: string, privilegeRemedy: string): Promise<Document> {
   try {
     return await conn.client.db(db).command(command);
   } catch (err) {
-    const e = serverError(err);
-    if (e && (e.code === 13 || e.codeName === 'Unauthorized')) {
-      throw new PrivilegeError(`MongoDB refused to ${what} on database "${db}" (Unauthorized).`, privilegeRemedy, err);
-    }
-    const detail = e ? `${e.message} (code ${e.code ?? '?'}${e.codeName ? ` ${e.codeName}` : ''})` : err instanceof Error ? err.message : String(err);
-    throw new Error(`MongoDB could not ${what} on database "${db}": ${detail}`, { cause: err });
+    throw classifyCommandError(err, conn, `${what} on database "${db}"`, privilegeRemedy);
   }
+}
+
+/**
+ * A failed command, in the shared codes: Unauthorized (13) -> PRIVILEGE; a field or command the
+ * server does not support (DocumentDB 303, or 2 "... is not a valid argument") -> UNSUPPORTED;
+ * no answer within STATEMENT_TIMEOUT_MS, or a lost connection -> NETWORK. Server errors keep
+ * their own code and message (a server message never holds the password). Duplicate-user errors
+ * (51003/11000) stay as they are for the caller to converge.
+ */
+export function classifyCommandError(err: unknown, conn: Pick<MongoConnection, 'address' | 'statementTimeoutMs'>, what: string, privilegeRemedy: string): Error {
+  if (err instanceof RotationError) return err;
+  const e = serverError(err);
+  if (e && (e.code === 13 || e.codeName === 'Unauthorized')) {
+    return new PrivilegeError(`MongoDB refused to ${what}: ${e.message.slice(0, 200)} (code 13 Unauthorized).`, privilegeRemedy, err);
+  }
+  if (e && (e.code === 303 || (e.code === 2 && /is not a valid argument/.test(e.message)))) {
+    return new RotationError('UNSUPPORTED', `The server does not support what it takes to ${what}: ${e.message.slice(0, 200)} (code ${e.code}).`, {
+      remedy: /customData/.test(e.message)
+        ? `This server (Amazon DocumentDB?) has no customData for users: set ${MARKER_ENV}=none so the pair is proved by its roles alone.`
+        : 'Check that the server supports MongoDB user management (createUser, updateUser, usersInfo).',
+      cause: err,
+    });
+  }
+  if (!e) {
+    const name = err instanceof Error ? err.name : '';
+    const timedOut = name === 'MongoNetworkTimeoutError' || (err instanceof Error && /timed out|timeout/i.test(err.message));
+    if (timedOut) {
+      return new ConnectError('NETWORK',
+        `MongoDB at ${conn.address} did not answer within ${conn.statementTimeoutMs} ms while trying to ${what}: the statement timed out (STATEMENT_TIMEOUT_MS=${conn.statementTimeoutMs}). Check the server's health and load, or raise STATEMENT_TIMEOUT_MS.`, err);
+    }
+    if (/^MongoNetwork|^MongoServerSelection|^MongoTopologyClosed/.test(name) || nodeErrorClass(err, serverSelectionErrors)) {
+      return new ConnectError('NETWORK', `The connection to MongoDB at ${conn.address} failed while trying to ${what}: ${(err as Error).message.slice(0, 200)}`, err);
+    }
+  }
+  const detail = e ? `${e.message} (code ${e.code ?? '?'}${e.codeName ? ` ${e.codeName}` : ''})` : err instanceof Error ? err.message : String(err);
+  return Object.assign(new Error(`MongoDB could not ${what}: ${detail.slice(0, 300)}`, { cause: err }), e ? { code: e.code, codeName: e.codeName } : {});
 }
 
 interface ServerErrorLike {

@@ -8,10 +8,14 @@ import { mongoEngine } from './engine';
 
 export {
   authDatabaseOf,
+  classifyCommandError,
   classifyConnectError,
   connectWithDriver,
   createMongoEngine,
   DEFAULT_AUTH_DATABASE,
+  MARKER_ENV,
+  MARKER_FIELD,
+  markerModeFor,
   MAX_USERNAME_LENGTH,
   MONGO_EXCLUDE_CHARACTERS,
   mongoClientConfig,
@@ -22,6 +26,7 @@ export {
   type MongoConnectFn,
   type MongoConnection,
   type MongoEngineOptions,
+  type MarkerMode,
 } from './engine';
 
 export const rotator = new DatabaseRotator(mongoEngine);
