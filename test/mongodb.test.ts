@@ -531,6 +531,21 @@ describe.each(PERSONALITIES)('$name: alternating users', (p) => {
     expect(fake.checkPassword(p.userDb, CLONE, otherPw)).toBe(false);
   });
 
+  it('attack: a user created under the clone\'s name between the proof and createUser is proved again and refused, not updated', async () => {
+    const h = harness(env());
+    const { arn, fake } = await setupAlternating(p, h);
+    const victimPw = 'Raced-in-Passw0rd-12';
+    h.sensitive(victimPw);
+    fake.beforeNext('createUser', () => fake.addUser(p.userDb, CLONE, victimPw, ['readWrite@billing']));
+    const r = await h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expectCode(h, 'PRIVILEGE');
+    expect(r.error).toContain('readWrite@billing');
+    expect(writes(fake).map((c) => [c.name, c.ok, c.code])).toEqual([['createUser', false, 51003]]);
+    expect(await canLogin({ ...childSecret(fake), username: CLONE, password: victimPw })).toBe(true);
+    await expectNowhereIn(h, arn, victimPw);
+  });
+
   it('attack: a child secret naming X_clone (created by the attacker) never gets the admin to reset the privileged user X', async () => {
     const h = harness(env());
     const fake = p.fake();

@@ -37,6 +37,10 @@
  *   refuses them (UNVERIFIED against a live cluster: if DocumentDB accepts customData, the fake
  *   is stricter than the service, never more permissive). The duplicate-user error (51003) and
  *   the changeOwnPassword custom-role action are MongoDB's, also unverified on DocumentDB.
+ *
+ * Of the user-management commands only usersInfo, createUser and updateUser (the ones the engine
+ * sends) are modelled; any other command is refused as unknown (59, or 303 as DocumentDB), so
+ * traffic the engine should not send fails the tests.
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as net from 'node:net';
