@@ -999,6 +999,26 @@ describe('connection settings', () => {
     }
   });
 
+  it('never lets a server message that echoes the password reach the error or its causes', async () => {
+    const newPassword = `Echoed'"\\-Passw0rd-${Date.now()}`;
+    const echo = (code: number, codeName: string) =>
+      Object.assign(new Error(`not authorized on app to execute command { updateUser: "u", pwd: "${newPassword}" }`), { name: 'MongoServerError', code, codeName });
+    for (const [code, codeName, expected] of [[13, 'Unauthorized', 'PRIVILEGE'], [8000, 'AtlasError', undefined]] as const) {
+      const engine = createMongoEngine({
+        connect: async () => ({ db: () => ({ command: async () => { throw echo(code, codeName); } }), close: async () => undefined }),
+      });
+      const conn = await engine.connect(secret, { tls: verifyFullNoCa(), connectTimeoutMs: 1000, statementTimeoutMs: 1000, log: silent, env: {} });
+      const err = await engine.setOwnPassword(conn, { username: 'u', oldPassword: PW0, newPassword, env: {} }, silent).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect((err as { code?: unknown }).code).toBe(expected ?? code);
+      for (let e: unknown = err, depth = 0; e && depth < 10; e = (e as { cause?: unknown }).cause, depth++) {
+        const text = `${(e as Error).message} ${(e as Error).stack ?? ''}`;
+        expect(text.includes(newPassword)).toBe(false);
+      }
+      expect((err as Error).message).toContain('<password>');
+    }
+  });
+
   it('classifies driver errors', () => {
     const cfg = { host: 'h', port: 1, authSource: 'admin' };
     const named = (name: string, message: string, extra: Record<string, unknown> = {}) => Object.assign(new Error(message), { name, ...extra });

@@ -508,8 +508,32 @@ async function runUserCommand(conn: MongoConnection, db: string, command: Docume
   try {
     return await conn.client.db(db).command(command);
   } catch (err) {
-    throw classifyCommandError(err, conn, `${what} on database "${db}"`, privilegeRemedy);
+    const pwd = typeof command.pwd === 'string' ? command.pwd : undefined;
+    throw classifyCommandError(pwd ? withoutSecret(err, pwd) : err, conn, `${what} on database "${db}"`, privilegeRemedy);
   }
+}
+
+/**
+ * A server or driver error that quotes the password it was sent (a server that echoes the
+ * command in its message) is replaced by a copy without it, and without its cause chain: the
+ * password must not reach a message or a cause.
+ */
+function withoutSecret(err: unknown, secret: string): unknown {
+  const forms = [secret, JSON.stringify(secret).slice(1, -1), encodeURIComponent(secret)];
+  const chain = sharedErrorChain(err);
+  const leaks = chain.some((e) => {
+    const text = `${(e as { message?: unknown }).message ?? ''} ${(e as { errmsg?: unknown }).errmsg ?? ''} ${(e as { stack?: unknown }).stack ?? ''}`;
+    return forms.some((f) => text.includes(f));
+  });
+  if (!leaks || !(err instanceof Error)) return err;
+  let message = err.message;
+  for (const f of forms) message = message.split(f).join('<password>');
+  const e = err as Error & { code?: unknown; codeName?: unknown };
+  return Object.assign(new Error(message), {
+    name: err.name,
+    ...(typeof e.code === 'number' ? { code: e.code } : {}),
+    ...(typeof e.codeName === 'string' ? { codeName: e.codeName } : {}),
+  });
 }
 
 /**
