@@ -42,9 +42,11 @@ class MemoryRotator extends Rotator {
     this.valid.add(pending);
   }
 
-  async testSecret(ctx: StepContext): Promise<void> {
-    const pending = JSON.parse(await ctx.secrets.requirePending()).key as string;
-    if (!this.valid.has(pending)) throw new Error('pending key is not accepted by the target');
+  verifyCalls: string[] = [];
+
+  async verify(value: string, label: string, ctx: StepContext): Promise<void> {
+    this.verifyCalls.push(`${ctx.step}:${label}`);
+    if (!this.valid.has(JSON.parse(value).key)) throw new RotationError('AUTH', `the target does not accept the ${label} key`);
   }
 }
 
@@ -110,6 +112,7 @@ describe('event validation', () => {
   it('accepts the snake_case step names one AWS guide uses', async () => {
     const token = randomUUID();
     await client.send(new PutSecretValueCommand({ SecretId: arn, ClientRequestToken: token, SecretString: INITIAL.replace('Initial', 'Pending'), VersionStages: ['AWSPENDING'] }));
+    rotator.valid.add('PendingKeyValue-123');
     await handler({ SecretId: arn, ClientRequestToken: token, Step: 'finish_secret' });
     expect(stagesOf(token)).toContain('AWSCURRENT');
   });
@@ -192,12 +195,13 @@ describe('a full rotation through RotateSecret', () => {
     const ours = sm.calls.filter((c) => c.operation !== 'RotateSecret');
     expect(sm.countCalls('DescribeSecret')).toBe(4);
     // createSecret: Describe, GSV current, GSV pending (placeholder -> not found), random, Put
-    // setSecret: Describe, GSV current, GSV pending; testSecret: Describe, GSV pending; finishSecret: Describe, UpdateStage
+    // setSecret: Describe, GSV current, GSV pending; testSecret: Describe, GSV pending;
+    // finishSecret: Describe, GSV pending (verified before it is promoted), UpdateStage
     expect(ours.map((c) => c.operation)).toEqual([
       'DescribeSecret', 'GetSecretValue', 'GetSecretValue', 'GetRandomPassword', 'PutSecretValue',
       'DescribeSecret', 'GetSecretValue', 'GetSecretValue',
       'DescribeSecret', 'GetSecretValue',
-      'DescribeSecret', 'UpdateSecretVersionStage',
+      'DescribeSecret', 'GetSecretValue', 'UpdateSecretVersionStage',
     ]);
   });
 
