@@ -81,7 +81,10 @@ export class SecretStore {
   async other(secretId: string): Promise<string> {
     const v = await this.read(secretId, { VersionStage: AWSCURRENT });
     if (v === undefined) {
-      throw new RotationStateError(`Secret ${secretId} has no AWSCURRENT value.`);
+      throw new ConfigError(
+        `The admin secret ${shortId(secretId)} (the "masterarn" field) was not found, or has no AWSCURRENT value.`,
+        'Check the ARN in "masterarn", and that the function\'s role may read that secret (secretsmanager:GetSecretValue).',
+      );
     }
     return v;
   }
