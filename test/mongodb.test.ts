@@ -156,9 +156,9 @@ describe('single user', () => {
     expect(shape(secure.userCommands(), { AWSPENDING: pw1, AWSCURRENT: PW0 })).toEqual([
       { name: 'updateUser', db: 'app', user: `app.${USER}`, ok: true, args: { updateUser: USER, pwd: 'AWSPENDING' } },
     ]);
-    // setSecret: pending (fails), current; verification login; testSecret login.
+    // setSecret: current; verification login; testSecret login; finishSecret login. None fails.
     expect(secure.logins.map((l) => [l.db, l.user, l.ok])).toEqual([
-      ['app', USER, false], ['app', USER, true], ['app', USER, true], ['app', USER, true],
+      ['app', USER, true], ['app', USER, true], ['app', USER, true], ['app', USER, true],
     ]);
     // testSecret ran ping and connectionStatus as the pending user.
     expect(secure.commands.filter((c) => c.name === 'connectionStatus').map((c) => c.user)).toContain(`app.${USER}`);
@@ -208,8 +208,8 @@ describe('single user', () => {
     expect(shape(plain.userCommands(), { AWSPENDING: pw2 })).toEqual([
       { name: 'updateUser', db: 'app', user: `app.${USER}`, ok: true, args: { updateUser: USER, pwd: 'AWSPENDING' } },
     ]);
-    // pending, current fail; previous logs in; then verification and testSecret.
-    expect(plain.logins.map((l) => l.ok)).toEqual([false, false, true, true, true]);
+    // current, pending fail; previous logs in; then verification, testSecret and finishSecret.
+    expect(plain.logins.map((l) => l.ok)).toEqual([false, false, true, true, true, true]);
     const changed = h.records().filter((l) => l.msg === 'changed own password').at(-1);
     expect(changed?.loggedInWith).toBe('AWSPREVIOUS');
     expect(plain.checkPassword('app', USER, pw2)).toBe(true);

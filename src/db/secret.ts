@@ -101,7 +101,7 @@ function checkPort(o: Record<string, unknown>, label: string): void {
   if (o.port === undefined) return;
   const port = typeof o.port === 'string' && /^\d{1,5}$/.test(o.port) ? Number(o.port) : o.port;
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new SecretFormatError(`The ${label} secret's "port" field must be a whole number from 1 to 65535.`);
+    throw new SecretFormatError(`The ${label} secret's "port" field must be a port number (a whole number from 1 to 65535).`);
   }
 }
 

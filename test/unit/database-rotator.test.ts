@@ -373,11 +373,11 @@ describe('attacks: the admin endpoint never comes from the child secret', () => 
     const child = await h.createSecret(secret({ port }));
     const r = await h.rotate(child);
     expect(r.steps).toEqual(['createSecret']);
-    expect(r.error).toMatch(/^SecretFormatError: The AWSCURRENT secret's "port" field must be a whole number from 1 to 65535\./);
+    expect(r.error).toMatch(/^SecretFormatError: The AWSCURRENT secret's "port" field must be a port number \(a whole number from 1 to 65535\)\./);
 
     const adminArn = await h.createSecret({ username: 'admin', password: ADMIN_PW, host: 'db-a', port, ssl: false });
     const r2 = await h.rotate(await h.createSecret(secret({ masterarn: adminArn })));
-    expect(r2.error).toMatch(/SecretFormatError: The admin secret's "port" field must be a whole number from 1 to 65535\./);
+    expect(r2.error).toMatch(/SecretFormatError: The admin secret's "port" field must be a port number \(a whole number from 1 to 65535\)\./);
     expect(logins.filter((l) => l.who.startsWith('admin@'))).toEqual([]);
     expect(changes).toEqual([]);
   });
