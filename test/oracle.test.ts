@@ -407,7 +407,7 @@ describe('single-user rotation', () => {
     const r2 = await h.rotate(arn);
     expect(r2.succeeded).toBe(true);
     const pw2 = (await h.current(arn)).json!.password as string;
-    expect(db.sqlOf('APP').slice(2)).toEqual([`ALTER USER "APP" IDENTIFIED BY "${pw2}" REPLACE "${pw1}"`, 'SELECT 1 FROM DUAL']);
+    expect(db.sqlOf('APP').slice(3)).toEqual([`ALTER USER "APP" IDENTIFIED BY "${pw2}" REPLACE "${pw1}"`, 'SELECT 1 FROM DUAL', 'SELECT 1 FROM DUAL']);
     await expect(login({ username: 'app', password: pw1 })).rejects.toMatchObject({ code: 'AUTH' });
     expect(db.user('APP').passwordChanges).toBe(2);
     expect(db.openConnections).toBe(0);
