@@ -527,7 +527,16 @@ describe('Secrets Manager errors are typed and actionable', () => {
   it('an event with a huge SecretId is an EVENT error, and the message does not repeat the whole id', async () => {
     const err = (await h.invoke({ SecretId: 'x'.repeat(100_000), ClientRequestToken: randomUUID(), Step: 'createSecret' }).catch((e: unknown) => e)) as RotationError;
     expect(err.code).toBe('EVENT');
-    expect(err.message.length).toBeLessThan(1000);
+    expect(err.message).toBe('The rotation event\'s SecretId is 100000 characters long; a secret ARN or name has at most 2048.');
+    expect(h.sm.calls).toEqual([]);
+    expect(h.logs.every((l) => l.length < 2000)).toBe(true);
+  });
+
+  it('a SecretId Secrets Manager rejects as invalid (ValidationException) is an EVENT error too', async () => {
+    h.sm.failNext('DescribeSecret', 'ValidationException', 'Invalid name. Must be a valid name containing alphanumeric characters.');
+    const err = (await h.invoke({ SecretId: 'not a valid name!', ClientRequestToken: randomUUID(), Step: 'createSecret' }).catch((e: unknown) => e)) as RotationError;
+    expect(err.code).toBe('EVENT');
+    expect(err.message).toMatch(/^DescribeSecret on not a valid name! failed: ValidationException: Invalid name.* The event's SecretId is not a valid secret id\./);
   });
 
   it('a missing admin secret is CONFIG naming masterarn', async () => {
