@@ -321,6 +321,24 @@ describe.each([postgres, mariadb])('$name', (target) => {
     });
   });
 
+  describe('duplicate concurrent invocations of the same step converge', () => {
+    for (const strategy of ['single', 'alternating'] as const) {
+      it(`${strategy}: every step invoked twice at once succeeds, and the result logs in`, async () => {
+        const logins: LoginRecord[] = [];
+        const h = harness(target, logins);
+        const { arn, user } = strategy === 'single' ? await singleUser(h) : await alternating(h);
+        const run = h.begin(arn);
+        for (const step of ['createSecret', 'setSecret', 'testSecret', 'finishSecret'] as const) {
+          await Promise.all([h.invoke(run.event(step)), h.invoke(run.event(step))]);
+        }
+        expect(h.holderOf(arn, 'AWSCURRENT')).toBe(run.versionId);
+        const { username, password } = await h.credentials(arn);
+        expect(username).toBe(strategy === 'single' ? user : `${user}_clone`);
+        expect(await target.tryLogin(username, password)).toBe('ok');
+      });
+    }
+  });
+
   describe('finishSecret promotes only a value that works', () => {
     it('finishSecret right after createSecret (setSecret never ran): AUTH, AWSCURRENT does not move, the database is unchanged', async () => {
       const logins: LoginRecord[] = [];

@@ -21,6 +21,8 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
 const DEFAULT_STATEMENT_TIMEOUT_MS = 30_000;
 /** How many unlabelled versions (newest first) single-user setSecret tries when AWSCURRENT and AWSPREVIOUS fail. */
 export const RECOVERY_VERSIONS = 5;
+/** How many times setSecret runs the (idempotent) alternate-user upsert when the server fails it with an unclassified error. */
+const UPSERT_ATTEMPTS = 3;
 
 export interface DatabaseRotatorOptions {
   /** How an admin secret holding only credentials is traced to its database (default: RDS-managed secrets via the RDS API). */
@@ -255,9 +257,17 @@ export class DatabaseRotator<C = unknown> extends Rotator {
         { username: pending.username, oldPassword: login.secret.password, newPassword: pending.password, env: ctx.env },
         ctx.log,
       );
-    } finally {
+    } catch (err) {
+      // A duplicate invocation of this step may have changed the password at the same moment
+      // (PostgreSQL: "tuple concurrently updated"): if the new password logs in, the step is done.
       await this.close(login.conn, ctx.log);
+      const done = await this.login(pending, AWSPENDING, ctx);
+      if (!done.ok) throw err;
+      await this.close(done.conn, ctx.log);
+      ctx.log.warn('the password change failed, but AWSPENDING logs in: a concurrent invocation set it', { username: pending.username, reason: describeError(err) });
+      return 'already set';
     }
+    await this.close(login.conn, ctx.log);
     ctx.log.info('changed own password', { username: pending.username, loggedInWith });
     return 'changed';
   }
@@ -328,9 +338,21 @@ export class DatabaseRotator<C = unknown> extends Rotator {
     }
     try {
       const change = { currentUser: current.username, alternateUser: pending.username, newPassword: pending.password, current, env: ctx.env };
-      // Before anything changes: the existing alternate user must provably be this pair's.
-      await this.engine.checkAlternateUser?.(admin.conn, change, ctx.log);
-      await this.engine.upsertAlternateUser(admin.conn, change, ctx.log);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          // Before anything changes: the existing alternate user must provably be this pair's.
+          await this.engine.checkAlternateUser?.(admin.conn, change, ctx.log);
+          await this.engine.upsertAlternateUser(admin.conn, change, ctx.log);
+          break;
+        } catch (err) {
+          // An unclassified server error (not a RotationError: no privilege, bad state...) may be a
+          // duplicate invocation of this step racing this one (PostgreSQL: "duplicate key" on
+          // CREATE ROLE, "tuple concurrently updated"). The upsert is idempotent: run it again.
+          if (err instanceof RotationError || attempt >= UPSERT_ATTEMPTS) throw err;
+          ctx.log.warn('creating or updating the alternate user failed; trying again (a concurrent invocation?)', { username: pending.username, attempt, reason: describeError(err) });
+          await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+        }
+      }
     } finally {
       await this.close(admin.conn, ctx.log);
     }
