@@ -6,6 +6,7 @@
  * promoted. The engines are wrapped only to count logins (every call goes to the real engine).
  */
 import { PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
+import { randomUUID } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createConnection, type Connection } from 'mysql2/promise';
 import { Client } from 'pg';
@@ -337,6 +338,27 @@ describe.each([postgres, mariadb])('$name', (target) => {
         expect(await target.tryLogin(username, password)).toBe('ok');
       });
     }
+  });
+
+  it('a working credential is never stranded: the password only an unlabelled version holds is found and used', async () => {
+    const logins: LoginRecord[] = [];
+    const h = harness(target, logins);
+    const { arn, user, initial } = await singleUser(h);
+    const working = (await h.current(arn)).versionId;
+    // Two later versions whose passwords the database never got (e.g. a rotation an operator
+    // abandoned after the service gave up): the working one loses every label.
+    for (const tag of ['stale1', 'stale2']) {
+      const stale = hostilePassword(tag);
+      h.sensitive(stale);
+      await h.client.send(new PutSecretValueCommand({ SecretId: arn, ClientRequestToken: randomUUID(), SecretString: JSON.stringify(target.secret(user, stale)) }));
+    }
+    expect(h.stages(arn)[working]).toBeUndefined();
+    const r = await h.rotate(arn);
+    expect(r.error).toBeUndefined();
+    expect(h.records().find((l) => l.msg === 'logged in with the password of an unlabelled version')).toMatchObject({ usedVersionId: working });
+    const { password } = await h.credentials(arn);
+    expect(await target.tryLogin(user, password)).toBe('ok');
+    expect(await target.tryLogin(user, initial)).not.toBe('ok');
   });
 
   describe('finishSecret promotes only a value that works', () => {
