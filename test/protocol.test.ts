@@ -294,6 +294,55 @@ describe('idempotent steps', () => {
   });
 });
 
+describe('the base class owns the protocol rules for every rotator (verify hook)', () => {
+  it('a clean rotation verifies AWSPENDING in testSecret and again in finishSecret, before the label moves', async () => {
+    const r = await sm.rotateAndWait(arn, { lambdaArn: LAMBDA });
+    expect(r.succeeded).toBe(true);
+    expect(rotator.verifyCalls).toEqual(['testSecret:AWSPENDING', 'finishSecret:AWSPENDING']);
+  });
+
+  it('RotateImmediately=false (testSecret alone, value-less AWSPENDING): verifies AWSCURRENT, changes nothing', async () => {
+    const before = sm.versionStages(arn);
+    const r = await sm.rotateAndWait(arn, { lambdaArn: LAMBDA, rotateImmediately: false });
+    expect(r).toMatchObject({ succeeded: true, steps: ['testSecret'] });
+    expect(rotator.verifyCalls).toEqual(['testSecret:AWSCURRENT']);
+    expect(rotator.setCalls).toBe(0);
+    expect(sm.versionStages(arn)).toEqual(before);
+  });
+
+  it('finishSecret right after createSecret (setSecret never ran) is refused by verify; AWSCURRENT does not move', async () => {
+    const run = sm.beginRotation(arn, { lambdaArn: LAMBDA });
+    const before = sm.versionStages(arn);
+    await handler(run.event('createSecret'));
+    const err = await handler(run.event('finishSecret')).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'AUTH', message: 'the target does not accept the AWSPENDING key' });
+    expect(Object.entries(sm.versionStages(arn)).find(([, s]) => s.includes('AWSCURRENT'))?.[0]).toBe(Object.entries(before).find(([, s]) => s.includes('AWSCURRENT'))?.[0]);
+  });
+
+  it('finishSecret on the value-less placeholder is refused with STATE before verify runs', async () => {
+    const run = sm.beginRotation(arn, { lambdaArn: LAMBDA });
+    const err = await handler(run.event('finishSecret')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RotationStateError);
+    expect((err as Error).message).toMatch(/has no value; refusing to move AWSCURRENT to it/);
+    expect(rotator.verifyCalls).toEqual([]);
+    expect(stagesOf(run.versionId)).toEqual(['AWSPENDING']);
+  });
+
+  it('finishSecret on an AWSPENDING value the rotator\'s validate rejects is refused before verify runs', async () => {
+    const strict = new (class extends MemoryRotator {
+      override validate(raw: string, label: string): void {
+        if (!JSON.parse(raw).key) throw new RotationError('SECRET_FORMAT', `The ${label} secret has no "key" field.`);
+      }
+    })();
+    const h = createHandler(strict, { client, env: {}, logSink: (l) => lines.push(l) });
+    const run = sm.beginRotation(arn, { lambdaArn: LAMBDA });
+    await client.send(new PutSecretValueCommand({ SecretId: arn, ClientRequestToken: run.versionId, SecretString: '{"nokey":1}', VersionStages: ['AWSPENDING'] }));
+    await expect(h(run.event('finishSecret'))).rejects.toMatchObject({ code: 'SECRET_FORMAT' });
+    expect(strict.verifyCalls).toEqual([]);
+    expect(stagesOf(run.versionId)).toEqual(['AWSPENDING']);
+  });
+});
+
 describe('RotationToken', () => {
   it('is passed to PutSecretValue when the event carries one', async () => {
     sm = new SecretsManagerDouble({ requireRotationToken: true });

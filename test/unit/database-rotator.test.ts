@@ -280,16 +280,21 @@ describe('database logins per rotation (issue #13/#14: at most 4, none failing, 
     expect((await h.current(arn)).versionId).toBe(before.versionId);
   });
 
-  it('a network failure on the verification login after the change is NETWORK with a network remedy, not VERIFY', async () => {
+  it.each([
+    ['NETWORK', 'connect ECONNRESET 10.0.0.1:5432'],
+    ['NETWORK', 'connect ECONNREFUSED 10.0.0.1:5432'],
+    ['NETWORK', 'the server did not answer within 5000 ms'],
+    ['TLS', 'unable to verify the first certificate'],
+  ] as const)('a %s failure (%s) on the verification login after the change is reported as such with a network remedy, not VERIFY', async (code, reason) => {
     const arn = await h.createSecret(secret());
     afterChange = () => {
-      nextConnectFault = () => new ConnectError('NETWORK', 'connect ECONNRESET 10.0.0.1:5432');
+      nextConnectFault = () => new ConnectError(code, reason);
     };
     const run = h.begin(arn);
     await h.invoke(run.event('createSecret'));
     const err = (await h.invoke(run.event('setSecret')).catch((e: unknown) => e)) as RotationError;
-    expect(err.code).toBe('NETWORK');
-    expect(err.message).toMatch(/The password of "app" was changed, but the login that verifies it failed.*\[NETWORK\] connect ECONNRESET/);
+    expect(err.code).toBe(code);
+    expect(err.message).toContain(`The password of "app" was changed, but the login that verifies it failed. Attempts: AWSPENDING (app@db-a): [${code}] ${reason}.`);
     expect(err.message).toMatch(/Check that the function can reach the database/);
     expect(err.message).not.toMatch(/had no effect/);
     // The retry recognises the finished change.
