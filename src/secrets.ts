@@ -159,16 +159,25 @@ export class SecretStore {
 
   /** Move AWSCURRENT to this rotation's version, removing it from the version that holds it. */
   async moveCurrentToToken(currentHolder: string | undefined): Promise<void> {
-    await this.send('UpdateSecretVersionStage', this.secretId, () =>
-      this.client.send(
-        new UpdateSecretVersionStageCommand({
-          SecretId: this.secretId,
-          VersionStage: AWSCURRENT,
-          MoveToVersionId: this.token,
-          ...(currentHolder ? { RemoveFromVersionId: currentHolder } : {}),
-        }),
-      ),
-    );
+    try {
+      await this.send('UpdateSecretVersionStage', this.secretId, () =>
+        this.client.send(
+          new UpdateSecretVersionStageCommand({
+            SecretId: this.secretId,
+            VersionStage: AWSCURRENT,
+            MoveToVersionId: this.token,
+            ...(currentHolder ? { RemoveFromVersionId: currentHolder } : {}),
+          }),
+        ),
+      );
+    } catch (err) {
+      // A duplicate finishSecret may have moved the label between our DescribeSecret and this
+      // call (RemoveFromVersionId no longer matches): if this version holds AWSCURRENT now, done.
+      if (!(err instanceof RotationError && awsErrorName(err.cause) === 'InvalidParameterException')) throw err;
+      const stages = (await this.describe()).VersionIdsToStages ?? {};
+      if (!(Object.hasOwn(stages, this.token) && stages[this.token].includes(AWSCURRENT))) throw err;
+      this.log.info('AWSCURRENT was already moved to this version (a concurrent invocation)', { versionId: this.token });
+    }
   }
 
   private key(secretId: string, sel: { VersionId?: string; VersionStage?: string }): string {

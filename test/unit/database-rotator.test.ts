@@ -514,6 +514,38 @@ describe('Secrets Manager errors are typed and actionable', () => {
     expect(servers.get('db-a')!.get('app')).toBe((await h.current(arn)).json!.password);
   });
 
+  it('a duplicate finishSecret that loses the race for the label (InvalidParameterException) converges when this version holds AWSCURRENT', async () => {
+    const arn = await h.createSecret(secret());
+    const run = h.begin(arn);
+    for (const step of ['createSecret', 'setSecret', 'testSecret'] as const) await h.invoke(run.event(step));
+    const holder = h.holderOf(arn, 'AWSCURRENT')!;
+    // The other invocation's move happens between this one's DescribeSecret and its own move.
+    h.intercept = undefined;
+    const original = h.sm.handleJsonRequest.bind(h.sm);
+    let raced = false;
+    h.sm.handleJsonRequest = async (target, body) => {
+      if (!raced && target?.endsWith('UpdateSecretVersionStage')) {
+        raced = true;
+        await original(target, body);
+        h.sm.failNext('UpdateSecretVersionStage', 'InvalidParameterException', `Staging label AWSCURRENT is attached to version ${run.versionId}, not to the RemoveFromVersionId ${holder}.`);
+      }
+      return original(target, body);
+    };
+    await h.invoke(run.event('finishSecret'));
+    expect(raced).toBe(true);
+    expect(h.holderOf(arn, 'AWSCURRENT')).toBe(run.versionId);
+    expect(h.records().some((l) => l.msg === 'AWSCURRENT was already moved to this version (a concurrent invocation)')).toBe(true);
+  });
+
+  it('an InvalidParameterException on the label move when this version does not hold AWSCURRENT is an error', async () => {
+    const arn = await h.createSecret(secret());
+    const run = h.begin(arn);
+    for (const step of ['createSecret', 'setSecret', 'testSecret'] as const) await h.invoke(run.event(step));
+    h.sm.failNext('UpdateSecretVersionStage', 'InvalidParameterException', 'Injected.');
+    await expect(h.invoke(run.event('finishSecret'))).rejects.toMatchObject({ code: 'STATE' });
+    expect(h.holderOf(arn, 'AWSCURRENT')).not.toBe(run.versionId);
+  });
+
   it.each([
     ['DescribeSecret', 'AccessDeniedException', 'PRIVILEGE', /needs secretsmanager:DescribeSecret on arn:/],
     ['DescribeSecret', 'ResourceNotFoundException', 'STATE', /secret or version not found/],
