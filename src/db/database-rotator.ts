@@ -86,6 +86,10 @@ export class DatabaseRotator<C = unknown> extends Rotator {
     resolveCa(undefined, env);
     if (this.engine.passwordPolicy) this.engine.passwordPolicy(env);
     else passwordPolicyFromEnv(env, this.engine.passwordDefaults);
+    const level = env.LOG_LEVEL?.trim();
+    if (level && !['debug', 'info', 'warn', 'error'].includes(level.toLowerCase())) {
+      throw new ConfigError(`LOG_LEVEL must be debug, info, warn or error, got "${level.slice(0, 40)}".`);
+    }
   }
 
   /** Parse and check a secret of this engine, including its TLS settings. */

@@ -489,6 +489,7 @@ describe('configuration is checked in createSecret, before AWSPENDING is written
     ['PASSWORD_LENGTH', 'long', /PASSWORD_LENGTH must be a whole number/],
     ['EXCLUDE_NUMBERS', 'sure', /EXCLUDE_NUMBERS must be true or false/],
     ['SSL_CA_BUNDLE', '/nonexistent/ca.pem', /SSL_CA_BUNDLE points to \/nonexistent\/ca.pem, which cannot be read/],
+    ['LOG_LEVEL', 'verbose', /LOG_LEVEL must be debug, info, warn or error, got "verbose"/],
   ])('%s=%s fails createSecret with CONFIG and stores no AWSPENDING value', async (name, value, message) => {
     const arn = await h.createSecret(secret());
     h.env[name] = value;
