@@ -111,6 +111,8 @@ function parseEvent(event: RotationEvent): { secretId: string; token: string; st
     (k) => typeof event[k] !== 'string' || event[k].length === 0,
   );
   if (missing.length) throw new EventError(`The rotation event is missing ${missing.join(', ')}.`);
+  // Secrets Manager's own limit: a longer id is not a secret of any account (and would fill every log line).
+  if (event.SecretId.length > 2048) throw new EventError(`The rotation event's SecretId is ${event.SecretId.length} characters long; a secret ARN or name has at most 2048.`);
   const step = Object.hasOwn(STEP_ALIASES, event.Step) ? STEP_ALIASES[event.Step] : undefined;
   if (!step) {
     throw new EventError(

@@ -31,7 +31,11 @@ export type Env = Record<string, string | undefined>;
 export function envFlag(env: Env, name: string, fallback: boolean): boolean {
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return fallback;
-  return ['true', '1', 'y', 'yes'].includes(raw.trim().toLowerCase());
+  const v = raw.trim().toLowerCase();
+  if (['true', '1', 'y', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'n', 'no', 'off'].includes(v)) return false;
+  // A typo ("ture") must not silently mean false: it fails createSecret, before anything is stored.
+  throw new ConfigError(`${name} must be true or false, got "${raw.slice(0, 40)}".`);
 }
 
 /**

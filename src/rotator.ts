@@ -1,7 +1,8 @@
 import type { DescribeSecretResponse } from '@aws-sdk/client-secrets-manager';
 import type { Logger } from './log';
 import type { Env } from './password';
-import { AWSCURRENT, type SecretStore } from './secrets';
+import { RotationStateError } from './errors';
+import { AWSCURRENT, AWSPENDING, type SecretStore } from './secrets';
 
 export type Step = 'createSecret' | 'setSecret' | 'testSecret' | 'finishSecret';
 
@@ -23,14 +24,23 @@ export interface StepContext {
 
 /**
  * The base class of every rotator. The framework (handler.ts) validates the event and the
- * secret's labels and then calls one of the four step methods; a rotator overrides only what
- * its target needs.
+ * secret's labels and then calls one of the four step methods. A rotator writes:
  *
- * - createSecret: by default reads AWSCURRENT, and unless this rotation's AWSPENDING value
- *   already exists (a retry), stores `generatePending(current)` as AWSPENDING.
- * - setSecret / testSecret: make the target accept the pending value and prove it works.
- *   These are the ones a custom rotator writes.
- * - finishSecret: moves AWSCURRENT to this version (AWSPREVIOUS follows, the service's job).
+ * - `generatePending(current)`: the new secret value, built from AWSCURRENT;
+ * - `setSecret`: make the target accept the AWSPENDING value (idempotent: a retry must succeed);
+ * - `verify(value)`: prove a value works on the target (authenticate with it, run a harmless
+ *   request); throw a RotationError saying why not.
+ *
+ * The base class owns the step protocol, for every rotator:
+ *
+ * - createSecret: reads AWSCURRENT, and unless this rotation's AWSPENDING value already exists
+ *   (a retry), stores `generatePending(current)` as AWSPENDING. Both are `validate`d.
+ * - testSecret: `verify`s AWSPENDING. On the value-less AWSPENDING placeholder of RotateSecret
+ *   with RotateImmediately=false (the service's "test the rotation configuration" run, which
+ *   invokes testSecret alone), it `verify`s AWSCURRENT instead.
+ * - finishSecret: refuses a value-less or invalid AWSPENDING, `verify`s it, and only then moves
+ *   AWSCURRENT to it (AWSPREVIOUS follows, the service's job). So invoking finishSecret out of
+ *   order (before setSecret ran) cannot promote a value the target does not accept.
  */
 export abstract class Rotator {
   /** A short name for logs, e.g. "postgres". */
@@ -41,14 +51,39 @@ export abstract class Rotator {
 
   abstract setSecret(ctx: StepContext): Promise<void>;
 
-  abstract testSecret(ctx: StepContext): Promise<void>;
+  /**
+   * Prove that `secretString` works on the target: authenticate with it and run a harmless
+   * request. Throw a RotationError (AUTH, NETWORK, TLS, ...) naming what failed, never the value.
+   * `label` is AWSPENDING (testSecret, and finishSecret before it promotes the value) or
+   * AWSCURRENT (testSecret on a value-less AWSPENDING). The value has already passed `validate`.
+   */
+  abstract verify(secretString: string, label: string, ctx: StepContext): Promise<void>;
 
   /**
    * Check a secret value read from Secrets Manager is usable by this rotator; throw a
-   * SecretFormatError naming the bad field otherwise. Called on AWSCURRENT in createSecret and
-   * on an existing AWSPENDING value, so a malformed value is reported, never overwritten.
+   * SecretFormatError naming the bad field otherwise. Called on AWSCURRENT in createSecret, on
+   * every AWSPENDING value before it is stored or used, and on any value before `verify`, so a
+   * malformed value is reported, never overwritten or promoted. Also the place to check the
+   * function's configuration (environment), which createSecret then checks before anything is
+   * stored.
    */
   validate(_secretString: string, _label: string, _ctx: StepContext): void {}
+
+  /** Verifies AWSPENDING, or AWSCURRENT on a RotateImmediately=false test run (value-less AWSPENDING). */
+  async testSecret(ctx: StepContext): Promise<void> {
+    const pending = await ctx.secrets.pending();
+    if (pending === undefined) {
+      ctx.log.info('AWSPENDING has no value (a RotateImmediately=false test run); testing AWSCURRENT');
+      const current = await ctx.secrets.current();
+      this.validate(current, AWSCURRENT, ctx);
+      await this.verify(current, AWSCURRENT, ctx);
+      ctx.log.info('AWSCURRENT works');
+      return;
+    }
+    this.validate(pending, AWSPENDING, ctx);
+    await this.verify(pending, AWSPENDING, ctx);
+    ctx.log.info('AWSPENDING works');
+  }
 
   async createSecret(ctx: StepContext): Promise<void> {
     const current = await ctx.secrets.current();
@@ -61,10 +96,24 @@ export abstract class Rotator {
     }
     const pending = await this.generatePending(current, ctx);
     this.validate(pending, 'AWSPENDING', ctx);
-    await ctx.secrets.putPending(pending);
+    await ctx.secrets.putPending(pending, (stored) => this.validate(stored, AWSPENDING, ctx));
   }
 
+  /**
+   * Moves AWSCURRENT to this rotation's version, but only once its value is proven to work:
+   * the value-less placeholder RotateSecret creates, an invalid value, or one the target does
+   * not accept (setSecret never ran, or was undone) is refused and AWSCURRENT stays.
+   */
   async finishSecret(ctx: StepContext): Promise<void> {
+    const pending = await ctx.secrets.pending();
+    if (pending === undefined) {
+      throw new RotationStateError(
+        `AWSPENDING version ${ctx.token} of secret ${ctx.secretId} has no value; refusing to move AWSCURRENT to it.`,
+        'finishSecret runs after createSecret, setSecret and testSecret have succeeded for this version; start a new rotation.',
+      );
+    }
+    this.validate(pending, AWSPENDING, ctx);
+    await this.verify(pending, AWSPENDING, ctx);
     // The handler never runs a step for a version that is already AWSCURRENT.
     const holder = currentVersionId(ctx.metadata);
     await ctx.secrets.moveCurrentToToken(holder);

@@ -15,8 +15,8 @@ class CountingRotator extends Rotator {
     return JSON.stringify({ n: JSON.parse(current).n + 1 });
   }
   async setSecret(_ctx: StepContext): Promise<void> {}
-  async testSecret(ctx: StepContext): Promise<void> {
-    await ctx.secrets.requirePending();
+  async verify(value: string): Promise<void> {
+    if (typeof JSON.parse(value).n !== 'number') throw new Error('not a counter');
   }
 }
 

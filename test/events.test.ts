@@ -46,7 +46,11 @@ class SampleKeyRotator extends Rotator {
     this.accepted.add(keyOf(await ctx.secrets.requirePending()));
   }
 
-  async testSecret(ctx: StepContext): Promise<void> {
+  async verify(value: string): Promise<void> {
+    if (!this.accepted.has(keyOf(value))) throw new Error('the target rejects the key');
+  }
+
+  override async testSecret(ctx: StepContext): Promise<void> {
     if (!this.accepted.has(keyOf(await ctx.secrets.requirePending()))) throw new Error('the target rejects the AWSPENDING key');
     this.tested++;
   }

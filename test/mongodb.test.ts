@@ -229,13 +229,16 @@ describe.each(PERSONALITIES)('$name: single user', (p) => {
     expect(shape(fake.userCommands(), { AWSPENDING: pw1, AWSCURRENT: PW0 })).toEqual([
       { name: 'updateUser', db: p.userDb, user: `${p.userDb}.${USER}`, ok: true, args: { updateUser: USER, pwd: 'AWSPENDING' } },
     ]);
-    // setSecret: pending (fails), current; verification login; testSecret login.
+    // setSecret: current; verification login; testSecret login; finishSecret login. None fails.
     expect(fake.logins.map((l) => [l.db, l.user, l.ok])).toEqual([
-      [p.userDb, USER, false], [p.userDb, USER, true], [p.userDb, USER, true], [p.userDb, USER, true],
+      [p.userDb, USER, true], [p.userDb, USER, true], [p.userDb, USER, true], [p.userDb, USER, true],
     ]);
-    // One round trip proves a session: no ping, connectionStatus in testSecret only.
+    // One round trip proves a session: no ping; connectionStatus only in the checks of testSecret and finishSecret.
     expect(fake.commands.filter((c) => c.name === 'ping')).toEqual([]);
-    expect(fake.commands.filter((c) => c.name === 'connectionStatus').map((c) => [c.user, c.ok])).toEqual([[`${p.userDb}.${USER}`, true]]);
+    expect(fake.commands.filter((c) => c.name === 'connectionStatus').map((c) => [c.user, c.ok])).toEqual([
+      [`${p.userDb}.${USER}`, true],
+      [`${p.userDb}.${USER}`, true],
+    ]);
 
     expect(fake.checkPassword(p.userDb, USER, pw1)).toBe(true);
     expect(await canLogin({ ...cur.json })).toBe(true);
@@ -283,8 +286,8 @@ describe.each(PERSONALITIES)('$name: single user', (p) => {
     expect(shape(fake.userCommands(), { AWSPENDING: pw2 })).toEqual([
       { name: 'updateUser', db: p.userDb, user: `${p.userDb}.${USER}`, ok: true, args: { updateUser: USER, pwd: 'AWSPENDING' } },
     ]);
-    // pending, current fail; previous logs in; then verification and testSecret.
-    expect(fake.logins.map((l) => l.ok)).toEqual([false, false, true, true, true]);
+    // current, pending fail; previous logs in; then verification, testSecret and finishSecret.
+    expect(fake.logins.map((l) => l.ok)).toEqual([false, false, true, true, true, true]);
     const changed = h.records().filter((l) => l.msg === 'changed own password').at(-1);
     expect(changed?.loggedInWith).toBe('AWSPREVIOUS');
     expect(fake.checkPassword(p.userDb, USER, pw2)).toBe(true);

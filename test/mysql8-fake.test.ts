@@ -215,6 +215,7 @@ describe('single user on MySQL 8 / 9 (fake server)', () => {
     expect(fake.statements('app')).toEqual([
       { sql: 'ALTER USER CURRENT_USER() IDENTIFIED BY ? REPLACE ?', values: [pw, INITIAL] }, // setSecret
       { sql: 'SELECT 1', values: [] }, // testSecret
+      { sql: 'SELECT 1', values: [] }, // finishSecret
     ]);
     expect(fake.calls.some((c) => /PASSWORD\(/.test(c.sql))).toBe(false);
     // Every connection asked the server for its version before anything else.

@@ -397,7 +397,7 @@ describe('single-user rotation', () => {
     expect(v1.json).toMatchObject({ ...base, username: 'app', note: 'kept' });
     expect(pw1).toHaveLength(30);
     expect(pw1).not.toMatch(/[/@"'\\]/);
-    expect(db.sqlOf('APP')).toEqual([`ALTER USER "APP" IDENTIFIED BY "${pw1}" REPLACE "${APP_PW}"`, 'SELECT 1 FROM DUAL']);
+    expect(db.sqlOf('APP')).toEqual([`ALTER USER "APP" IDENTIFIED BY "${pw1}" REPLACE "${APP_PW}"`, 'SELECT 1 FROM DUAL', 'SELECT 1 FROM DUAL']);
     expect(db.user('APP').password).toBe(pw1);
 
     await expect(login({ username: 'app', password: APP_PW })).rejects.toMatchObject({ code: 'AUTH' });
@@ -407,7 +407,7 @@ describe('single-user rotation', () => {
     const r2 = await h.rotate(arn);
     expect(r2.succeeded).toBe(true);
     const pw2 = (await h.current(arn)).json!.password as string;
-    expect(db.sqlOf('APP').slice(2)).toEqual([`ALTER USER "APP" IDENTIFIED BY "${pw2}" REPLACE "${pw1}"`, 'SELECT 1 FROM DUAL']);
+    expect(db.sqlOf('APP').slice(3)).toEqual([`ALTER USER "APP" IDENTIFIED BY "${pw2}" REPLACE "${pw1}"`, 'SELECT 1 FROM DUAL', 'SELECT 1 FROM DUAL']);
     await expect(login({ username: 'app', password: pw1 })).rejects.toMatchObject({ code: 'AUTH' });
     expect(db.user('APP').passwordChanges).toBe(2);
     expect(db.openConnections).toBe(0);
@@ -450,8 +450,8 @@ describe('single-user rotation', () => {
     const r = await h.rotate(arn);
     expect(r.error).toBeUndefined();
     const pw = (await h.current(arn)).json!.password as string;
-    expect(db.sqlOf('APP')).toEqual([`ALTER USER "APP" IDENTIFIED BY "${pw}" REPLACE "${APP_PW}"`, 'SELECT 1 FROM DUAL']);
-    expect(db.connects.filter((c) => !c.ok).map((c) => c.code)).toEqual(['ORA-01017', 'ORA-01017']); // pending, current
+    expect(db.sqlOf('APP')).toEqual([`ALTER USER "APP" IDENTIFIED BY "${pw}" REPLACE "${APP_PW}"`, 'SELECT 1 FROM DUAL', 'SELECT 1 FROM DUAL']);
+    expect(db.connects.filter((c) => !c.ok).map((c) => c.code)).toEqual(['ORA-01017', 'ORA-01017']); // current, pending
     expect(h.logs.some((l) => l.includes('"loggedInWith":"AWSPREVIOUS"'))).toBe(true);
   });
 
@@ -469,7 +469,7 @@ describe('single-user rotation', () => {
     const pw = (await h.current(arn)).json!.password as string;
     expect(pw).toHaveLength(60);
     expect(pw).toMatch(/^[^A-Za-z0-9"]+$/);
-    expect(db.sqlOf(name)).toEqual([`ALTER USER "${name}" IDENTIFIED BY "${pw}" REPLACE "${initial}"`, 'SELECT 1 FROM DUAL']);
+    expect(db.sqlOf(name)).toEqual([`ALTER USER "${name}" IDENTIFIED BY "${pw}" REPLACE "${initial}"`, 'SELECT 1 FROM DUAL', 'SELECT 1 FROM DUAL']);
     expect(db.user(name).password).toBe(pw);
     expect(db.connects.every((c) => c.user === `"${name}"`)).toBe(true);
     await expect(login({ username: `"${name}"`, password: initial })).rejects.toMatchObject({ code: 'AUTH' });
@@ -586,7 +586,7 @@ describe('alternating users (admin secret in masterarn)', () => {
     expect(admin.every((s) => s.options?.outFormat === 4001)).toBe(true);
     expect(db.lobsDestroyed).toBe(3);
     expect(grantsOf(db, 'APP_CLONE')).toEqual(grantsOf(db, 'APP'));
-    expect(db.sqlOf('APP_CLONE')).toEqual(['SELECT 1 FROM DUAL']);
+    expect(db.sqlOf('APP_CLONE')).toEqual(['SELECT 1 FROM DUAL', 'SELECT 1 FROM DUAL']); // testSecret, finishSecret
     expect(db.sqlOf('APP')).toEqual([]); // the guard login runs nothing
     expect(db.user('APP').password).toBe(APP_PW); // the current user is untouched
 

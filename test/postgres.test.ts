@@ -115,7 +115,7 @@ afterEach(() => {
 });
 
 describe('single user', () => {
-  it('rotates three times: AWSCURRENT logs in, the replaced password is rejected, at most 14 Secrets Manager calls each', async () => {
+  it('rotates three times: AWSCURRENT logs in, the replaced password is rejected, 15 Secrets Manager calls each', async () => {
     const h = harness();
     const user = uniq('app');
     const initial = hostilePassword('single');
@@ -142,9 +142,10 @@ describe('single user', () => {
       expect(await tryLogin(user, previous.password)).toBe('28P01');
       expect(h.stages(arn)).toEqual({ [r.versionId]: ['AWSCURRENT'], [previous.versionId]: ['AWSPREVIOUS'] });
 
-      // Recorded: 12 calls (AWS's reference rotators make 14): one DescribeSecret per step, createSecret
-      // reads AWSCURRENT and AWSPENDING, setSecret reads both again, testSecret reads AWSPENDING.
-      expect(handlerCalls(r.calls)).toBe(12);
+      // Recorded: 15 calls (AWS's reference rotators make 14): one DescribeSecret per step, createSecret
+      // reads AWSCURRENT and AWSPENDING, setSecret, testSecret and finishSecret each read both (AWSPENDING
+      // must match AWSCURRENT, and finishSecret proves AWSPENDING logs in before promoting it).
+      expect(handlerCalls(r.calls)).toBe(15);
       expect(r.calls.filter((c) => c === 'DescribeSecret')).toHaveLength(4);
       expect(r.calls.filter((c) => c === 'PutSecretValue')).toHaveLength(1);
       expect(r.calls.filter((c) => c === 'GetRandomPassword')).toHaveLength(1);
@@ -167,7 +168,7 @@ describe('single user', () => {
     expect(r.error).toBeUndefined();
     expect(r.succeeded).toBe(true);
     // The recovery path reads AWSPREVIOUS: one more call than the plain path.
-    expect(handlerCalls(r.calls)).toBe(13);
+    expect(handlerCalls(r.calls)).toBe(16);
     expect(h.records().some((l) => l.msg === 'changed own password' && l.loggedInWith === 'AWSPREVIOUS')).toBe(true);
 
     const cur = await h.credentials(arn);
@@ -218,7 +219,7 @@ describe('single user', () => {
 });
 
 describe('alternating users', () => {
-  it('rotates user -> user_clone -> user; the clone inherits the user\'s privileges; at most 15 calls each', async () => {
+  it('rotates user -> user_clone -> user; the clone inherits the user\'s privileges; 16 calls each', async () => {
     const h = harness();
     const user = uniq('svc');
     const clone = `${user}_clone`;
@@ -235,8 +236,8 @@ describe('alternating users', () => {
       const r = await h.rotate(arn);
       expect(r.error).toBeUndefined();
       expect(r.succeeded).toBe(true);
-      // Recorded: 13 calls (AWS's reference: 14-15): the single-user 12 plus the admin secret.
-      expect(handlerCalls(r.calls)).toBe(13);
+      // Recorded: 16 calls (AWS's reference: 14-15): the single-user 15 plus the admin secret.
+      expect(handlerCalls(r.calls)).toBe(16);
 
       const cur = await h.credentials(arn);
       expect(cur.username).toBe(expected);

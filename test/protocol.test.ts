@@ -42,9 +42,11 @@ class MemoryRotator extends Rotator {
     this.valid.add(pending);
   }
 
-  async testSecret(ctx: StepContext): Promise<void> {
-    const pending = JSON.parse(await ctx.secrets.requirePending()).key as string;
-    if (!this.valid.has(pending)) throw new Error('pending key is not accepted by the target');
+  verifyCalls: string[] = [];
+
+  async verify(value: string, label: string, ctx: StepContext): Promise<void> {
+    this.verifyCalls.push(`${ctx.step}:${label}`);
+    if (!this.valid.has(JSON.parse(value).key)) throw new RotationError('AUTH', `the target does not accept the ${label} key`);
   }
 }
 
@@ -110,6 +112,7 @@ describe('event validation', () => {
   it('accepts the snake_case step names one AWS guide uses', async () => {
     const token = randomUUID();
     await client.send(new PutSecretValueCommand({ SecretId: arn, ClientRequestToken: token, SecretString: INITIAL.replace('Initial', 'Pending'), VersionStages: ['AWSPENDING'] }));
+    rotator.valid.add('PendingKeyValue-123');
     await handler({ SecretId: arn, ClientRequestToken: token, Step: 'finish_secret' });
     expect(stagesOf(token)).toContain('AWSCURRENT');
   });
@@ -192,12 +195,13 @@ describe('a full rotation through RotateSecret', () => {
     const ours = sm.calls.filter((c) => c.operation !== 'RotateSecret');
     expect(sm.countCalls('DescribeSecret')).toBe(4);
     // createSecret: Describe, GSV current, GSV pending (placeholder -> not found), random, Put
-    // setSecret: Describe, GSV current, GSV pending; testSecret: Describe, GSV pending; finishSecret: Describe, UpdateStage
+    // setSecret: Describe, GSV current, GSV pending; testSecret: Describe, GSV pending;
+    // finishSecret: Describe, GSV pending (verified before it is promoted), UpdateStage
     expect(ours.map((c) => c.operation)).toEqual([
       'DescribeSecret', 'GetSecretValue', 'GetSecretValue', 'GetRandomPassword', 'PutSecretValue',
       'DescribeSecret', 'GetSecretValue', 'GetSecretValue',
       'DescribeSecret', 'GetSecretValue',
-      'DescribeSecret', 'UpdateSecretVersionStage',
+      'DescribeSecret', 'GetSecretValue', 'UpdateSecretVersionStage',
     ]);
   });
 
@@ -287,6 +291,55 @@ describe('idempotent steps', () => {
     const after = sm.versionStages(arn);
     expect(after[token]).toContain('AWSCURRENT');
     expect(after[oldVersion]).toEqual(['AWSPREVIOUS']);
+  });
+});
+
+describe('the base class owns the protocol rules for every rotator (verify hook)', () => {
+  it('a clean rotation verifies AWSPENDING in testSecret and again in finishSecret, before the label moves', async () => {
+    const r = await sm.rotateAndWait(arn, { lambdaArn: LAMBDA });
+    expect(r.succeeded).toBe(true);
+    expect(rotator.verifyCalls).toEqual(['testSecret:AWSPENDING', 'finishSecret:AWSPENDING']);
+  });
+
+  it('RotateImmediately=false (testSecret alone, value-less AWSPENDING): verifies AWSCURRENT, changes nothing', async () => {
+    const before = sm.versionStages(arn);
+    const r = await sm.rotateAndWait(arn, { lambdaArn: LAMBDA, rotateImmediately: false });
+    expect(r).toMatchObject({ succeeded: true, steps: ['testSecret'] });
+    expect(rotator.verifyCalls).toEqual(['testSecret:AWSCURRENT']);
+    expect(rotator.setCalls).toBe(0);
+    expect(sm.versionStages(arn)).toEqual(before);
+  });
+
+  it('finishSecret right after createSecret (setSecret never ran) is refused by verify; AWSCURRENT does not move', async () => {
+    const run = sm.beginRotation(arn, { lambdaArn: LAMBDA });
+    const before = sm.versionStages(arn);
+    await handler(run.event('createSecret'));
+    const err = await handler(run.event('finishSecret')).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'AUTH', message: 'the target does not accept the AWSPENDING key' });
+    expect(Object.entries(sm.versionStages(arn)).find(([, s]) => s.includes('AWSCURRENT'))?.[0]).toBe(Object.entries(before).find(([, s]) => s.includes('AWSCURRENT'))?.[0]);
+  });
+
+  it('finishSecret on the value-less placeholder is refused with STATE before verify runs', async () => {
+    const run = sm.beginRotation(arn, { lambdaArn: LAMBDA });
+    const err = await handler(run.event('finishSecret')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RotationStateError);
+    expect((err as Error).message).toMatch(/has no value; refusing to move AWSCURRENT to it/);
+    expect(rotator.verifyCalls).toEqual([]);
+    expect(stagesOf(run.versionId)).toEqual(['AWSPENDING']);
+  });
+
+  it('finishSecret on an AWSPENDING value the rotator\'s validate rejects is refused before verify runs', async () => {
+    const strict = new (class extends MemoryRotator {
+      override validate(raw: string, label: string): void {
+        if (!JSON.parse(raw).key) throw new RotationError('SECRET_FORMAT', `The ${label} secret has no "key" field.`);
+      }
+    })();
+    const h = createHandler(strict, { client, env: {}, logSink: (l) => lines.push(l) });
+    const run = sm.beginRotation(arn, { lambdaArn: LAMBDA });
+    await client.send(new PutSecretValueCommand({ SecretId: arn, ClientRequestToken: run.versionId, SecretString: '{"nokey":1}', VersionStages: ['AWSPENDING'] }));
+    await expect(h(run.event('finishSecret'))).rejects.toMatchObject({ code: 'SECRET_FORMAT' });
+    expect(strict.verifyCalls).toEqual([]);
+    expect(stagesOf(run.versionId)).toEqual(['AWSPENDING']);
   });
 });
 

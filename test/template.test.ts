@@ -122,8 +122,8 @@ describe('template.yaml', () => {
       const granted = (pred: (s: Json) => boolean) => statements.filter(pred);
       const has = (s: Json, action: string) => list(s.Action).includes(action);
 
-      // The four rotation actions: only on secrets whose rotation function is this one.
-      const rotate = ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue', 'secretsmanager:UpdateSecretVersionStage'];
+      // The rotation actions: only on secrets whose rotation function is this one.
+      const rotate = ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue', 'secretsmanager:UpdateSecretVersionStage', 'secretsmanager:ListSecretVersionIds'];
       const own = granted((s) => list(s.Action).some((a: string) => rotate.includes(a)) && !s.condition);
       expect(own).toHaveLength(1);
       expect(list(own[0].Action).sort()).toEqual([...rotate].sort());

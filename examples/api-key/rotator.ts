@@ -1,8 +1,11 @@
 /**
  * Example: a custom rotator for an HTTP service's API key. It shows the whole extension surface:
  * extend `Rotator`, say how to build the new value (generatePending), how to make the service
- * accept it (setSecret) and how to prove it works (testSecret). The framework does the rest:
- * event validation, labels, idempotent createSecret, finishSecret, logging and redaction.
+ * accept it (setSecret) and how to prove a value works (verify). The base class does the rest:
+ * event validation, labels, idempotent createSecret, testSecret (verify AWSPENDING, or AWSCURRENT
+ * on a RotateImmediately=false test run), finishSecret (verify AWSPENDING before promoting it,
+ * so an out-of-order finishSecret cannot promote a key the service never registered), logging
+ * and redaction.
  *
  * Secret value: {"endpoint": "https://api.example.com", "keyId": "k-1", "apiKey": "..."}
  * The service (any HTTP API shaped like this) offers:
@@ -10,7 +13,7 @@
  *   GET  {endpoint}/whoami        (authorised by any valid key)  answers 200
  */
 import { randomUUID } from 'node:crypto';
-import { createHandler, parseJsonSecret, Rotator, SecretFormatError, type StepContext } from '../../src';
+import { createHandler, parseJsonSecret, RotationError, Rotator, SecretFormatError, type StepContext } from '../../src';
 
 /** A service that does not answer fails the step instead of running into the Lambda timeout. */
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -61,14 +64,15 @@ export class ApiKeyRotator extends Rotator {
       body: JSON.stringify({ apiKey: pending.apiKey }),
       signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });
-    if (!res.ok) throw new Error(`The service refused to register key ${pending.keyId}: HTTP ${res.status}.`);
+    if (!res.ok) throw new RotationError('PRIVILEGE', `The service refused to register key ${pending.keyId}: HTTP ${res.status}.`);
     ctx.log.info('registered new API key', { keyId: pending.keyId });
   }
 
-  async testSecret(ctx: StepContext): Promise<void> {
-    const pending = parse(await ctx.secrets.requirePending(), 'AWSPENDING');
-    const status = await this.whoami(pending);
-    if (status !== 200) throw new Error(`The new key ${pending.keyId} does not authenticate: HTTP ${status}.`);
+  /** A key works when the service authenticates it. */
+  async verify(raw: string, label: string): Promise<void> {
+    const secret = parse(raw, label);
+    const status = await this.whoami(secret);
+    if (status !== 200) throw new RotationError('AUTH', `The ${label} key ${secret.keyId} does not authenticate: HTTP ${status}.`);
   }
 
   private async whoami(s: ApiKeySecret): Promise<number> {

@@ -10,6 +10,8 @@ import {
   defaultAlternateUsername,
   parseAdminSecret,
   parseDbSecret,
+  pendingDifference,
+  portOf,
   sameHost,
   strategyOf,
 } from './secret';
@@ -17,6 +19,10 @@ import { parseTlsMode, resolveCa, tlsAttempts } from './tls';
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
 const DEFAULT_STATEMENT_TIMEOUT_MS = 30_000;
+/** How many unlabelled versions (newest first) single-user setSecret tries when AWSCURRENT and AWSPREVIOUS fail. */
+export const RECOVERY_VERSIONS = 5;
+/** How many times setSecret runs the (idempotent) alternate-user upsert when the server fails it with an unclassified error. */
+const UPSERT_ATTEMPTS = 3;
 
 export interface DatabaseRotatorOptions {
   /** How an admin secret holding only credentials is traced to its database (default: RDS-managed secrets via the RDS API). */
@@ -31,18 +37,24 @@ type Login<C> = { ok: true; conn: C; secret: DbSecret } | { ok: false; failure: 
  * A rotator for any database engine. It owns both strategies; the engine only connects, changes
  * passwords, upserts the alternate user and runs a check.
  *
- * Single user (no `masterarn`): setSecret logs in with AWSPENDING (already done? stop), else
- * with AWSCURRENT, else AWSPREVIOUS, and changes the user's own password; user and host must be
- * the same in every version used.
+ * Every step first checks that AWSPENDING differs from AWSCURRENT only in the password (and, for
+ * alternating users, the username): see checkPending.
+ *
+ * Single user (no `masterarn`): setSecret logs in with AWSCURRENT and changes the user's own
+ * password, then logs in with the new one (a server that answers OK to a change that did nothing
+ * is caught here). Only if AWSCURRENT is refused: AWSPENDING (already done? stop), then
+ * AWSPREVIOUS and the newest unlabelled versions, with AWSCURRENT's user and endpoint.
  *
  * Alternating users (`masterarn` set): AWSPENDING names the other user of the pair (`user` <->
  * `user_clone`). setSecret first proves AWSCURRENT still logs in (so a forged secret cannot
  * borrow the admin's power: the confused-deputy guard), then logs in as the admin secret, whose
- * host must match, and creates or updates the alternate user (on every attempt: the upsert is
- * idempotent, and a retry must finish a privilege copy an earlier attempt left half done).
+ * whole endpoint comes from the admin secret, the RDS/Redshift API or the engine's default port
+ * (never from the child), and creates or updates the alternate user (on every attempt: the
+ * upsert is idempotent, and a retry must finish a privilege copy an earlier attempt left half
+ * done).
  *
- * Both strategies finish setSecret by logging in with the new password: a server that answers
- * OK to a password change that did nothing is caught here, not by the applications.
+ * testSecret and finishSecret (the base class's) log in with AWSPENDING and run the check: a
+ * clean rotation makes at most four database logins, none of them failing.
  */
 export class DatabaseRotator<C = unknown> extends Rotator {
   readonly name: string;
@@ -55,8 +67,29 @@ export class DatabaseRotator<C = unknown> extends Rotator {
     this.name = engine.name;
   }
 
+  /**
+   * A secret of this engine, and the function's configuration: createSecret calls this on
+   * AWSCURRENT before anything is stored, so a bad variable fails there, not after AWSPENDING
+   * exists.
+   */
   override validate(secretString: string, label: string, ctx: StepContext): void {
     this.parse(secretString, label, ctx);
+    this.validateEnv(ctx.env);
+  }
+
+  /** Every variable the framework reads, parsed the way the steps will parse it. */
+  validateEnv(env: StepContext['env']): void {
+    connectTimeout(env);
+    statementTimeout(env);
+    envFlag(env, 'ADMIN_HOST_FROM_CHILD', false);
+    parseTlsMode(undefined, env, 'DEFAULT_SSL_MODE');
+    resolveCa(undefined, env);
+    if (this.engine.passwordPolicy) this.engine.passwordPolicy(env);
+    else passwordPolicyFromEnv(env, this.engine.passwordDefaults);
+    const level = env.LOG_LEVEL?.trim();
+    if (level && !['debug', 'info', 'warn', 'error'].includes(level.toLowerCase())) {
+      throw new ConfigError(`LOG_LEVEL must be debug, info, warn or error, got "${level.slice(0, 40)}".`);
+    }
   }
 
   /** Parse and check a secret of this engine, including its TLS settings. */
@@ -65,6 +98,38 @@ export class DatabaseRotator<C = unknown> extends Rotator {
     this.engine.validateSecret?.(secret, label, ctx.env);
     parseTlsMode(secret.ssl, ctx.env, label);
     return secret;
+  }
+
+  /**
+   * AWSPENDING may differ from AWSCURRENT only where the strategy says: the password, and for
+   * alternating users the username. Any other difference (host, port, ssl, sslCa, dbname,
+   * masterarn, ...) would send the new password elsewhere, or promote a weaker setting.
+   */
+  checkPending(current: DbSecret, pending: DbSecret): void {
+    const strategy = strategyOf(current);
+    if (strategy !== strategyOf(pending)) {
+      throw new RotationStateError('AWSCURRENT and AWSPENDING use different rotation strategies.', 'Cancel this rotation and start a new one.');
+    }
+    if (strategy === 'single' && current.username !== pending.username) {
+      throw new RotationStateError(
+        `AWSPENDING names user "${pending.username}" but AWSCURRENT names "${current.username}"; single-user rotation never changes the user.`,
+      );
+    }
+    if (strategy === 'alternating') {
+      const expected = this.alternateUsername(current.username);
+      if (pending.username !== expected) {
+        throw new RotationStateError(
+          `AWSPENDING names user "${pending.username}" but the alternate of AWSCURRENT's "${current.username}" is "${expected}".`,
+        );
+      }
+    }
+    const field = pendingDifference(current, pending, strategy);
+    if (field !== undefined) {
+      throw new RotationStateError(
+        `AWSPENDING's "${field}" field differs from AWSCURRENT's; only the password${strategy === 'alternating' ? ' and the username' : ''} may change in a rotation.`,
+        'Someone changed the secret during the rotation: remove the AWSPENDING label from this version and start a new rotation.',
+      );
+    }
   }
 
   alternateUsername(username: string): string {
@@ -95,78 +160,99 @@ export class DatabaseRotator<C = unknown> extends Rotator {
   async setSecret(ctx: StepContext): Promise<void> {
     const current = this.parse(await ctx.secrets.current(), AWSCURRENT, ctx);
     const pending = this.parse(await ctx.secrets.requirePending(), AWSPENDING, ctx);
-    if (strategyOf(current) !== strategyOf(pending)) {
-      throw new RotationStateError('AWSCURRENT and AWSPENDING use different rotation strategies.', 'Cancel this rotation and start a new one.');
-    }
+    // Before anything logs in: a pending value naming another user, server or TLS setting must
+    // never receive a password or become AWSCURRENT, even when it happens to log in.
+    this.checkPending(current, pending);
 
     if (strategyOf(current) === 'alternating') {
       // No "pending already logs in" shortcut here: an earlier attempt may have set the password
       // and then failed while copying privileges, and the upsert is idempotent, so it always runs.
+      // The new password is proven by testSecret and again by finishSecret, which log in with it.
       await this.setAlternating(current, pending, ctx);
-    } else {
-      // The user and host are checked before anything logs in: a pending value naming another
-      // user or server must never become AWSCURRENT, even when it happens to log in.
-      if (current.username !== pending.username) {
-        throw new RotationStateError(
-          `AWSPENDING names user "${pending.username}" but AWSCURRENT names "${current.username}"; single-user rotation never changes the user.`,
-        );
-      }
-      if (!sameHost(current.host, pending.host)) {
-        throw new RotationStateError(`AWSPENDING's host "${pending.host}" differs from AWSCURRENT's "${current.host}".`);
-      }
-      // Single user: once the password is changed, AWSCURRENT no longer logs in, so a retry
-      // must recognise the finished change instead of trying again.
-      const already = await this.login(pending, AWSPENDING, ctx);
-      if (already.ok) {
-        await this.close(already.conn, ctx.log);
-        ctx.log.info('AWSPENDING already logs in; password was set by an earlier attempt', { username: pending.username });
-        return;
-      }
-      await this.setSingle(current, pending, ctx);
+      return;
     }
+    if ((await this.setSingle(current, pending, ctx)) === 'already set') return;
 
+    // A server that answers OK to a password change that did nothing is caught here, not by the
+    // applications: the new password must log in.
     const verify = await this.login(pending, AWSPENDING, ctx);
     if (!verify.ok) {
-      throw new VerificationError(
-        `The server accepted the password change for "${pending.username}" but the new password does not log in (${verify.failure.reason}).`,
-        'The change had no effect; check the server version and the account\'s authentication plugin.',
+      if (verify.failure.code === 'AUTH') {
+        throw new VerificationError(
+          `The server accepted the password change for "${pending.username}" but the new password does not log in (${verify.failure.reason}).`,
+          'The change had no effect; check the server version and the account\'s authentication plugin.',
+        );
+      }
+      // Refused, reset, stalled or TLS: the change may well have worked; the server did not let us check.
+      throw new LoginError(
+        `The password of "${pending.username}" was changed, but the login that verifies it failed.`,
+        [verify.failure],
+        'Check that the function can reach the database; the retry logs in with the new password.',
       );
     }
     await this.close(verify.conn, ctx.log);
     ctx.log.info('new password set and verified by login', { username: pending.username });
   }
 
-  async testSecret(ctx: StepContext): Promise<void> {
-    const raw = await ctx.secrets.pending();
-    // RotateSecret with RotateImmediately=false runs testSecret alone on a value-less AWSPENDING
-    // placeholder, to test the rotation configuration: prove the function reaches Secrets
-    // Manager and the database by testing AWSCURRENT instead.
-    const label = raw === undefined ? AWSCURRENT : AWSPENDING;
-    if (raw === undefined) ctx.log.info('AWSPENDING has no value (a RotateImmediately=false test run); testing AWSCURRENT');
-    const secret = this.parse(raw ?? (await ctx.secrets.current()), label, ctx);
+  /**
+   * Proves a value logs in and runs the engine's check (testSecret, and finishSecret before it
+   * promotes AWSPENDING). AWSPENDING must first match AWSCURRENT where the strategy says.
+   */
+  override async verify(secretString: string, label: string, ctx: StepContext): Promise<void> {
+    const secret = this.parse(secretString, label, ctx);
+    if (label === AWSPENDING) this.checkPending(this.parse(await ctx.secrets.current(), AWSCURRENT, ctx), secret);
     const login = await this.login(secret, label, ctx);
-    if (!login.ok) throw new LoginError(`Unable to log into the database with the ${label} secret.`, [login.failure]);
+    if (!login.ok) {
+      const remedy =
+        label === AWSPENDING && login.failure.code === 'AUTH'
+          ? 'The database does not accept the AWSPENDING password: setSecret has not run for this version, or the server accepted a change that had no effect, or the password was changed since.'
+          : undefined;
+      throw new LoginError(`Unable to log into the database with the ${label} secret.`, [login.failure], remedy);
+    }
     try {
       await this.engine.check(login.conn);
     } finally {
       await this.close(login.conn, ctx.log);
     }
-    ctx.log.info(`${label} logs in and runs the check query`, { username: secret.username });
+    ctx.log.info(`${label} logs in and runs the check query`, { username: secret.username, step: ctx.step });
   }
 
-  private async setSingle(current: DbSecret, pending: DbSecret, ctx: StepContext): Promise<void> {
+  /**
+   * Single user: log in with AWSCURRENT and change the user's own password. On a clean rotation
+   * that is the only login here, and it succeeds. Only when AWSCURRENT is refused (AUTH) are
+   * the other credentials tried: AWSPENDING (an earlier attempt already changed the password:
+   * nothing to do), then AWSPREVIOUS and the newest unlabelled versions (a password stranded by
+   * an abandoned rotation), each with AWSCURRENT's user and endpoint.
+   */
+  private async setSingle(current: DbSecret, pending: DbSecret, ctx: StepContext): Promise<'changed' | 'already set'> {
     const failures: LoginFailure[] = [];
     let login = await this.login(current, AWSCURRENT, ctx);
+    let loggedInWith = AWSCURRENT;
     if (!login.ok) {
       failures.push(login.failure);
-      const previous = await this.previousFor(pending, current, ctx);
-      if (previous) {
-        login = await this.login(previous, AWSPREVIOUS, ctx);
-        if (!login.ok) failures.push(login.failure);
+      if (login.failure.code !== 'AUTH') {
+        throw new LoginError('Unable to log into the database with the AWSCURRENT secret.', failures,
+          'Check that the function can reach the database (and its TLS settings); nothing was changed.');
+      }
+      const already = await this.login(pending, AWSPENDING, ctx);
+      if (already.ok) {
+        await this.close(already.conn, ctx.log);
+        ctx.log.info('AWSPENDING already logs in; password was set by an earlier attempt', { username: pending.username });
+        return 'already set';
+      }
+      failures.push(already.failure);
+      for await (const candidate of this.recoveryCandidates(current, ctx)) {
+        login = await this.login(candidate.secret, candidate.label, ctx);
+        if (login.ok) {
+          loggedInWith = candidate.label;
+          if (candidate.versionId) ctx.log.warn('logged in with the password of an unlabelled version', { username: current.username, usedVersionId: candidate.versionId });
+          break;
+        }
+        failures.push(login.failure);
       }
     }
     if (!login.ok) {
-      throw new LoginError('Unable to log into the database with the pending, current or previous secret.', failures,
+      throw new LoginError('Unable to log into the database with the current, pending, previous or recent unlabelled secret.', failures,
         'Check the password stored in AWSCURRENT still works, and that the function can reach the database.');
     }
     try {
@@ -175,43 +261,64 @@ export class DatabaseRotator<C = unknown> extends Rotator {
         { username: pending.username, oldPassword: login.secret.password, newPassword: pending.password, env: ctx.env },
         ctx.log,
       );
-    } finally {
+    } catch (err) {
+      // A duplicate invocation of this step may have changed the password at the same moment
+      // (PostgreSQL: "tuple concurrently updated"): if the new password logs in, the step is done.
       await this.close(login.conn, ctx.log);
+      const done = await this.login(pending, AWSPENDING, ctx);
+      if (!done.ok) throw err;
+      await this.close(done.conn, ctx.log);
+      ctx.log.warn('the password change failed, but AWSPENDING logs in: a concurrent invocation set it', { username: pending.username, reason: describeError(err) });
+      return 'already set';
     }
-    ctx.log.info('changed own password', { username: pending.username, loggedInWith: login.secret === current ? AWSCURRENT : AWSPREVIOUS });
+    await this.close(login.conn, ctx.log);
+    ctx.log.info('changed own password', { username: pending.username, loggedInWith });
+    return 'changed';
   }
 
-  /** AWSPREVIOUS, if usable for the recovery path: same user and host, with current's TLS settings. */
-  private async previousFor(pending: DbSecret, current: DbSecret, ctx: StepContext): Promise<DbSecret | undefined> {
-    const raw = await ctx.secrets.previous();
-    if (raw === undefined) return undefined;
-    let previous: DbSecret;
+  /**
+   * The recovery credentials, in order: AWSPREVIOUS, then the newest unlabelled versions (at most
+   * RECOVERY_VERSIONS). Only a version naming AWSCURRENT's user, host and port is used, and only
+   * its password: everything else (TLS settings included) is AWSCURRENT's, so an old version can
+   * neither weaken nor redirect the login.
+   */
+  private async *recoveryCandidates(current: DbSecret, ctx: StepContext): AsyncGenerator<{ secret: DbSecret; label: string; versionId?: string }> {
+    const previous = this.usableOld(await ctx.secrets.previous(), AWSPREVIOUS, current, ctx);
+    if (previous) yield { secret: previous, label: AWSPREVIOUS };
+    let ids: string[];
     try {
-      previous = this.parse(raw, AWSPREVIOUS, ctx);
+      ids = await ctx.secrets.unlabelledVersionIds(RECOVERY_VERSIONS);
     } catch (err) {
-      ctx.log.warn('ignoring AWSPREVIOUS: it is not a usable secret', { reason: describeError(err) });
+      ctx.log.warn('cannot list the secret\'s unlabelled versions (secretsmanager:ListSecretVersionIds)', { reason: describeError(err) });
+      return;
+    }
+    for (const versionId of ids) {
+      const label = `unlabelled version ${versionId}`;
+      const secret = this.usableOld(await ctx.secrets.byVersionId(versionId), label, current, ctx);
+      if (secret) yield { secret, label, versionId };
+    }
+  }
+
+  /** An old version's password with AWSCURRENT's connection settings, if it names the same user and endpoint. */
+  private usableOld(raw: string | undefined, label: string, current: DbSecret, ctx: StepContext): DbSecret | undefined {
+    if (raw === undefined) return undefined;
+    let old: DbSecret;
+    try {
+      old = parseDbSecret(raw, label, this.engine.engines);
+    } catch (err) {
+      ctx.log.warn(`ignoring ${label}: it is not a usable secret`, { reason: describeError(err) });
       return undefined;
     }
-    if (previous.username !== pending.username || !sameHost(previous.host, pending.host)) {
-      ctx.log.warn('ignoring AWSPREVIOUS: it names another user or host');
+    const port = (s: DbSecret) => portOf(s, this.engine.defaultPort);
+    if (old.username !== current.username || !sameHost(old.host, current.host) || port(old) !== port(current)) {
+      ctx.log.warn(`ignoring ${label}: it names another user or endpoint`);
       return undefined;
     }
-    // A stale TLS setting on an old version must not weaken (or break) the connection.
-    const { ssl: _ssl, sslCa: _ca, ...rest } = previous;
-    return { ...rest, ...(current.ssl !== undefined ? { ssl: current.ssl } : {}), ...(current.sslCa !== undefined ? { sslCa: current.sslCa } : {}) } as DbSecret;
+    if (old.password === current.password) return undefined;
+    return { ...current, password: old.password };
   }
 
   private async setAlternating(current: DbSecret, pending: DbSecret, ctx: StepContext): Promise<void> {
-    const expected = this.alternateUsername(current.username);
-    if (pending.username !== expected) {
-      throw new RotationStateError(
-        `AWSPENDING names user "${pending.username}" but the alternate of AWSCURRENT's "${current.username}" is "${expected}".`,
-      );
-    }
-    if (!sameHost(current.host, pending.host)) {
-      throw new RotationStateError(`AWSPENDING's host "${pending.host}" differs from AWSCURRENT's "${current.host}".`);
-    }
-
     // Confused-deputy guard: the admin's power is used only for a secret whose current credential works.
     const guard = await this.login(current, AWSCURRENT, ctx);
     if (!guard.ok) {
@@ -235,9 +342,21 @@ export class DatabaseRotator<C = unknown> extends Rotator {
     }
     try {
       const change = { currentUser: current.username, alternateUser: pending.username, newPassword: pending.password, current, env: ctx.env };
-      // Before anything changes: the existing alternate user must provably be this pair's.
-      await this.engine.checkAlternateUser?.(admin.conn, change, ctx.log);
-      await this.engine.upsertAlternateUser(admin.conn, change, ctx.log);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          // Before anything changes: the existing alternate user must provably be this pair's.
+          await this.engine.checkAlternateUser?.(admin.conn, change, ctx.log);
+          await this.engine.upsertAlternateUser(admin.conn, change, ctx.log);
+          break;
+        } catch (err) {
+          // An unclassified server error (not a RotationError: no privilege, bad state...) may be a
+          // duplicate invocation of this step racing this one (PostgreSQL: "duplicate key" on
+          // CREATE ROLE, "tuple concurrently updated"). The upsert is idempotent: run it again.
+          if (err instanceof RotationError || attempt >= UPSERT_ATTEMPTS) throw err;
+          ctx.log.warn('creating or updating the alternate user failed; trying again (a concurrent invocation?)', { username: pending.username, attempt, reason: describeError(err) });
+          await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+        }
+      }
     } finally {
       await this.close(admin.conn, ctx.log);
     }
@@ -277,7 +396,8 @@ export class DatabaseRotator<C = unknown> extends Rotator {
       ...raw,
       engine,
       host: endpoint.host,
-      port: raw.port ?? endpoint.port ?? current.port,
+      // Never the child's port: its writer could point it at a listener that collects logins.
+      port: raw.port ?? endpoint.port ?? this.engine.defaultPort,
       // The admin works in the child's database (AWS's rotators do the same), unless the
       // engine's dbname is where a user authenticates (MongoDB).
       dbname: this.engine.adminKeepsOwnDatabase ? raw.dbname : current.dbname,
@@ -293,7 +413,7 @@ export class DatabaseRotator<C = unknown> extends Rotator {
     const found = await lookup.find((await ctx.secrets.describe(arn)).Tags);
     if (found) return found;
     if (envFlag(ctx.env, 'ADMIN_HOST_FROM_CHILD', false)) {
-      return { host: current.host, port: current.port, source: 'the child secret (ADMIN_HOST_FROM_CHILD)' };
+      return { host: current.host, port: portOf(current, this.engine.defaultPort), source: 'the child secret (ADMIN_HOST_FROM_CHILD)' };
     }
     throw new ConfigError(
       `The admin secret ${arn} has no "host" field and no ${lookup.tagKeys.join(' or ')} tag to find its database by; refusing to send the admin credentials to the host the child secret names.`,

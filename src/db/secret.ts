@@ -59,12 +59,7 @@ export function parseDbSecret(secretString: string, label: string, engines: read
       'Point the secret at the rotation function for its engine.',
     );
   }
-  if (o.port !== undefined) {
-    const port = typeof o.port === 'string' && /^\d+$/.test(o.port) ? Number(o.port) : o.port;
-    if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
-      throw new SecretFormatError(`The ${label} secret's "port" field must be a port number.`);
-    }
-  }
+  checkPort(o, label);
   if (o.dbname !== undefined && o.dbname !== null && typeof o.dbname !== 'string') {
     throw new SecretFormatError(`The ${label} secret's "dbname" field must be a string.`);
   }
@@ -91,7 +86,58 @@ export function parseAdminSecret(secretString: string, label: string): Record<st
       throw new SecretFormatError(`The ${label} secret is missing the "${field}" field.`);
     }
   }
+  checkPort(o, label);
+  if (o.host !== undefined && (typeof o.host !== 'string' || o.host.length === 0)) {
+    throw new SecretFormatError(`The ${label} secret's "host" field must be a non-empty string.`);
+  }
   return o;
+}
+
+/**
+ * A `port`, when present, must be a whole number 1-65535 (a JSON number or a string of digits):
+ * a driver given "abc" (NaN) or 0 silently connects to its default port instead.
+ */
+function checkPort(o: Record<string, unknown>, label: string): void {
+  if (o.port === undefined) return;
+  const port = typeof o.port === 'string' && /^\d{1,5}$/.test(o.port) ? Number(o.port) : o.port;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new SecretFormatError(`The ${label} secret's "port" field must be a port number (a whole number from 1 to 65535).`);
+  }
+}
+
+/**
+ * The first field in which AWSPENDING differs from AWSCURRENT where the strategy allows no
+ * difference, or undefined. Only `password` may differ (and `username` for alternating users):
+ * anything else (host, port, dbname, engine, masterarn, ssl, sslCa, any engine-specific field)
+ * chooses where and how the new password is sent, and a forged pending value must not change it.
+ * Hosts are compared as DNS names, ports as numbers; everything else exactly.
+ */
+export function pendingDifference(current: DbSecret, pending: DbSecret, strategy: Strategy): string | undefined {
+  const free = new Set(strategy === 'alternating' ? ['password', 'username'] : ['password']);
+  const keys = [...new Set([...Object.keys(current), ...Object.keys(pending)])].sort();
+  for (const key of keys) {
+    if (free.has(key)) continue;
+    const a = current[key];
+    const b = pending[key];
+    if (key === 'host' && typeof a === 'string' && typeof b === 'string') {
+      if (!sameHost(a, b)) return key;
+    } else if (key === 'port' && a !== undefined && b !== undefined) {
+      if (Number(a) !== Number(b)) return key;
+    } else if (canonical(a) !== canonical(b)) {
+      return key;
+    }
+  }
+  return undefined;
+}
+
+/** JSON with sorted object keys, so a reordered object compares equal. */
+function canonical(v: unknown): string {
+  if (v === undefined) return 'undefined';
+  return JSON.stringify(v, (_k, val: unknown) =>
+    val && typeof val === 'object' && !Array.isArray(val)
+      ? Object.fromEntries(Object.entries(val as Record<string, unknown>).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)))
+      : val,
+  );
 }
 
 export function portOf(secret: DbSecret, defaultPort: number): number {

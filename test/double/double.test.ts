@@ -56,7 +56,11 @@ class ApiKeyRotator extends Rotator {
     this.accepted.add(await ctx.secrets.requirePending());
   }
 
-  async testSecret(ctx: StepContext): Promise<void> {
+  async verify(key: string): Promise<void> {
+    if (!this.accepted.has(key)) throw new Error('the key service rejects the key');
+  }
+
+  override async testSecret(ctx: StepContext): Promise<void> {
     this.calls.push(`testSecret:${ctx.token}`);
     // Invoked alone (RotateImmediately=false) there is no pending value yet: test the current one.
     const key = (await ctx.secrets.pending()) ?? (await ctx.secrets.current());

@@ -16,7 +16,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createHandler, Rotator, type StepContext } from '../../src';
+import { createHandler, Rotator } from '../../src';
 import { type SecretsManagerServer, startSecretsManagerServer } from '../../src/testing/http-server';
 import { SecretsManagerDouble } from '../../src/testing/secrets-manager-double';
 import { findOnPath } from '../support/server-process';
@@ -49,8 +49,8 @@ class CounterRotator extends Rotator {
     return String(Number(current) + 1);
   }
   async setSecret(): Promise<void> {}
-  async testSecret(ctx: StepContext): Promise<void> {
-    if (!/^\d+$/.test(await ctx.secrets.requirePending())) throw new Error('not a number');
+  async verify(value: string): Promise<void> {
+    if (!/^\d+$/.test(value)) throw new Error('not a number');
   }
 }
 

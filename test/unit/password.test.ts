@@ -58,9 +58,10 @@ describe('password policy from the environment', () => {
     ).toThrow(/excludes every character type/);
   });
 
-  it('parses flags like the reference rotators', () => {
-    for (const v of ['true', 'TRUE', '1', 'y', 'Yes']) expect(envFlag({ X: v }, 'X', false)).toBe(true);
-    for (const v of ['false', '0', 'no', 'off', 'anything']) expect(envFlag({ X: v }, 'X', true)).toBe(false);
+  it('parses flags like the reference rotators, and refuses a value that is neither true nor false', () => {
+    for (const v of ['true', 'TRUE', '1', 'y', 'Yes', 'on']) expect(envFlag({ X: v }, 'X', false)).toBe(true);
+    for (const v of ['false', '0', 'no', 'off', ' N ']) expect(envFlag({ X: v }, 'X', true)).toBe(false);
+    for (const v of ['ture', 'anything', '2']) expect(() => envFlag({ X: v }, 'X', true)).toThrow(/^X must be true or false, got "/);
     expect(envFlag({}, 'X', true)).toBe(true);
     expect(envFlag({ X: '  ' }, 'X', true)).toBe(true);
   });
