@@ -236,15 +236,14 @@ export function createMysqlEngine(options: MysqlEngineOptions = {}): DatabaseEng
     },
 
     async checkAlternateUser(admin: MysqlConnection, change: AlternateUserChange, log: Logger): Promise<void> {
+      requireAlternatingSupport(admin.server);
       await checkPair(admin, change, log, adoptUnmarked(change.env));
     },
 
     async upsertAlternateUser(admin: MysqlConnection, change: AlternateUserChange, log: Logger): Promise<void> {
       const { server } = admin;
       const { alternateUser } = change;
-      if (server.flavor === 'mysql' ? !atLeast(server, 5, 7, 6) : !atLeast(server, 10, 2, 0)) {
-        throw new RotationError('UNSUPPORTED', `The alternating-users strategy needs MySQL 5.7.6+ or MariaDB 10.2+; the server is ${server.version}.`);
-      }
+      requireAlternatingSupport(server);
       const limit = await serverUsernameLimit(admin);
       const length = [...alternateUser].length;
       if (length > limit) {
@@ -281,6 +280,12 @@ export const mysqlEngine = createMysqlEngine();
 const OWN_PASSWORD_REMEDY = 'A user may always change its own password unless the server is read-only or the account is locked.';
 const ADMIN_REMEDY =
   'The admin secret\'s user needs CREATE USER, SELECT on the mysql schema and GRANT OPTION together with every privilege the current user holds (the RDS master user has them).';
+
+function requireAlternatingSupport(server: MysqlServer): void {
+  if (server.flavor === 'mysql' ? !atLeast(server, 5, 7, 6) : !atLeast(server, 10, 2, 0)) {
+    throw new RotationError('UNSUPPORTED', `The alternating-users strategy needs MySQL 5.7.6+ or MariaDB 10.2+; the server is ${server.version}.`);
+  }
+}
 
 /** Server errors a concurrent duplicate of the same upsert can cause. */
 const CONCURRENT_ERRNOS = new Set([
