@@ -23,6 +23,7 @@ import {
   parseServerVersion,
   sslOptions,
 } from '../rotators/mysql/engine';
+import { capabilitiesOf, excessCapabilities } from '../rotators/mysql/capabilities';
 import { GrantParseError, parseGrant, retarget } from '../rotators/mysql/grants';
 import { type Account, driverError, FakeMysql, LIMIT_SQL, NO_SSL as noSsl, VERSION_SQL } from './fakes/mysql8-fake';
 import { assertNoLeaksInAll, createRotationHarness } from './support/rotation-harness';
@@ -204,6 +205,11 @@ describe('alternating users on MySQL 8 / 9 (fake server, RDS master)', () => {
       defaultRoles: ['reader@%'], attributes: { rotation_lambdas_alternate_of: 'app' },
     });
     expect(fake.replayed.get('app_clone@10.0.%')).toEqual(retargeted('app_clone'));
+    // Everything SHOW CREATE USER holds is the same but the name, the password and the marker.
+    const normalised = (user: string) =>
+      fake.showCreateUser(fake.account(user, '10.0.%')!).replace(`\`${user}\``, '`<user>`').replace(/ AS 'hash\(\d+\)'/, '').replace(/ ATTRIBUTE '.*'$/, '');
+    expect(normalised('app_clone')).toBe(normalised('app'));
+    expect(normalised('app')).toMatch(/DEFAULT ROLE `reader`@`%` REQUIRE ISSUER .* WITH MAX_UPDATES_PER_HOUR 100 MAX_USER_CONNECTIONS 7 PASSWORD EXPIRE INTERVAL 90 DAY ACCOUNT UNLOCK/);
     // The AWSCURRENT user only logged in (confused-deputy guard) and never ran a statement.
     expect(fake.statements('app')).toEqual([]);
 
@@ -304,6 +310,29 @@ describe('alternating users on MySQL 8 / 9 (fake server, RDS master)', () => {
       expect((await adopted.h.rotate(adopted.arn)).error).toBeUndefined();
       expect((await adopted.h.rotate(adopted.arn)).error).toBeUndefined();
     });
+  });
+
+  it('a concurrent duplicate created the account first (ER_CANNOT_USER 1396): the upsert runs once more and converges', async () => {
+    const fake = server('8.0.36');
+    let collisions = 0;
+    fake.failWith = (sql) =>
+      sql.startsWith('SHOW GRANTS') && collisions++ === 0 ? driverError('ER_CANNOT_USER', 1396, "Operation CREATE USER failed for 'app_clone'@'10.0.%'", sql) : undefined;
+    const { h, arn } = await alternating(fake);
+    const r = await h.rotate(arn);
+    expect(r.error).toBeUndefined();
+    expect(h.records().some((l) => l.level === 'warn' && /collided with a concurrent change/.test(String(l.msg)))).toBe(true);
+    expect(fake.account('app_clone', '10.0.%')?.password).toBe((await h.credentials(arn)).password);
+  });
+
+  it('a server that never answers a statement: NETWORK naming STATEMENT_TIMEOUT_MS after about that long, the session destroyed', async () => {
+    const fake = server('8.0.36');
+    fake.stallOn = (sql) => sql.startsWith('SHOW GRANTS');
+    const { h, arn } = await alternating(fake, { STATEMENT_TIMEOUT_MS: '300' });
+    const started = Date.now();
+    const r = await h.rotate(arn);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(r.error).toMatch(/^ConnectError: reading the grants of "app"@"10\.0\.%" failed: the statement timed out after 300 ms \(STATEMENT_TIMEOUT_MS\) on MySQL 8\.0\.36/);
+    expect(fake.destroyed).toBe(1);
   });
 
   describe('what the RDS master may grant', () => {
@@ -606,5 +635,30 @@ describe('server versions', () => {
 
   it('rejects a version it cannot read', () => {
     expect(() => parseServerVersion('unknown')).toThrow(RotationError);
+  });
+});
+
+describe('capability comparison (SHOW GRANTS of the alternate vs the current user)', () => {
+  const excess = (alt: string[], cur: string[]) => excessCapabilities(capabilitiesOf(alt), capabilitiesOf(cur));
+  it.each([
+    // covered: same, narrower level, column of a granted table, ALL at a wider level
+    [['GRANT SELECT ON `d`.* TO `a`@`%`'], ['GRANT SELECT, INSERT ON `d`.* TO `c`@`%`'], []],
+    [['GRANT SELECT ON `d`.`t` TO `a`@`%`'], ['GRANT SELECT ON `d`.* TO `c`@`%`'], []],
+    [['GRANT SELECT (`x`) ON `d`.`t` TO `a`@`%`'], ['GRANT SELECT ON `d`.`t` TO `c`@`%`'], []],
+    [['GRANT EXECUTE ON PROCEDURE `d`.`p` TO `a`@`%`'], ['GRANT ALL PRIVILEGES ON *.* TO `c`@`%`'], []],
+    [["GRANT USAGE ON *.* TO `a`@`%` IDENTIFIED BY PASSWORD '*AB' WITH MAX_USER_CONNECTIONS 3"], ['GRANT USAGE ON *.* TO `c`@`%`'], []],
+    [['SET DEFAULT ROLE `r` FOR `a`@`%`', 'GRANT `r` TO `a`@`%`'], ['GRANT `r` TO `c`@`%` WITH ADMIN OPTION'], []],
+    // not covered
+    [['GRANT SELECT ON *.* TO `a`@`%`'], ['GRANT SELECT ON `d`.* TO `c`@`%`'], ['SELECT ON *.*']],
+    [['GRANT SELECT (`y`) ON `d`.`t` TO `a`@`%`'], ['GRANT SELECT (`x`) ON `d`.`t` TO `c`@`%`'], ['SELECT(y) ON `d`.`t`']],
+    [['GRANT SELECT ON `d`.* TO `a`@`%` WITH GRANT OPTION'], ['GRANT SELECT ON `d`.* TO `c`@`%`'], ['GRANT OPTION ON `d`.*']],
+    [['GRANT `r`@`%` TO `a`@`%` WITH ADMIN OPTION'], ['GRANT `r`@`%` TO `c`@`%`'], ['ADMIN OPTION on role `r`@`%`']],
+    [['GRANT `r`@`%` TO `a`@`%`'], [], ['role `r`@`%`']],
+    [["GRANT PROXY ON 'x'@'%' TO 'a'@'%'"], [], ["GRANT PROXY ON 'x'@'%'"]],
+    [['GRANT SELECT ON *.* TO `a`@`%`'], ['GRANT SELECT ON *.* TO `c`@`%`', 'REVOKE SELECT ON `mysql`.* FROM `c`@`%`'], ['SELECT ON `mysql`.* (revoked from the current user only)']],
+    [['GRANT SELECT ON `d%`.* TO `a`@`%`'], ['GRANT SELECT ON `d`.* TO `c`@`%`'], ['SELECT ON `d%`.*']],
+    [['GRANT FROBNICATE ON ???'], [], ['a grant this check cannot read (GRANT FROBNICATE ON ???)']],
+  ] as const)('%j vs %j', (alt, cur, expected) => {
+    expect(excess([...alt], [...cur])).toEqual(expected);
   });
 });

@@ -289,6 +289,11 @@ export class FakeMysql {
       }
       return { affectedRows: 0 };
     }
+    if (sql === 'SHOW CREATE USER ?@?') {
+      const a = this.account(String(values[0]), String(values[1]));
+      if (!a) throw driverError('ER_CANNOT_USER', 1396, `Operation SHOW CREATE USER failed for '${String(values[0])}'@'${String(values[1])}'`, sql);
+      return [{ [`CREATE USER for ${a.user}@${a.host}`]: this.showCreateUser(a) }];
+    }
     if (sql === 'SHOW GRANTS FOR ?@?') {
       const a = this.account(String(values[0]), String(values[1]));
       if (!a) throw driverError('ER_NONEXISTING_GRANT', 1141, `There is no such grant defined for user '${String(values[0])}' on host '${String(values[1])}'`, sql);
@@ -339,6 +344,28 @@ export class FakeMysql {
       return { affectedRows: 0 };
     }
     throw new Error(`fake MySQL: unexpected statement: ${sql}`);
+  }
+
+  /**
+   * SHOW CREATE USER as MySQL 8 prints it: IDENTIFIED WITH (plugin and hash), DEFAULT ROLE,
+   * REQUIRE, WITH resource limits (non-zero ones), PASSWORD EXPIRE, ACCOUNT LOCK/UNLOCK, the
+   * password-reuse defaults, ATTRIBUTE (8.0.21+). The hash stands in for the password.
+   */
+  showCreateUser(a: Account): string {
+    const lit = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+    const parts = [`CREATE USER ${q(a.user)}@${q(a.host)} IDENTIFIED WITH ${lit(a.plugin)} AS ${lit(`hash(${a.password.length})`)}`];
+    if (a.defaultRoles?.length) parts.push(`DEFAULT ROLE ${a.defaultRoles.map((r) => `${q(r.slice(0, r.lastIndexOf('@')))}@${q(r.slice(r.lastIndexOf('@') + 1))}`).join(',')}`);
+    const ssl = a.ssl;
+    const req = ssl.type === 'ANY' ? 'SSL' : ssl.type === 'X509' ? 'X509' : ssl.type === 'SPECIFIED'
+      ? [ssl.issuer && `ISSUER ${lit(ssl.issuer)}`, ssl.subject && `SUBJECT ${lit(ssl.subject)}`, ssl.cipher && `CIPHER ${lit(ssl.cipher)}`].filter(Boolean).join(' AND ') : 'NONE';
+    parts.push(`REQUIRE ${req}`);
+    const lim = a.limits;
+    const withs = lim ? [['MAX_QUERIES_PER_HOUR', lim.questions], ['MAX_UPDATES_PER_HOUR', lim.updates], ['MAX_CONNECTIONS_PER_HOUR', lim.connections], ['MAX_USER_CONNECTIONS', lim.userConnections]].filter(([, n]) => n) : [];
+    if (withs.length) parts.push(`WITH ${withs.map(([k, n]) => `${k} ${n}`).join(' ')}`);
+    parts.push(`PASSWORD EXPIRE ${a.lifetime === undefined ? 'DEFAULT' : a.lifetime === 0 ? 'NEVER' : `INTERVAL ${a.lifetime} DAY`}`);
+    parts.push(`ACCOUNT ${a.locked ? 'LOCK' : 'UNLOCK'} PASSWORD HISTORY DEFAULT PASSWORD REUSE INTERVAL DEFAULT PASSWORD REQUIRE CURRENT DEFAULT`);
+    if (a.attributes && this.atLeast(8, 0, 21)) parts.push(`ATTRIBUTE ${lit(JSON.stringify(a.attributes))}`);
+    return parts.join(' ');
   }
 
   private mustExist(values: unknown[], sql: string): Account {
