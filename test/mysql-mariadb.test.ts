@@ -451,6 +451,36 @@ describe('alternating users', () => {
     expect(await h.current(arn)).toEqual(before);
   });
 
+  it('a grant the RDS master cannot give (FILE, granted by rdsadmin/root) fails naming the grant with a remedy true for RDS; after revoking it the retry converges', async () => {
+    const h = harness();
+    const user = uniq('filer');
+    const initial = hostilePassword('filer');
+    await createUser(user, initial);
+    await asRoot('GRANT FILE ON *.* TO ?@?', [user, '%']);
+    await sql(`GRANT SELECT ON ${master.escapeId(db)}.t1 TO ${to(user)}`);
+    const { arn } = await alternatingSecret(h, user, initial);
+    const before = await h.current(arn);
+    const run = h.begin(arn);
+    await h.invoke(run.event('createSecret'));
+    const error = await h.invoke(run.event('setSecret')).then(() => undefined, (e: unknown) => `${(e as Error).name}: ${(e as Error).message}`);
+    expect(error).toMatch(/^PrivilegeError: ".*" is not allowed to do this: copying "GRANT FILE ON \*\.\* TO \.\.\." of ".*"@"%" to ".*_clone" failed \(\[ER_ACCESS_DENIED_ERROR 1045\]/);
+    expect(error).toMatch(/the alternate user's password was not changed\. .*RDS\/Aurora master user has no SUPER, FILE, SHUTDOWN.*revoke it from the current user if it does not need it/);
+    expect(await h.current(arn)).toEqual(before);
+    const pending = JSON.parse((await h.version(arn, run.versionId)).value!);
+    expect(await tryLogin(pending.username, pending.password)).toBe('ER_ACCESS_DENIED_ERROR');
+
+    // The operator follows the remedy; Secrets Manager retries the step, which converges.
+    await asRoot('REVOKE FILE ON *.* FROM ?@?', [user, '%']);
+    await h.invoke(run.event('setSecret'));
+    await h.invoke(run.event('testSecret'));
+    await h.invoke(run.event('finishSecret'));
+    run.complete();
+    const cur = await h.credentials(arn);
+    expect(cur.username).toBe(`${user}_clone`);
+    expect(await tryLogin(cur.username, cur.password)).toBe('ok');
+    expect(await grantsOf(cur.username, '%')).toEqual(await grantsOf(user, '%'));
+  });
+
   it('refuses to use the admin secret when AWSCURRENT does not log in (confused deputy)', async () => {
     const h = harness();
     const user = uniq('deputy');
@@ -790,6 +820,19 @@ describe('the alternate user must be this pair\'s (checkAlternateUser, attacks)'
     await sql('GRANT CREATE USER ON *.* TO ?@?', [other, '%']);
     const r = await attack(other, otherPassword, user, userPassword);
     expect(r.error).toMatch(/does not: CREATE USER ON \*\.\*; DELETE ON `rl``db'\?\w+`\.`t2`; GRANT OPTION ON `rl``db'\?\w+`\.`t2`/);
+  });
+
+  it('X only on another host than the child\'s X_clone: STATE, no X account is created beside it', async () => {
+    const victim = uniq('hosted victim');
+    const victimPassword = hostilePassword('hosted-victim');
+    await createUser(victim, victimPassword, '127.0.0.1');
+    await sql(`GRANT SELECT ON ${master.escapeId(db)}.* TO ${to(victim, '127.0.0.1')}`);
+    const attacker = `${victim}_clone`;
+    const attackerPassword = hostilePassword('attacker4');
+    await createUser(attacker, attackerPassword, '%');
+    const r = await attack(victim, victimPassword, attacker, attackerPassword);
+    expect(r.error).toMatch(/^RotationStateError: The alternate user has the account ".*"@"127\.0\.0\.1" but the current user has no account on host "127\.0\.0\.1" \(it has "%"\)/);
+    expect(await hostsOf(victim)).toEqual(['127.0.0.1']);
   });
 
   it('a role named X_clone: STATE (not a login), nothing created', async () => {

@@ -419,8 +419,14 @@ async function checkPair(admin: MysqlConnection, change: AlternateUserChange, lo
   for (const alt of alternates) {
     const cur = currents.get(alt.host);
     if (!cur) {
-      log.warn('the alternate user has an account on a host the current user has not; it is left alone', { username: alternateUser, host: alt.host });
-      continue;
+      // A pair has the same hosts (the upsert creates the clone's from the current user's). An
+      // account of that name on another host is someone else's, or the current user's host
+      // changed: either way the pair is not provable, and an account the upsert would create
+      // beside it would be a login of that name with borrowed privileges.
+      throw new RotationStateError(
+        `The alternate user has the account ${acct(alternateUser, alt.host)} but the current user has no account on host "${alt.host}" (it has ${[...currents.keys()].map((h) => `"${h}"`).join(', ') || 'none'}); the two are not provably a pair.`,
+        `If ${acct(alternateUser, alt.host)} is a leftover of this pair, drop it (or give "${currentUser}" an account on that host); otherwise rename the child secret's user.`,
+      );
     }
     if (admin.server.flavor === 'mysql' && atLeast(admin.server, 8, 0, 0)) {
       const edges = asRows(await run(admin, 'SELECT COUNT(*) AS n FROM mysql.role_edges WHERE FROM_USER = ? AND FROM_HOST = ?', [alternateUser, alt.host],
