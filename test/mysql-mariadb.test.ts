@@ -326,6 +326,23 @@ describe('alternating users', () => {
     }
   });
 
+  it('mirrors what SHOW CREATE USER holds (limits, MAX_STATEMENT_TIME, password expiry) and resets stale ones on an existing clone', async () => {
+    const h = harness();
+    const user = uniq('created');
+    const clone = `${user}_clone`;
+    const initial = hostilePassword('created');
+    await createUser(user, initial, '%', 'WITH MAX_QUERIES_PER_HOUR 500 MAX_USER_CONNECTIONS 9 MAX_STATEMENT_TIME 20 PASSWORD EXPIRE INTERVAL 45 DAY');
+    await createUser(clone, hostilePassword('stale'), '%', 'WITH MAX_CONNECTIONS_PER_HOUR 3 PASSWORD EXPIRE NEVER');
+    const { arn } = await alternatingSecret(h, user, initial);
+    const r = await h.rotate(arn);
+    expect(r.error).toBeUndefined();
+    const showCreate = async (name: string) =>
+      String(Object.values((await sql('SHOW CREATE USER ?@?', [name, '%']))[0])[0]).replace(/`[^`]*`@/, '<user>@').replace(/ IDENTIFIED BY PASSWORD '\*[0-9A-F]+'/, '');
+    expect(await showCreate(clone)).toBe(await showCreate(user));
+    expect(await showCreate(user)).toMatch(/MAX_QUERIES_PER_HOUR 500 MAX_USER_CONNECTIONS 9 MAX_STATEMENT_TIME 20\.000000 PASSWORD EXPIRE INTERVAL 45 DAY/);
+    expect(await tryLogin(clone, (await h.credentials(arn)).password)).toBe('ok');
+  });
+
   it('a non-% host only: the clone is created for that host alone', async () => {
     const h = harness();
     const user = uniq('local');
