@@ -96,6 +96,22 @@ describe('single user on MySQL 8 / 9 (fake server)', () => {
     expect(fake.statements()).toEqual([...SINGLE_PRELUDE, { sql: statement, values: ['N3w-pass;word', INITIAL].slice(0, params) }]);
   });
 
+  it('a server that accepts the login and never answers the first statement: NETWORK naming STATEMENT_TIMEOUT_MS, quickly', async () => {
+    const fake = new FakeMysql('8.0.36', [account('app', INITIAL)]);
+    fake.stallOn = (sql) => sql === VERSION_SQL;
+    const { h } = harnessFor(fake);
+    h.env = { STATEMENT_TIMEOUT_MS: '250' };
+    const arn = await h.createSecret(secret());
+    const before = await h.current(arn);
+    const started = Date.now();
+    const r = await h.rotate(arn);
+    expect(Date.now() - started).toBeLessThan(4000);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/^LoginError: .*AWSCURRENT \(app@db\.example\.internal\): \[NETWORK\] reading the server version failed: the statement timed out after 250 ms \(STATEMENT_TIMEOUT_MS\) on the server/);
+    expect(await h.current(arn)).toEqual(before);
+    expect(fake.destroyed).toBeGreaterThanOrEqual(1);
+  });
+
   it('reports a read-only server (replica / reader endpoint) as a configuration error pointing at the writer', async () => {
     const fake = new FakeMysql('8.0.36', [account('app', INITIAL)]);
     fake.failWith = (sql) => (sql.startsWith('ALTER USER') ? driverError('ER_OPTION_PREVENTS_STATEMENT', 1290, 'The MySQL server is running with the --super-read-only option so it cannot execute this statement', sql) : undefined);

@@ -692,6 +692,7 @@ async function serverUsernameLimit(admin: MysqlConnection): Promise<number> {
 }
 
 function describeServer(server: MysqlServer): string {
+  if (server.version === '0.0.0') return 'the server'; // before SELECT VERSION() answered
   return `${server.flavor === 'mariadb' ? 'MariaDB' : 'MySQL'} ${server.numbers.join('.')}`;
 }
 
@@ -767,7 +768,7 @@ async function run(
 }
 
 function statementTimeoutMessage(conn: MysqlConnection, what: string): string {
-  return `${what} failed: the statement timed out after ${conn.statementTimeoutMs} ms (STATEMENT_TIMEOUT_MS) on ${conn.server.version === '0.0.0' ? 'the server' : describeServer(conn.server)}; the server accepted the login but did not answer.`;
+  return `${what} failed: the statement timed out after ${conn.statementTimeoutMs} ms (STATEMENT_TIMEOUT_MS) on ${describeServer(conn.server)}; the server accepted the login but did not answer.`;
 }
 
 const STATEMENT_TIMEOUT_REMEDY =
