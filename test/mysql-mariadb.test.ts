@@ -929,6 +929,19 @@ describe('single user defined on several hosts', () => {
     expect(await hostsOf(`${user}_clone`)).toEqual(['%', '127.0.0.1']);
   });
 
+  it('a MariaDB role of the same name is not another account of the user', async () => {
+    const user = uniq('samename');
+    const initial = hostilePassword('samename');
+    await createUser(user, initial);
+    await sql('GRANT SELECT ON mysql.* TO ?@?', [user, '%']);
+    await sql(`CREATE ROLE ${master.escapeId(user)}`);
+    const h = harness();
+    const arn = await h.createSecret(dbSecret(user, initial));
+    const r = await h.rotate(arn);
+    expect(r.error).toBeUndefined();
+    expect(await tryLogin(user, (await h.credentials(arn)).password)).toBe('ok');
+  });
+
   it('cannot see other hosts without read access to mysql.user: rotates the matched account and says so in the log', async () => {
     const user = uniq('multi blind');
     const initial = hostilePassword('blind');

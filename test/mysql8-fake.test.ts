@@ -20,6 +20,7 @@ import { STEPS } from '../src/rotator';
 import {
   classifyConnectError,
   createMysqlEngine,
+  otherAccountsSql,
   parseServerVersion,
   sslOptions,
 } from '../rotators/mysql/engine';
@@ -50,9 +51,10 @@ afterEach(() => {
 
 // ---------------------------------------------------------------------------------------------
 
-const SINGLE_PRELUDE = [
+/** What single-user setSecret asks first: which account matched, and can the user see others (here: no, 1142). */
+const singlePrelude = (version = '8.0.36') => [
   { sql: 'SELECT CURRENT_USER() AS account', values: [] },
-  { sql: 'SELECT Host AS host FROM mysql.user WHERE User = ? ORDER BY Host', values: ['app'] },
+  { sql: otherAccountsSql(parseServerVersion(version)), values: ['app'] },
 ];
 
 describe('single user on MySQL 8 / 9 (fake server)', () => {
@@ -66,7 +68,7 @@ describe('single user on MySQL 8 / 9 (fake server)', () => {
     const pw = String((await h.current(arn)).json?.password);
     expect(fake.account('app', '%')?.password).toBe(pw);
     expect(fake.statements('app')).toEqual([
-      ...SINGLE_PRELUDE, // setSecret: which account matched, and can the user see others (no: 1142)
+      ...singlePrelude(version), // setSecret
       { sql: 'ALTER USER CURRENT_USER() IDENTIFIED BY ? REPLACE ?', values: [pw, INITIAL] },
       { sql: 'SELECT 1', values: [] }, // testSecret
     ]);
@@ -93,7 +95,7 @@ describe('single user on MySQL 8 / 9 (fake server)', () => {
     const log = new Logger(() => undefined);
     const conn = await engine.connect(secret() as DbSecret, { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 1000, statementTimeoutMs: 30_000, log, env: {} });
     await engine.setOwnPassword(conn, { username: 'app', oldPassword: INITIAL, newPassword: 'N3w-pass;word', env: {} }, log);
-    expect(fake.statements()).toEqual([...SINGLE_PRELUDE, { sql: statement, values: ['N3w-pass;word', INITIAL].slice(0, params) }]);
+    expect(fake.statements()).toEqual([...singlePrelude(version), { sql: statement, values: ['N3w-pass;word', INITIAL].slice(0, params) }]);
   });
 
   it('a server that accepts the login and never answers the first statement: NETWORK naming STATEMENT_TIMEOUT_MS, quickly', async () => {
@@ -110,6 +112,26 @@ describe('single user on MySQL 8 / 9 (fake server)', () => {
     expect(r.error).toMatch(/^LoginError: .*AWSCURRENT \(app@db\.example\.internal\): \[NETWORK\] reading the server version failed: the statement timed out after 250 ms \(STATEMENT_TIMEOUT_MS\) on the server/);
     expect(await h.current(arn)).toEqual(before);
     expect(fake.destroyed).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a user that can read mysql.user (here the RDS master rotating itself) and has an unlocked account on another host: STATE before any change; a locked one does not count', async () => {
+    const fake = new FakeMysql('8.0.36', [
+      account('rds admin', ADMIN_PASSWORD, { admin: true }),
+      account('rds admin', 'Other-host-pw1', { host: '10.%' }),
+    ]);
+    const { h } = harnessFor(fake);
+    h.sensitive('Other-host-pw1');
+    const arn = await h.createSecret(secret({ username: 'rds admin', password: ADMIN_PASSWORD }));
+    const r = await h.rotate(arn);
+    expect(r.error).toMatch(/^RotationStateError: The user "rds admin" has accounts on several hosts \("rds admin"@"%", "rds admin"@"10\.%"\); changing its own password changes only "rds admin"@"%", the account this session matched.*alternating-users strategy/);
+    expect(fake.account('rds admin', '%')?.password).toBe(ADMIN_PASSWORD);
+    expect(fake.calls.some((c) => c.sql.startsWith('ALTER USER'))).toBe(false);
+
+    fake.account('rds admin', '10.%')!.locked = true;
+    const arn2 = await h.createSecret(secret({ username: 'rds admin', password: ADMIN_PASSWORD }));
+    const r2 = await h.rotate(arn2);
+    expect(r2.error).toBeUndefined();
+    expect(fake.account('rds admin', '%')?.password).toBe((await h.credentials(arn2)).password);
   });
 
   it('reports a read-only server (replica / reader endpoint) as a configuration error pointing at the writer', async () => {

@@ -583,6 +583,12 @@ async function copyDefaultRoles(admin: MysqlConnection, user: string, alternate:
   return rows.length;
 }
 
+/** The logins of a user name (not MariaDB roles of that name, not locked MySQL accounts or roles). */
+export function otherAccountsSql(server: MysqlServer): string {
+  const filter = server.flavor === 'mariadb' ? " AND is_role = 'N'" : atLeast(server, 5, 7, 6) ? " AND account_locked = 'N'" : '';
+  return `SELECT Host AS host FROM mysql.user WHERE User = ?${filter} ORDER BY Host`;
+}
+
 /**
  * Single user: SET PASSWORD / ALTER USER CURRENT_USER() change only the account the session
  * matched. If the user can see that its name has accounts on other hosts (mysql.user is
@@ -596,7 +602,7 @@ async function checkSingleAccount(conn: MysqlConnection, username: string, log: 
   const matchedHost = at >= 0 ? who.slice(at + 1) : '%';
   let hosts: string[];
   try {
-    hosts = asRows(await run(conn, 'SELECT Host AS host FROM mysql.user WHERE User = ? ORDER BY Host', [username], 'reading the accounts of this user')).map((r) => text(r.host));
+    hosts = asRows(await run(conn, otherAccountsSql(conn.server), [username], 'reading the accounts of this user')).map((r) => text(r.host));
   } catch (err) {
     if (!(err instanceof PrivilegeError)) throw err;
     log.info('mysql.user is not readable by this user: accounts of the same name on other hosts cannot be seen', { username, matchedHost });

@@ -243,8 +243,9 @@ export class FakeMysql {
     if (/\bFROM mysql\./.test(sql) && !admin) {
       throw driverError('ER_TABLEACCESS_DENIED_ERROR', 1142, `SELECT command denied to user '${me.user}'@'${me.host}' for table 'user'`, sql);
     }
-    if (sql === 'SELECT Host AS host FROM mysql.user WHERE User = ? ORDER BY Host') {
-      return this.accounts.filter((a) => a.user === values[0]).map((a) => ({ host: a.host })).sort((a, b) => (a.host < b.host ? -1 : 1));
+    if (sql === "SELECT Host AS host FROM mysql.user WHERE User = ? AND account_locked = 'N' ORDER BY Host") {
+      if (!this.atLeast(5, 7, 6)) throw driverError('ER_BAD_FIELD_ERROR', 1054, "Unknown column 'account_locked' in 'where clause'", sql);
+      return this.accounts.filter((a) => a.user === values[0] && !a.locked).map((a) => ({ host: a.host })).sort((a, b) => (a.host < b.host ? -1 : 1));
     }
     if (!admin) throw driverError('ER_SPECIFIC_ACCESS_DENIED_ERROR', 1227, 'Access denied; you need (at least one of) the CREATE USER privilege(s) for this operation', sql);
     if (sql === LIMIT_SQL) return [{ len: this.userColumnWidth }];
