@@ -481,7 +481,7 @@ describe('alternating users', () => {
     await h.invoke(run.event('createSecret'));
     const error = await h.invoke(run.event('setSecret')).then(() => undefined, (e: unknown) => `${(e as Error).name}: ${(e as Error).message}`);
     expect(error).toMatch(/^PrivilegeError: ".*" is not allowed to do this: copying "GRANT FILE ON \*\.\* TO \.\.\." of ".*"@"%" to ".*_clone" failed \(\[ER_ACCESS_DENIED_ERROR 1045\]/);
-    expect(error).toMatch(/the alternate user's password was not changed\. .*RDS\/Aurora master user has no SUPER, FILE, SHUTDOWN.*revoke it from the current user if it does not need it/);
+    expect(error).toMatch(/the alternate user's password was not changed\. .*RDS\/Aurora master user has no SUPER, FILE, SHUTDOWN.*revoke such a privilege from the current user if it does not need it/);
     expect(await h.current(arn)).toEqual(before);
     const pending = JSON.parse((await h.version(arn, run.versionId)).value!);
     expect(await tryLogin(pending.username, pending.password)).toBe('ER_ACCESS_DENIED_ERROR');

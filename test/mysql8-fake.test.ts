@@ -381,7 +381,7 @@ describe('alternating users on MySQL 8 / 9 (fake server, RDS master)', () => {
       const r = await h.rotate(arn);
       expect(r.succeeded).toBe(false);
       expect(r.error).toMatch(/^PrivilegeError: "rds admin" is not allowed to do this: copying "GRANT BACKUP_ADMIN,FLUSH_TABLES ON \*\.\* TO \.\.\." of "app"@"10\.0\.%" to "app_clone" failed \(\[ER_SPECIFIC_ACCESS_DENIED_ERROR 1227\]/);
-      expect(r.error).toMatch(/the alternate user's password was not changed\. .*RDS\/Aurora master user has no SUPER, FILE, SHUTDOWN, SYSTEM_USER .*revoke it from the current user/);
+      expect(r.error).toMatch(/the alternate user's password was not changed\. .*RDS\/Aurora master user has no SUPER, FILE, SHUTDOWN, SYSTEM_USER .*revoke such a privilege from the current user/);
       expect(fake.calls.some((c) => c.sql.includes('IDENTIFIED WITH'))).toBe(false);
     });
 

@@ -309,16 +309,16 @@ function supportsMarker(server: MysqlServer): boolean {
 function adoptUnmarked(env: Env): boolean {
   const raw = env.ADOPT_UNMARKED_ALTERNATE?.trim().toLowerCase();
   if (!raw) return false;
-  if (raw === 'true') return true;
-  if (raw === 'false') return false;
-  throw new ConfigError(`ADOPT_UNMARKED_ALTERNATE must be "true" or "false", got "${raw.slice(0, 20)}".`);
+  if (['true', '1', 'y', 'yes'].includes(raw)) return true;
+  if (['false', '0', 'n', 'no'].includes(raw)) return false;
+  throw new ConfigError(`ADOPT_UNMARKED_ALTERNATE must be true or false (or 1/0, yes/no), got "${raw.slice(0, 20)}".`);
 }
 
 const GRANT_COPY_REMEDY =
   'The admin can give only privileges it holds WITH GRANT OPTION and roles it holds WITH ADMIN OPTION (or ROLE_ADMIN). ' +
   'The RDS/Aurora master user has no SUPER, FILE, SHUTDOWN, SYSTEM_USER and only the dynamic privileges AWS lists for it (MySQL 8.0.36+: through rds_superuser_role), ' +
-  'so nobody on RDS can copy such a grant: revoke it from the current user if it does not need it, or use the single-user strategy for this user. ' +
-  'For a role, grant it to the admin WITH ADMIN OPTION.';
+  'and nobody on RDS but AWS holds those: revoke such a privilege from the current user if it does not need it, or use the single-user strategy for this user. ' +
+  'For a role, grant it to the admin WITH ADMIN OPTION. On a self-managed server, give the admin the privilege WITH GRANT OPTION.';
 
 interface AccountRow {
   host: string;
