@@ -25,6 +25,7 @@ import type { Env } from '../src/password';
 import { STEPS } from '../src/rotator';
 import { classifyConnectError, createMysqlEngine, type MysqlConnection, mysqlEngine } from '../rotators/mysql/engine';
 import { quoteAccount } from '../rotators/mysql/grants';
+import { createRdsLikeMaster } from './support/mariadb';
 import type { MariaDbInfo } from './support/provided';
 import { assertNoLeaksInAll, createRotationHarness, handlerCalls, type RotationHarness } from './support/rotation-harness';
 
@@ -38,12 +39,21 @@ const hostileName = (base: string) => uniq(`${base} q'"\\%_?ü`);
 /** Passwords that break naive quoting: quotes, backslash, semicolon, comment, %, ?, unicode. */
 const hostilePassword = (tag: string) => `In'it"\\;--%?Ü ${tag} ${RUN}-Pw9`;
 
+/** root: only for what RDS keeps to itself (rdsadmin's SUPER, the parameter group); everything else runs as the master. */
 let root: Connection;
+/** The RDS-like master user (test/support/mariadb.ts): the admin secret's user and the tests' default admin. */
+let master: Connection;
 let adminUser: string;
 let adminPassword: string;
 let db: string;
 
 async function sql<T = RowDataPacket[]>(statement: string, values: unknown[] = []): Promise<T> {
+  const [rows] = await master.query(statement, values);
+  return rows as T;
+}
+
+/** As root: what the RDS master cannot do (SUPER grants, SET GLOBAL). */
+async function asRoot<T = RowDataPacket[]>(statement: string, values: unknown[] = []): Promise<T> {
   const [rows] = await root.query(statement, values);
   return rows as T;
 }
@@ -125,23 +135,21 @@ async function forwarder(listenHost: string): Promise<{ server: Server; port: nu
 
 beforeAll(async () => {
   root = await createConnection({ host: info.host, port: info.port, user: info.rootUser, password: info.rootPassword });
-  // The admin of the alternating strategy is not root: the privileges of an RDS MariaDB master user.
+  // The admin of the alternating strategy and of the fixtures is not root: an RDS MariaDB master user.
   adminUser = uniq('rl admin "A"');
   adminPassword = hostilePassword('admin');
-  await createUser(adminUser, adminPassword);
-  await sql(
-    'GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, RELOAD, PROCESS, REFERENCES, INDEX, ALTER, SHOW DATABASES, ' +
-      'CREATE TEMPORARY TABLES, LOCK TABLES, EXECUTE, REPLICATION SLAVE, BINLOG MONITOR, CREATE VIEW, SHOW VIEW, ' +
-      'CREATE ROUTINE, ALTER ROUTINE, CREATE USER, EVENT, TRIGGER ON *.* TO ?@? WITH GRANT OPTION',
-    [adminUser, '%'],
-  );
+  await createRdsLikeMaster(root, adminUser, adminPassword);
+  master = await createConnection({ host: info.host, port: info.port, user: adminUser, password: adminPassword });
+  const [grants] = await master.query<RowDataPacket[]>('SHOW GRANTS');
+  expect(grants.map((r) => String(Object.values(r)[0])).join('\n')).not.toMatch(/SUPER|ALL PRIVILEGES|FILE|SHUTDOWN/);
   // A database whose name holds a backtick, a quote and a placeholder character.
   db = `rl\`db'?${RUN}`;
-  await sql(`CREATE DATABASE ${root.escapeId(db)}`);
-  for (const t of ['t1', 't2', 't3']) await sql(`CREATE TABLE ${root.escapeId(db)}.${t} (a INT, \`c o'l\` INT)`);
+  await sql(`CREATE DATABASE ${master.escapeId(db)}`);
+  for (const t of ['t1', 't2', 't3']) await sql(`CREATE TABLE ${master.escapeId(db)}.${t} (a INT, \`c o'l\` INT)`);
 });
 
 afterAll(async () => {
+  await master?.end();
   await root?.end();
 });
 
@@ -318,6 +326,23 @@ describe('alternating users', () => {
     }
   });
 
+  it('mirrors what SHOW CREATE USER holds (limits, MAX_STATEMENT_TIME, password expiry) and resets stale ones on an existing clone', async () => {
+    const h = harness();
+    const user = uniq('created');
+    const clone = `${user}_clone`;
+    const initial = hostilePassword('created');
+    await createUser(user, initial, '%', 'WITH MAX_QUERIES_PER_HOUR 500 MAX_USER_CONNECTIONS 9 MAX_STATEMENT_TIME 20 PASSWORD EXPIRE INTERVAL 45 DAY');
+    await createUser(clone, hostilePassword('stale'), '%', 'WITH MAX_CONNECTIONS_PER_HOUR 3 PASSWORD EXPIRE NEVER');
+    const { arn } = await alternatingSecret(h, user, initial);
+    const r = await h.rotate(arn);
+    expect(r.error).toBeUndefined();
+    const showCreate = async (name: string) =>
+      String(Object.values((await sql('SHOW CREATE USER ?@?', [name, '%']))[0])[0]).replace(/`[^`]*`@/, '<user>@').replace(/ IDENTIFIED BY PASSWORD '\*[0-9A-F]+'/, '');
+    expect(await showCreate(clone)).toBe(await showCreate(user));
+    expect(await showCreate(user)).toMatch(/MAX_QUERIES_PER_HOUR 500 MAX_USER_CONNECTIONS 9 MAX_STATEMENT_TIME 20\.000000 PASSWORD EXPIRE INTERVAL 45 DAY/);
+    expect(await tryLogin(clone, (await h.credentials(arn)).password)).toBe('ok');
+  });
+
   it('a non-% host only: the clone is created for that host alone', async () => {
     const h = harness();
     const user = uniq('local');
@@ -443,6 +468,36 @@ describe('alternating users', () => {
     expect(await h.current(arn)).toEqual(before);
   });
 
+  it('a grant the RDS master cannot give (FILE, granted by rdsadmin/root) fails naming the grant with a remedy true for RDS; after revoking it the retry converges', async () => {
+    const h = harness();
+    const user = uniq('filer');
+    const initial = hostilePassword('filer');
+    await createUser(user, initial);
+    await asRoot('GRANT FILE ON *.* TO ?@?', [user, '%']);
+    await sql(`GRANT SELECT ON ${master.escapeId(db)}.t1 TO ${to(user)}`);
+    const { arn } = await alternatingSecret(h, user, initial);
+    const before = await h.current(arn);
+    const run = h.begin(arn);
+    await h.invoke(run.event('createSecret'));
+    const error = await h.invoke(run.event('setSecret')).then(() => undefined, (e: unknown) => `${(e as Error).name}: ${(e as Error).message}`);
+    expect(error).toMatch(/^PrivilegeError: ".*" is not allowed to do this: copying "GRANT FILE ON \*\.\* TO \.\.\." of ".*"@"%" to ".*_clone" failed \(\[ER_ACCESS_DENIED_ERROR 1045\]/);
+    expect(error).toMatch(/the alternate user's password was not changed\. .*RDS\/Aurora master user has no SUPER, FILE, SHUTDOWN.*revoke such a privilege from the current user if it does not need it/);
+    expect(await h.current(arn)).toEqual(before);
+    const pending = JSON.parse((await h.version(arn, run.versionId)).value!);
+    expect(await tryLogin(pending.username, pending.password)).toBe('ER_ACCESS_DENIED_ERROR');
+
+    // The operator follows the remedy; Secrets Manager retries the step, which converges.
+    await asRoot('REVOKE FILE ON *.* FROM ?@?', [user, '%']);
+    await h.invoke(run.event('setSecret'));
+    await h.invoke(run.event('testSecret'));
+    await h.invoke(run.event('finishSecret'));
+    run.complete();
+    const cur = await h.credentials(arn);
+    expect(cur.username).toBe(`${user}_clone`);
+    expect(await tryLogin(cur.username, cur.password)).toBe('ok');
+    expect(await grantsOf(cur.username, '%')).toEqual(await grantsOf(user, '%'));
+  });
+
   it('refuses to use the admin secret when AWSCURRENT does not log in (confused deputy)', async () => {
     const h = harness();
     const user = uniq('deputy');
@@ -480,8 +535,9 @@ describe('hostile names and passwords', () => {
   });
 
   it('stays correct when the server runs with NO_BACKSLASH_ESCAPES', async () => {
+    // On RDS this is the parameter group's business, not the master's: root here.
     const [{ mode }] = await sql('SELECT @@GLOBAL.sql_mode AS mode');
-    await sql('SET GLOBAL sql_mode = ?', [`${mode},NO_BACKSLASH_ESCAPES`]);
+    await asRoot('SET GLOBAL sql_mode = ?', [`${mode},NO_BACKSLASH_ESCAPES`]);
     try {
       for (const strategy of ['single', 'alternating'] as const) {
         const h = harness();
@@ -496,7 +552,7 @@ describe('hostile names and passwords', () => {
         expect(await hostsOf(cur.username)).toEqual(['%']);
       }
     } finally {
-      await sql('SET GLOBAL sql_mode = ?', [mode]);
+      await asRoot('SET GLOBAL sql_mode = ?', [mode]);
     }
   });
 });
@@ -713,5 +769,312 @@ describe('connection error classification (engine.connect against the real serve
     const echoed = classifyConnectError(Object.assign(new Error(`bad ${secret.password}`), { code: 'ER_X', errno: 1045 }), secret, info.port);
     h.recordError(echoed);
     expect(echoed.message).not.toContain(secret.password);
+  });
+});
+
+describe('the alternate user must be this pair\'s (checkAlternateUser, attacks)', () => {
+  /**
+   * The attacker can create logins (CREATE USER, not more) and write a child secret: it creates
+   * `victim_clone` with a password it knows and writes a child secret naming it, with the admin
+   * secret's ARN. The alternate of `victim_clone` is `victim`: without the check the admin would
+   * reset victim's password and store it where the attacker reads it.
+   */
+  async function attack(victim: string, victimPassword: string, current: string, currentPassword: string, env: Env = {}) {
+    const h = harness(env);
+    h.sensitive(victimPassword, currentPassword);
+    const { arn } = await alternatingSecret(h, current, currentPassword);
+    const before = await h.current(arn);
+    const grantsBefore = (await hostsOf(victim)).length ? await grantsOf(victim, (await hostsOf(victim))[0]) : [];
+    const r = await h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.steps).toEqual(['createSecret', 'setSecret']);
+    // Nothing changed: the victim still logs in with its old password, has the same grants, and
+    // AWSCURRENT is untouched. The pending value's password (generated, never set) does not work.
+    expect(await tryLogin(victim, victimPassword)).toBe('ok');
+    if (grantsBefore.length) expect(await grantsOf(victim, (await hostsOf(victim))[0])).toEqual(grantsBefore);
+    expect(await h.current(arn)).toEqual(before);
+    const pending = JSON.parse((await h.version(arn, r.versionId)).value!);
+    expect(pending.username).toBe(victim);
+    expect(await tryLogin(victim, pending.password)).toBe('ER_ACCESS_DENIED_ERROR');
+    expect(h.records().some((l) => l.msg === 'alternate user created or updated by the admin user')).toBe(false);
+    return r;
+  }
+
+  it('a superuser-like X (root-created: ALL PRIVILEGES, SUPER) and a child secret naming X_clone: PRIVILEGE, X unchanged', async () => {
+    const victim = hostileName('dba');
+    const victimPassword = hostilePassword('dba');
+    // On RDS, only rdsadmin holds SUPER: root plays it here.
+    await asRoot('CREATE USER ?@? IDENTIFIED BY ?', [victim, '%', victimPassword]);
+    await asRoot('GRANT ALL PRIVILEGES ON *.* TO ?@? WITH GRANT OPTION', [victim, '%']);
+    const attacker = `${victim}_clone`;
+    const attackerPassword = hostilePassword('attacker');
+    await createUser(attacker, attackerPassword);
+    const r = await attack(victim, victimPassword, attacker, attackerPassword);
+    expect(r.error).toMatch(/^PrivilegeError: The alternate user ".*dba.*"@"%" holds what the current user ".*_clone"@"%" does not: .*ALL PRIVILEGES ON \*\.\*.*GRANT OPTION ON \*\.\*.*refusing to change its password/);
+  });
+
+  it('an unrelated application user X (database grants) and a child secret naming X_clone: PRIVILEGE, X unchanged', async () => {
+    const victim = uniq('payroll');
+    const victimPassword = hostilePassword('payroll');
+    await createUser(victim, victimPassword);
+    await sql(`GRANT SELECT, UPDATE ON ${master.escapeId(db)}.* TO ${to(victim)}`);
+    const attacker = `${victim}_clone`;
+    const attackerPassword = hostilePassword('attacker2');
+    await createUser(attacker, attackerPassword);
+    await sql(`GRANT SELECT ON ${master.escapeId(db)}.t1 TO ${to(attacker)}`);
+    const r = await attack(victim, victimPassword, attacker, attackerPassword);
+    expect(r.error).toMatch(/^PrivilegeError: .* does not: SELECT, UPDATE ON `rl``db'\?\w+`\.\*/);
+  });
+
+  it('an existing X_clone with privileges X lacks, current X: PRIVILEGE, X_clone unchanged', async () => {
+    const user = uniq('shop');
+    const userPassword = hostilePassword('shop');
+    await createUser(user, userPassword);
+    const other = `${user}_clone`;
+    const otherPassword = hostilePassword('unrelated');
+    await createUser(other, otherPassword);
+    await sql(`GRANT DELETE ON ${master.escapeId(db)}.t2 TO ${to(other)} WITH GRANT OPTION`);
+    await sql('GRANT CREATE USER ON *.* TO ?@?', [other, '%']);
+    const r = await attack(other, otherPassword, user, userPassword);
+    expect(r.error).toMatch(/does not: CREATE USER ON \*\.\*; DELETE ON `rl``db'\?\w+`\.`t2`; GRANT OPTION ON `rl``db'\?\w+`\.`t2`/);
+  });
+
+  it('X only on another host than the child\'s X_clone: STATE, no X account is created beside it', async () => {
+    const victim = uniq('hosted victim');
+    const victimPassword = hostilePassword('hosted-victim');
+    await createUser(victim, victimPassword, '127.0.0.1');
+    await sql(`GRANT SELECT ON ${master.escapeId(db)}.* TO ${to(victim, '127.0.0.1')}`);
+    const attacker = `${victim}_clone`;
+    const attackerPassword = hostilePassword('attacker4');
+    await createUser(attacker, attackerPassword, '%');
+    const r = await attack(victim, victimPassword, attacker, attackerPassword);
+    expect(r.error).toMatch(/^RotationStateError: The alternate user has the account ".*"@"127\.0\.0\.1" but the current user has no account on host "127\.0\.0\.1" \(it has "%"\)/);
+    expect(await hostsOf(victim)).toEqual(['127.0.0.1']);
+  });
+
+  it('a role named X_clone: STATE (not a login), nothing created', async () => {
+    const user = uniq('svc');
+    const userPassword = hostilePassword('svc-role');
+    await createUser(user, userPassword);
+    await sql(`CREATE ROLE ${master.escapeId(`${user}_clone`)}`);
+    const h = harness();
+    const { arn } = await alternatingSecret(h, user, userPassword);
+    const r = await h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/^RotationStateError: The alternate user ".*_clone" exists as a role, not a login/);
+    expect(await hostsOf(`${user}_clone`)).toEqual(['']);
+    expect(await tryLogin(user, userPassword)).toBe('ok');
+  });
+
+  it('a locked X (ACCOUNT LOCK, MariaDB\'s NOLOGIN) and a child secret naming X_clone: STATE, X still locked and unchanged', async () => {
+    const victim = uniq('locked');
+    const victimPassword = hostilePassword('locked');
+    await createUser(victim, victimPassword, '%', 'ACCOUNT LOCK');
+    const attacker = `${victim}_clone`;
+    const attackerPassword = hostilePassword('attacker3');
+    await createUser(attacker, attackerPassword);
+    const h = harness();
+    h.sensitive(victimPassword, attackerPassword);
+    const { arn } = await alternatingSecret(h, attacker, attackerPassword);
+    const r = await h.rotate(arn);
+    expect(r.error).toMatch(/^RotationStateError: The alternate user ".*locked.*"@"%" is locked/);
+    const [row] = await sql("SELECT JSON_VALUE(Priv, '$.account_locked') AS l FROM mysql.global_priv WHERE User = ? AND Host = '%'", [victim]);
+    expect(['1', 'true']).toContain(String(row.l));
+    await sql('ALTER USER ?@? ACCOUNT UNLOCK', [victim, '%']);
+    expect(await tryLogin(victim, victimPassword)).toBe('ok');
+  });
+
+  it('a normal pair still rotates both ways; an X_clone with fewer privileges is accepted (MariaDB has no marker: capability check only)', async () => {
+    const user = uniq('pair');
+    const initial = hostilePassword('pair');
+    await createUser(user, initial);
+    await sql(`GRANT SELECT ON ${master.escapeId(db)}.* TO ${to(user)}`);
+    const clone = `${user}_clone`;
+    await createUser(clone, hostilePassword('old clone'));
+    await sql(`GRANT SELECT ON ${master.escapeId(db)}.t1 TO ${to(clone)}`); // covered by user's db-level SELECT
+    const h = harness();
+    const { arn } = await alternatingSecret(h, user, initial);
+    for (const expected of [clone, user, clone]) {
+      const r = await h.rotate(arn);
+      expect(r.error).toBeUndefined();
+      const cur = await h.credentials(arn);
+      expect(cur.username).toBe(expected);
+      expect(await tryLogin(cur.username, cur.password, false, db)).toBe('ok');
+    }
+  });
+});
+
+describe('single user defined on several hosts', () => {
+  it('refuses before changing anything when the user can see its other accounts (mysql.user readable); the alternating strategy handles it', async () => {
+    const user = uniq('multi');
+    const initial = hostilePassword('multi');
+    const other = hostilePassword('multi-other');
+    await createUser(user, initial, '127.0.0.1');
+    await createUser(user, other, '%');
+    await sql('GRANT SELECT ON mysql.* TO ?@?', [user, '127.0.0.1']);
+    const h = harness();
+    h.sensitive(other);
+    const arn = await h.createSecret(dbSecret(user, initial));
+    const before = await h.current(arn);
+    const r = await h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/^RotationStateError: The user ".*" has accounts on several hosts \(".*"@"%", ".*"@"127\.0\.0\.1"\); changing its own password changes only ".*"@"127\.0\.0\.1", the account this session matched.*alternating-users strategy/);
+    expect(await h.current(arn)).toEqual(before);
+    expect(await tryLogin(user, initial)).toBe('ok');
+
+    // The alternating strategy sets the clone's password on both hosts.
+    const h2 = harness();
+    const { arn: arn2 } = await alternatingSecret(h2, user, initial);
+    expect((await h2.rotate(arn2)).error).toBeUndefined();
+    expect(await hostsOf(`${user}_clone`)).toEqual(['%', '127.0.0.1']);
+  });
+
+  it('a MariaDB role of the same name is not another account of the user', async () => {
+    const user = uniq('samename');
+    const initial = hostilePassword('samename');
+    await createUser(user, initial);
+    await sql('GRANT SELECT ON mysql.* TO ?@?', [user, '%']);
+    await sql(`CREATE ROLE ${master.escapeId(user)}`);
+    const h = harness();
+    const arn = await h.createSecret(dbSecret(user, initial));
+    const r = await h.rotate(arn);
+    expect(r.error).toBeUndefined();
+    expect(await tryLogin(user, (await h.credentials(arn)).password)).toBe('ok');
+  });
+
+  it('cannot see other hosts without read access to mysql.user: rotates the matched account and says so in the log', async () => {
+    const user = uniq('multi blind');
+    const initial = hostilePassword('blind');
+    await createUser(user, initial, '127.0.0.1');
+    await createUser(user, hostilePassword('blind-other'), '%');
+    const h = harness();
+    const arn = await h.createSecret(dbSecret(user, initial));
+    const r = await h.rotate(arn);
+    expect(r.error).toBeUndefined();
+    expect(h.records().some((l) => /mysql\.user is not readable by this user/.test(String(l.msg)) && l.matchedHost === '127.0.0.1')).toBe(true);
+  });
+});
+
+describe('statement timeout and concurrency', () => {
+  /** A proxy to the server that stops forwarding (both ways) once the client sends bytes matching `stallOn`. */
+  async function stallingProxy(stallOn: (chunk: Buffer) => boolean): Promise<{ server: Server; port: number; stalled: () => boolean; sockets: Set<import('node:net').Socket> }> {
+    let stalled = false;
+    const sockets = new Set<import('node:net').Socket>();
+    const server = createServer((down) => {
+      const up = netConnect(info.port, info.host);
+      sockets.add(down).add(up);
+      down.on('data', (chunk) => {
+        if (stalled || stallOn(chunk)) {
+          stalled = true;
+          return;
+        }
+        up.write(chunk);
+      });
+      up.on('data', (chunk) => {
+        if (!stalled) down.write(chunk);
+      });
+      down.on('error', () => up.destroy());
+      up.on('error', () => down.destroy());
+      down.on('close', () => up.destroy());
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    return { server, port: (server.address() as AddressInfo).port, stalled: () => stalled, sockets };
+  }
+
+  it('a server that accepts the login and then never answers: NETWORK naming STATEMENT_TIMEOUT_MS, well before the test timeout; nothing changed', async () => {
+    const proxy = await stallingProxy((chunk) => chunk.includes('SET PASSWORD'));
+    try {
+      const user = uniq('stall');
+      const initial = hostilePassword('stall');
+      await createUser(user, initial);
+      const h = harness({ STATEMENT_TIMEOUT_MS: '700' });
+      const arn = await h.createSecret(dbSecret(user, initial, { port: proxy.port }));
+      const before = await h.current(arn);
+      const started = Date.now();
+      const r = await h.rotate(arn);
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect(proxy.stalled()).toBe(true);
+      expect(r.succeeded).toBe(false);
+      expect(r.error).toMatch(/^ConnectError: changing the password of ".*" failed: the statement timed out after 700 ms \(STATEMENT_TIMEOUT_MS\)/);
+      expect(await h.current(arn)).toEqual(before);
+      expect(await tryLogin(user, initial)).toBe('ok');
+    } finally {
+      for (const s of proxy.sockets) s.destroy();
+      proxy.server.close();
+    }
+  });
+
+  it('engine: a statement after the handshake that gets no answer fails with NETWORK in about STATEMENT_TIMEOUT_MS and close() does not hang', async () => {
+    let armed = false;
+    const proxy = await stallingProxy((chunk) => armed && chunk.includes('SELECT 1'));
+    try {
+      const user = uniq('stall2');
+      const password = hostilePassword('stall2');
+      await createUser(user, password);
+      const log = new Logger(() => undefined);
+      const conn = await mysqlEngine.connect({ engine: 'mariadb', host: info.host, port: proxy.port, username: user, password } as DbSecret,
+        { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 3000, statementTimeoutMs: 500, log, env: {} });
+      armed = true;
+      const started = Date.now();
+      const err = await mysqlEngine.check(conn).then(() => undefined, (e: unknown) => e);
+      expect(Date.now() - started).toBeLessThan(2000);
+      expect(err).toMatchObject({ code: 'NETWORK' });
+      expect((err as Error).message).toMatch(/running the check query failed: the statement timed out after 500 ms \(STATEMENT_TIMEOUT_MS\) on MariaDB/);
+      const closing = Date.now();
+      await mysqlEngine.close(conn);
+      expect(Date.now() - closing).toBeLessThan(1500);
+    } finally {
+      for (const s of proxy.sockets) s.destroy();
+      proxy.server.close();
+    }
+  });
+
+  it('the server side also bounds statements (max_statement_time from STATEMENT_TIMEOUT_MS)', async () => {
+    const user = uniq('srvtimeout');
+    const password = hostilePassword('srvtimeout');
+    await createUser(user, password);
+    const log = new Logger(() => undefined);
+    const conn = await mysqlEngine.connect({ engine: 'mariadb', host: info.host, port: info.port, username: user, password } as DbSecret,
+      { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 3000, statementTimeoutMs: 1500, log, env: {} });
+    try {
+      const [rows] = await conn.session.query('SELECT @@SESSION.max_statement_time AS m, @@SESSION.lock_wait_timeout AS l');
+      expect(rows).toEqual([{ m: 1.5, l: 2 }]);
+    } finally {
+      await mysqlEngine.close(conn);
+    }
+  });
+
+  it('two concurrent duplicate setSecret invocations of the same alternating rotation both converge', async () => {
+    const h = harness();
+    const user = uniq('dup');
+    const initial = hostilePassword('dup');
+    await createUser(user, initial);
+    await sql(`GRANT SELECT, INSERT ON ${master.escapeId(db)}.* TO ${to(user)}`);
+    const { arn } = await alternatingSecret(h, user, initial);
+    const run = h.begin(arn);
+    await h.invoke(run.event('createSecret'));
+    await Promise.all([h.invoke(run.event('setSecret')), h.invoke(run.event('setSecret'))]);
+    await h.invoke(run.event('testSecret'));
+    await h.invoke(run.event('finishSecret'));
+    run.complete();
+    const cur = await h.credentials(arn);
+    expect(cur.username).toBe(`${user}_clone`);
+    expect(await tryLogin(cur.username, cur.password, false, db)).toBe('ok');
+    expect(await grantsOf(cur.username, '%')).toEqual(await grantsOf(user, '%'));
+  });
+
+  it.each([
+    ['ADOPT_UNMARKED_ALTERNATE', 'maybe'],
+    ['USERNAME_CHARACTER_LIMIT', '0'],
+  ])('an invalid %s fails createSecret before AWSPENDING is written', async (name, value) => {
+    const h = harness({ [name]: value });
+    const user = uniq('envcheck');
+    const initial = hostilePassword('envcheck');
+    await createUser(user, initial);
+    const arn = await h.createSecret(dbSecret(user, initial));
+    const r = await h.rotate(arn);
+    expect(r.steps).toEqual(['createSecret']);
+    expect(r.error).toMatch(new RegExp(`^ConfigError: ${name} must be`));
+    expect(h.sm.countCalls('PutSecretValue')).toBe(0);
   });
 });

@@ -10,7 +10,6 @@
  * the username limits, as pure functions.
  */
 import { rootCertificates } from 'node:tls';
-import type { ConnectionOptions } from 'mysql2';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DatabaseRotator } from '../src/db/database-rotator';
 import type { DbSecret } from '../src/db/secret';
@@ -21,165 +20,15 @@ import { STEPS } from '../src/rotator';
 import {
   classifyConnectError,
   createMysqlEngine,
-  type MysqlSession,
+  otherAccountsSql,
   parseServerVersion,
   sslOptions,
 } from '../rotators/mysql/engine';
+import { capabilitiesOf, excessCapabilities } from '../rotators/mysql/capabilities';
 import { GrantParseError, parseGrant, retarget } from '../rotators/mysql/grants';
+import { type Account, driverError, FakeMysql, LIMIT_SQL, NO_SSL as noSsl, VERSION_SQL } from './fakes/mysql8-fake';
 import { assertNoLeaksInAll, createRotationHarness } from './support/rotation-harness';
 
-// ---------------------------------------------------------------------------------------------
-// The fake server
-
-interface Account {
-  user: string;
-  host: string;
-  password: string;
-  plugin: string;
-  ssl: { type: string; cipher: string; issuer: string; subject: string };
-  /** SHOW GRANTS output (MySQL 8 format). */
-  grants: string[];
-  admin?: boolean;
-}
-
-interface Call {
-  session: number;
-  user: string;
-  sql: string;
-  values?: unknown[];
-}
-
-type DriverError = Error & { code: string; errno: number; sqlMessage: string; sql?: string };
-
-function driverError(code: string, errno: number, message: string, sql?: string): DriverError {
-  return Object.assign(new Error(message), { code, errno, sqlMessage: message, sql });
-}
-
-const ACCOUNTS_SQL =
-  'SELECT Host AS host, plugin, ssl_type AS sslType, ssl_cipher AS sslCipher, x509_issuer AS x509Issuer, x509_subject AS x509Subject FROM mysql.user WHERE User = ? ORDER BY Host';
-const LIMIT_SQL =
-  "SELECT CHARACTER_MAXIMUM_LENGTH AS len FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'mysql' AND TABLE_NAME = 'user' AND COLUMN_NAME = 'User'";
-const VERSION_SQL = 'SELECT VERSION() AS version, @@SESSION.sql_mode AS sqlMode';
-
-class FakeMysql {
-  readonly calls: Call[] = [];
-  readonly configs: ConnectionOptions[] = [];
-  /** GRANT/REVOKE statements replayed, per target account. */
-  readonly replayed = new Map<string, string[]>();
-  sqlMode = 'ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION';
-  /** Return an error to make a statement fail. */
-  failWith?: (sql: string, values: unknown[] | undefined) => DriverError | undefined;
-  /** Width of mysql.user.User (MySQL 5.7.8+ / 8 / 9: 32). */
-  userColumnWidth = 32;
-  /** Successful logins. */
-  connected = 0;
-
-  constructor(
-    readonly version: string,
-    readonly accounts: Account[],
-  ) {}
-
-  private get numbers(): number[] {
-    return parseServerVersion(this.version).numbers;
-  }
-
-  connect = async (config: ConnectionOptions): Promise<MysqlSession> => {
-    this.configs.push(config);
-    const acct = this.accounts.find((a) => a.user === config.user);
-    if (!acct || acct.password !== config.password) {
-      throw driverError('ER_ACCESS_DENIED_ERROR', 1045, `Access denied for user '${config.user}'@'10.0.0.5' (using password: YES)`);
-    }
-    const id = ++this.connected;
-    return {
-      query: async (sql: string, values?: unknown[]) => {
-        this.calls.push({ session: id, user: acct.user, sql, ...(values !== undefined ? { values } : {}) });
-        const err = this.failWith?.(sql, values);
-        if (err) throw err;
-        return [this.execute(acct, sql, values ?? []), []];
-      },
-      end: async () => undefined,
-    };
-  };
-
-  /** Statements of one user's sessions, without the per-connection version query. */
-  statements(user?: string): Array<{ sql: string; values?: unknown[] }> {
-    return this.calls.filter((c) => (user === undefined || c.user === user) && c.sql !== VERSION_SQL).map(({ sql, values }) => ({ sql, ...(values ? { values } : {}) }));
-  }
-
-  account(user: string, host: string): Account | undefined {
-    return this.accounts.find((a) => a.user === user && a.host === host);
-  }
-
-  private execute(me: Account, sql: string, values: unknown[]): unknown {
-    const [major, minor, patch] = this.numbers;
-    const atLeast8011 = major > 8 || (major === 8 && (minor > 0 || patch >= 11));
-    if (/PASSWORD\(/i.test(sql) && atLeast8011 && parseServerVersion(this.version).flavor === 'mysql') {
-      throw driverError('ER_PARSE_ERROR', 1064, `You have an error in your SQL syntax; check the manual near '(${String(values[0])})' at line 1`, sql);
-    }
-    if (sql === VERSION_SQL) return [{ version: this.version, sqlMode: this.sqlMode }];
-    if (sql === 'SELECT 1') return [{ 1: 1 }];
-    if (sql === 'SET SESSION sql_mode = ?') {
-      this.sqlMode = String(values[0]);
-      return { affectedRows: 0 };
-    }
-    if (sql === 'ALTER USER CURRENT_USER() IDENTIFIED BY ? REPLACE ?') {
-      if (values[1] !== me.password) throw driverError('ER_INCORRECT_CURRENT_PASSWORD', 3891, 'Incorrect current password.', sql);
-      me.password = String(values[0]);
-      return { affectedRows: 0 };
-    }
-    if (sql === 'ALTER USER CURRENT_USER() IDENTIFIED BY ?' || sql === 'SET PASSWORD = PASSWORD(?)') {
-      me.password = String(values[0]);
-      return { affectedRows: 0 };
-    }
-    if (!me.admin) throw driverError('ER_SPECIFIC_ACCESS_DENIED_ERROR', 1227, 'Access denied; you need (at least one of) the CREATE USER privilege(s) for this operation', sql);
-    if (sql === LIMIT_SQL) return [{ len: this.userColumnWidth }];
-    if (sql === ACCOUNTS_SQL) {
-      return this.accounts
-        .filter((a) => a.user === values[0])
-        .map((a) => ({ host: a.host, plugin: a.plugin, sslType: a.ssl.type, sslCipher: Buffer.from(a.ssl.cipher), x509Issuer: Buffer.from(a.ssl.issuer), x509Subject: Buffer.from(a.ssl.subject) }));
-    }
-    if (sql === 'CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?') {
-      const [user, host, password] = values.map(String);
-      if (!this.account(user, host)) {
-        this.accounts.push({ user, host, password, plugin: 'caching_sha2_password', ssl: { type: '', cipher: '', issuer: '', subject: '' }, grants: [`GRANT USAGE ON *.* TO \`${user}\`@\`${host}\``] });
-      }
-      return { affectedRows: 0 };
-    }
-    if (sql === 'SHOW GRANTS FOR ?@?') {
-      const a = this.account(String(values[0]), String(values[1]));
-      if (!a) throw driverError('ER_NONEXISTING_GRANT', 1141, 'There is no such grant defined', sql);
-      return a.grants.map((g) => ({ [`Grants for ${a.user}@${a.host}`]: g }));
-    }
-    const replay = /^(?:GRANT|REVOKE) .* (?:TO|FROM) `((?:[^`]|``)+)`@`((?:[^`]|``)+)`(?: WITH .*)?$/.exec(sql);
-    if (replay && values.length === 0) {
-      const key = `${replay[1]}@${replay[2]}`;
-      this.replayed.set(key, [...(this.replayed.get(key) ?? []), sql]);
-      return { affectedRows: 0 };
-    }
-    const req = /^ALTER USER \?@\? REQUIRE (NONE|SSL|X509|(CIPHER \?|ISSUER \?|SUBJECT \?)( AND (CIPHER \?|ISSUER \?|SUBJECT \?))*)$/.exec(sql);
-    if (req) {
-      const a = this.account(String(values[0]), String(values[1]));
-      if (!a) throw driverError('ER_CANNOT_USER', 1396, 'Operation ALTER USER failed', sql);
-      const type = req[1] === 'NONE' ? '' : req[1] === 'SSL' ? 'ANY' : req[1] === 'X509' ? 'X509' : 'SPECIFIED';
-      const rest = values.slice(2).map(String);
-      const parts = [...req[1].matchAll(/(CIPHER|ISSUER|SUBJECT) \?/g)].map((m) => m[1]);
-      const get = (k: string) => (parts.includes(k) ? rest[parts.indexOf(k)] : '');
-      a.ssl = { type, cipher: get('CIPHER'), issuer: get('ISSUER'), subject: get('SUBJECT') };
-      return { affectedRows: 0 };
-    }
-    const identified = /^ALTER USER \?@\? IDENTIFIED (?:WITH (\w+) )?BY \?$/.exec(sql);
-    if (identified) {
-      const a = this.account(String(values[0]), String(values[1]));
-      if (!a) throw driverError('ER_CANNOT_USER', 1396, 'Operation ALTER USER failed', sql);
-      a.password = String(values[2]);
-      if (identified[1]) a.plugin = identified[1];
-      return { affectedRows: 0 };
-    }
-    throw new Error(`fake MySQL: unexpected statement: ${sql}`);
-  }
-}
-
-const noSsl = { type: '', cipher: '', issuer: '', subject: '' };
 const INITIAL = `In'it"\\;--%?Ü fake-Pw9`;
 const ADMIN_PASSWORD = `Adm'in"\\%?-Pw9`;
 
@@ -202,6 +51,12 @@ afterEach(() => {
 
 // ---------------------------------------------------------------------------------------------
 
+/** What single-user setSecret asks first: which account matched, and can the user see others (here: no, 1142). */
+const singlePrelude = (version = '8.0.36') => [
+  { sql: 'SELECT CURRENT_USER() AS account', values: [] },
+  { sql: otherAccountsSql(parseServerVersion(version)), values: ['app'] },
+];
+
 describe('single user on MySQL 8 / 9 (fake server)', () => {
   it.each(['8.0.36', '9.1.0'])('%s: ALTER USER CURRENT_USER() IDENTIFIED BY ? REPLACE ?, the plain password bound (the server hashes it), never PASSWORD()', async (version) => {
     const fake = new FakeMysql(version, [account('app', INITIAL)]);
@@ -213,7 +68,8 @@ describe('single user on MySQL 8 / 9 (fake server)', () => {
     const pw = String((await h.current(arn)).json?.password);
     expect(fake.account('app', '%')?.password).toBe(pw);
     expect(fake.statements('app')).toEqual([
-      { sql: 'ALTER USER CURRENT_USER() IDENTIFIED BY ? REPLACE ?', values: [pw, INITIAL] }, // setSecret
+      ...singlePrelude(version), // setSecret
+      { sql: 'ALTER USER CURRENT_USER() IDENTIFIED BY ? REPLACE ?', values: [pw, INITIAL] },
       { sql: 'SELECT 1', values: [] }, // testSecret
       { sql: 'SELECT 1', values: [] }, // finishSecret
     ]);
@@ -240,7 +96,43 @@ describe('single user on MySQL 8 / 9 (fake server)', () => {
     const log = new Logger(() => undefined);
     const conn = await engine.connect(secret() as DbSecret, { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 1000, statementTimeoutMs: 30_000, log, env: {} });
     await engine.setOwnPassword(conn, { username: 'app', oldPassword: INITIAL, newPassword: 'N3w-pass;word', env: {} }, log);
-    expect(fake.statements()).toEqual([{ sql: statement, values: ['N3w-pass;word', INITIAL].slice(0, params) }]);
+    expect(fake.statements()).toEqual([...singlePrelude(version), { sql: statement, values: ['N3w-pass;word', INITIAL].slice(0, params) }]);
+  });
+
+  it('a server that accepts the login and never answers the first statement: NETWORK naming STATEMENT_TIMEOUT_MS, quickly', async () => {
+    const fake = new FakeMysql('8.0.36', [account('app', INITIAL)]);
+    fake.stallOn = (sql) => sql === VERSION_SQL;
+    const { h } = harnessFor(fake);
+    h.env = { STATEMENT_TIMEOUT_MS: '250' };
+    const arn = await h.createSecret(secret());
+    const before = await h.current(arn);
+    const started = Date.now();
+    const r = await h.rotate(arn);
+    expect(Date.now() - started).toBeLessThan(4000);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/^LoginError: .*AWSCURRENT \(app@db\.example\.internal\): \[NETWORK\] reading the server version failed: the statement timed out after 250 ms \(STATEMENT_TIMEOUT_MS\) on the server/);
+    expect(await h.current(arn)).toEqual(before);
+    expect(fake.destroyed).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a user that can read mysql.user (here the RDS master rotating itself) and has an unlocked account on another host: STATE before any change; a locked one does not count', async () => {
+    const fake = new FakeMysql('8.0.36', [
+      account('rds admin', ADMIN_PASSWORD, { admin: true }),
+      account('rds admin', 'Other-host-pw1', { host: '10.%' }),
+    ]);
+    const { h } = harnessFor(fake);
+    h.sensitive('Other-host-pw1');
+    const arn = await h.createSecret(secret({ username: 'rds admin', password: ADMIN_PASSWORD }));
+    const r = await h.rotate(arn);
+    expect(r.error).toMatch(/^RotationStateError: The user "rds admin" has accounts on several hosts \("rds admin"@"%", "rds admin"@"10\.%"\); changing its own password changes only "rds admin"@"%", the account this session matched.*alternating-users strategy/);
+    expect(fake.account('rds admin', '%')?.password).toBe(ADMIN_PASSWORD);
+    expect(fake.calls.some((c) => c.sql.startsWith('ALTER USER'))).toBe(false);
+
+    fake.account('rds admin', '10.%')!.locked = true;
+    const arn2 = await h.createSecret(secret({ username: 'rds admin', password: ADMIN_PASSWORD }));
+    const r2 = await h.rotate(arn2);
+    expect(r2.error).toBeUndefined();
+    expect(fake.account('rds admin', '%')?.password).toBe((await h.credentials(arn2)).password);
   });
 
   it('reports a read-only server (replica / reader endpoint) as a configuration error pointing at the writer', async () => {
@@ -266,33 +158,56 @@ describe('single user on MySQL 8 / 9 (fake server)', () => {
   });
 });
 
-describe('alternating users on MySQL 8 / 9 (fake server)', () => {
+/** The engine's mysql.user query on MySQL 8.0.21+ (with the marker column). */
+const ACCOUNTS_SQL =
+  'SELECT u.Host AS host, u.plugin AS plugin, u.ssl_type AS sslType, u.ssl_cipher AS sslCipher, u.x509_issuer AS x509Issuer, u.x509_subject AS x509Subject, ' +
+  'u.max_questions AS maxQuestions, u.max_updates AS maxUpdates, u.max_connections AS maxConnections, u.max_user_connections AS maxUserConnections, ' +
+  "u.account_locked AS locked, u.password_lifetime AS lifetime, JSON_UNQUOTE(JSON_EXTRACT(u.User_attributes, '$.metadata.rotation_lambdas_alternate_of')) AS marker " +
+  'FROM mysql.user u WHERE u.User = ? ORDER BY u.Host';
+const DEFAULT_ROLES_SQL =
+  'SELECT DEFAULT_ROLE_USER AS user, DEFAULT_ROLE_HOST AS host FROM mysql.default_roles WHERE USER = ? AND HOST = ? ORDER BY DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST';
+const SETTINGS_SQL = (require: string, expiry = 'DEFAULT') =>
+  `ALTER USER ?@? ${require} WITH MAX_QUERIES_PER_HOUR ? MAX_UPDATES_PER_HOUR ? MAX_CONNECTIONS_PER_HOUR ? MAX_USER_CONNECTIONS ? PASSWORD EXPIRE ${expiry}`;
+const marker = (original: string) => JSON.stringify({ rotation_lambdas_alternate_of: original });
+const role = (name: string): Account => ({ user: name, host: '%', password: '', plugin: 'caching_sha2_password', ssl: noSsl, locked: true, grants: [`GRANT USAGE ON *.* TO \`${name}\`@\`%\``] });
+
+describe('alternating users on MySQL 8 / 9 (fake server, RDS master)', () => {
+  // What an application user on RDS may hold that the RDS master can copy.
   const MYSQL8_GRANTS = [
     'GRANT USAGE ON *.* TO `app`@`10.0.%`',
     'GRANT SELECT, INSERT ON `shop`.* TO `app`@`10.0.%` WITH GRANT OPTION',
     'GRANT SELECT (`id`, `na``me`), UPDATE (`state`) ON `shop`.`orders` TO `app`@`10.0.%`',
     'GRANT EXECUTE ON PROCEDURE `shop`.`p?1` TO `app`@`10.0.%`',
-    'GRANT BACKUP_ADMIN,FLUSH_TABLES ON *.* TO `app`@`10.0.%`',
+    'GRANT XA_RECOVER_ADMIN ON *.* TO `app`@`10.0.%`',
     'REVOKE INSERT ON `mysql`.* FROM `app`@`10.0.%`',
     'GRANT `reader`@`%`,`writer`@`%` TO `app`@`10.0.%` WITH ADMIN OPTION',
-    'GRANT PROXY ON ``@`` TO `app`@`10.0.%`',
   ];
   const retargeted = (user: string) =>
     MYSQL8_GRANTS.filter((g) => !g.startsWith('GRANT PROXY')).map((g) => g.split('`app`@`10.0.%`').join(`\`${user}\`@\`10.0.%\``));
   const tlsRequirement = { type: 'SPECIFIED', cipher: 'ECDHE-RSA-AES128-GCM-SHA256', issuer: "/C=US/O=It's \\ CA", subject: '/CN=app' };
+  const limits = { questions: 0, updates: 100, connections: 0, userConnections: 7 };
 
-  function server(version: string) {
+  function server(version: string, extra: Account[] = []) {
     return new FakeMysql(version, [
-      account('app', INITIAL, { host: '10.0.%', grants: [...MYSQL8_GRANTS], ssl: tlsRequirement }),
+      account('app', INITIAL, { host: '10.0.%', grants: [...MYSQL8_GRANTS], ssl: tlsRequirement, limits, lifetime: 90, defaultRoles: ['reader@%'] }),
+      role('reader'),
+      role('writer'),
       account('rds admin', ADMIN_PASSWORD, { admin: true }),
+      ...extra,
     ]);
   }
 
-  it.each(['8.0.36', '9.1.0'])('%s: creates app_clone@10.0.% (not %), replays every grant with WITH GRANT/ADMIN OPTION, mirrors REQUIRE, keeps caching_sha2_password, sets the password last', async (version) => {
-    const fake = server(version);
+  async function alternating(fake: FakeMysql, env: Record<string, string> = {}, username = 'app') {
     const { h } = harnessFor(fake);
+    h.env = env;
     const adminArn = await h.createSecret({ host: 'db.example.internal', port: 3306, ssl: false, username: 'rds admin', password: ADMIN_PASSWORD });
-    const arn = await h.createSecret(secret({ masterarn: adminArn }));
+    const arn = await h.createSecret(secret({ masterarn: adminArn, username }));
+    return { h, arn };
+  }
+
+  it.each(['8.0.36', '9.1.0'])('%s: creates app_clone@10.0.% (marked), replays every grant, mirrors REQUIRE, limits and expiry, copies the default roles, keeps caching_sha2_password, sets the password last', async (version) => {
+    const fake = server(version);
+    const { h, arn } = await alternating(fake);
 
     const r = await h.rotate(arn);
     expect(r.error).toBeUndefined();
@@ -300,15 +215,22 @@ describe('alternating users on MySQL 8 / 9 (fake server)', () => {
     expect(pending.username).toBe('app_clone');
 
     const admin = fake.statements('rds admin');
-    const throwaway = admin[3].values?.[2];
+    const throwaway = admin[4].values?.[2];
     expect(admin).toEqual([
+      { sql: ACCOUNTS_SQL, values: ['app_clone'] }, // checkAlternateUser: none yet
       { sql: LIMIT_SQL, values: [] },
       { sql: ACCOUNTS_SQL, values: ['app'] },
       { sql: ACCOUNTS_SQL, values: ['app_clone'] },
-      { sql: 'CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?', values: ['app_clone', '10.0.%', throwaway] },
+      { sql: 'CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ? ATTRIBUTE ?', values: ['app_clone', '10.0.%', throwaway, marker('app')] },
       { sql: 'SHOW GRANTS FOR ?@?', values: ['app', '10.0.%'] },
       ...retargeted('app_clone').map((sql) => ({ sql })),
-      { sql: 'ALTER USER ?@? REQUIRE CIPHER ? AND ISSUER ? AND SUBJECT ?', values: ['app_clone', '10.0.%', tlsRequirement.cipher, tlsRequirement.issuer, tlsRequirement.subject] },
+      {
+        sql: SETTINGS_SQL('REQUIRE CIPHER ? AND ISSUER ? AND SUBJECT ?', 'INTERVAL ? DAY'),
+        values: ['app_clone', '10.0.%', tlsRequirement.cipher, tlsRequirement.issuer, tlsRequirement.subject, 0, 100, 0, 7, 90],
+      },
+      { sql: DEFAULT_ROLES_SQL, values: ['app', '10.0.%'] },
+      { sql: 'SET DEFAULT ROLE ?@? TO ?@?', values: ['reader', '%', 'app_clone', '10.0.%'] },
+      { sql: 'ALTER USER ?@? ATTRIBUTE ?', values: ['app_clone', '10.0.%', marker('app')] },
       { sql: 'ALTER USER ?@? IDENTIFIED WITH caching_sha2_password BY ?', values: ['app_clone', '10.0.%', pending.password] },
     ]);
     // The clone is created with a throwaway password, not the new one: until the last statement,
@@ -317,13 +239,20 @@ describe('alternating users on MySQL 8 / 9 (fake server)', () => {
     expect(throwaway).not.toBe(pending.password);
     expect(fake.account('app_clone', '%')).toBeUndefined();
     const clone = fake.account('app_clone', '10.0.%')!;
-    expect(clone).toMatchObject({ password: pending.password, plugin: 'caching_sha2_password', ssl: tlsRequirement });
+    expect(clone).toMatchObject({
+      password: pending.password, plugin: 'caching_sha2_password', ssl: tlsRequirement, limits, lifetime: 90,
+      defaultRoles: ['reader@%'], attributes: { rotation_lambdas_alternate_of: 'app' },
+    });
     expect(fake.replayed.get('app_clone@10.0.%')).toEqual(retargeted('app_clone'));
+    // Everything SHOW CREATE USER holds is the same but the name, the password and the marker.
+    const normalised = (user: string) =>
+      fake.showCreateUser(fake.account(user, '10.0.%')!).replace(`\`${user}\``, '`<user>`').replace(/ AS 'hash\(\d+\)'/, '').replace(/ ATTRIBUTE '.*'$/, '');
+    expect(normalised('app_clone')).toBe(normalised('app'));
+    expect(normalised('app')).toMatch(/DEFAULT ROLE `reader`@`%` REQUIRE ISSUER .* WITH MAX_UPDATES_PER_HOUR 100 MAX_USER_CONNECTIONS 7 PASSWORD EXPIRE INTERVAL 90 DAY ACCOUNT UNLOCK/);
     // The AWSCURRENT user only logged in (confused-deputy guard) and never ran a statement.
     expect(fake.statements('app')).toEqual([]);
 
-    // Rotation 2: back to app; the clone exists, so nothing is created; app gets app_clone's grants.
-    clone.grants = retargeted('app_clone');
+    // Rotation 2: back to app, whose clone side (app_clone, the current user) carries the marker.
     const r2 = await h.rotate(arn);
     expect(r2.error).toBeUndefined();
     const second = (await h.current(arn)).json!;
@@ -331,12 +260,157 @@ describe('alternating users on MySQL 8 / 9 (fake server)', () => {
     expect(fake.calls.filter((c) => c.sql.startsWith('CREATE USER'))).toHaveLength(1);
     expect(fake.replayed.get('app@10.0.%')).toEqual(retargeted('app'));
     expect(fake.account('app', '10.0.%')?.password).toBe(second.password);
+    expect(fake.account('app', '10.0.%')?.attributes).toBeUndefined(); // the original is never marked
+    // Rotation 3: app -> app_clone again.
+    expect((await h.rotate(arn)).error).toBeUndefined();
+    expect((await h.current(arn)).json?.username).toBe('app_clone');
+  });
+
+  it('8.0.20 / 5.7 (no ATTRIBUTE): no marker, capability check only; the fake refuses User_attributes there', async () => {
+    for (const version of ['8.0.20', '5.7.44-log']) {
+      const fake = new FakeMysql(version, [account('app', INITIAL, { grants: ['GRANT USAGE ON *.* TO `app`@`%`', 'GRANT SELECT ON `shop`.* TO `app`@`%`'] }), account('rds admin', ADMIN_PASSWORD, { admin: true })]);
+      const { h, arn } = await alternating(fake);
+      const r = await h.rotate(arn);
+      expect(r.error).toBeUndefined();
+      expect(fake.calls.some((c) => /ATTRIBUTE|User_attributes/.test(c.sql))).toBe(false);
+      expect(fake.calls.some((c) => /DEFAULT ROLE|default_roles/.test(c.sql))).toBe(version.startsWith('8'));
+      expect((await h.rotate(arn)).error).toBeUndefined();
+    }
+  });
+
+  describe('attacks: the alternate user must be this pair\'s', () => {
+    /** Asserts the rotation failed at setSecret, the victim keeps its password and nothing was altered. */
+    async function refused(fake: FakeMysql, victim: string, victimPassword: string, current: string, env: Record<string, string> = {}) {
+      const { h, arn } = await alternating(fake, env, current);
+      h.sensitive(victimPassword);
+      const before = await h.current(arn);
+      const r = await h.rotate(arn);
+      expect(r.succeeded).toBe(false);
+      expect(r.steps).toEqual(['createSecret', 'setSecret']);
+      expect(await h.current(arn)).toEqual(before);
+      expect(fake.accounts.filter((a) => a.user === victim).every((a) => a.password === victimPassword)).toBe(true);
+      expect(fake.calls.some((c) => /^(ALTER USER \?@\?|CREATE USER|GRANT|REVOKE|SET DEFAULT)/.test(c.sql))).toBe(false);
+      return r;
+    }
+
+    it('a privileged X (SUPER, SYSTEM_USER, created by rdsadmin) and a child secret naming X_clone: PRIVILEGE', async () => {
+      const fake = server('8.0.36', [
+        account('ops', 'Ops-old-pw1', { grants: ['GRANT SELECT, SUPER ON *.* TO `ops`@`%` WITH GRANT OPTION', 'GRANT SYSTEM_USER ON *.* TO `ops`@`%`'] }),
+        account('ops_clone', INITIAL),
+      ]);
+      const r = await refused(fake, 'ops', 'Ops-old-pw1', 'ops_clone');
+      expect(r.error).toMatch(/^PrivilegeError: The alternate user "ops"@"%" holds what the current user "ops_clone"@"%" does not: SELECT, SUPER, SYSTEM_USER ON \*\.\*; GRANT OPTION ON \*\.\*/);
+    });
+
+    it('an unrelated application user X with the same privileges but no marker on X_clone: PRIVILEGE naming ADOPT_UNMARKED_ALTERNATE', async () => {
+      const fake = server('8.0.36', [account('billing', 'Billing-pw1'), account('billing_clone', INITIAL)]);
+      const r = await refused(fake, 'billing', 'Billing-pw1', 'billing_clone');
+      expect(r.error).toMatch(/"billing_clone"@"%" does not carry this project's pair marker .* ADOPT_UNMARKED_ALTERNATE=true/);
+    });
+
+    it('a clone marked for another user is refused even with ADOPT_UNMARKED_ALTERNATE=true', async () => {
+      const fake = server('8.0.36', [account('billing', 'Billing-pw1'), account('billing_clone', INITIAL, { attributes: { rotation_lambdas_alternate_of: 'someone' } })]);
+      const r = await refused(fake, 'billing', 'Billing-pw1', 'billing_clone', { ADOPT_UNMARKED_ALTERNATE: 'true' });
+      expect(r.error).toMatch(/is marked as the alternate of another user, not of "billing"/);
+    });
+
+    it('a MySQL 8 role named X_clone (a locked account granted to others): STATE', async () => {
+      const fake = server('8.0.36', [
+        account('svc', INITIAL),
+        role('svc_clone'),
+        account('other', 'Other-pw1', { grants: ['GRANT USAGE ON *.* TO `other`@`%`', 'GRANT `svc_clone`@`%` TO `other`@`%`'] }),
+      ]);
+      const r = await refused(fake, 'svc_clone', '', 'svc');
+      expect(r.error).toMatch(/^RotationStateError: The alternate user "svc_clone"@"%" is a role granted to other accounts/);
+    });
+
+    it('a locked X_clone: STATE', async () => {
+      const fake = server('8.0.36', [account('svc', INITIAL), account('svc_clone', 'Locked-pw1', { locked: true, attributes: { rotation_lambdas_alternate_of: 'svc' } })]);
+      const r = await refused(fake, 'svc_clone', 'Locked-pw1', 'svc');
+      expect(r.error).toMatch(/^RotationStateError: The alternate user "svc_clone"@"%" is locked/);
+    });
+
+    it('an unmarked pair (AWS\'s rotators, or this project before the marker) rotates only with ADOPT_UNMARKED_ALTERNATE=true, which marks it', async () => {
+      const fake = server('8.0.36', [account('svc', INITIAL), account('svc_clone', 'Old-clone-pw1')]);
+      const { h, arn } = await alternating(fake, {}, 'svc');
+      h.sensitive('Old-clone-pw1');
+      const r = await h.rotate(arn);
+      expect(r.error).toMatch(/ADOPT_UNMARKED_ALTERNATE/);
+      expect(fake.account('svc_clone', '%')?.password).toBe('Old-clone-pw1');
+
+      const adopted = await alternating(fake, { ADOPT_UNMARKED_ALTERNATE: 'true' }, 'svc');
+      adopted.h.sensitive('Old-clone-pw1');
+      const r2 = await adopted.h.rotate(adopted.arn);
+      expect(r2.error).toBeUndefined();
+      expect(adopted.h.records().some((l) => l.level === 'warn' && /adopting an unmarked alternate user/.test(String(l.msg)))).toBe(true);
+      expect(fake.account('svc_clone', '%')?.attributes).toEqual({ rotation_lambdas_alternate_of: 'svc' });
+      // Marked now: the next rotations need no opt-in.
+      adopted.h.env = {};
+      expect((await adopted.h.rotate(adopted.arn)).error).toBeUndefined();
+      expect((await adopted.h.rotate(adopted.arn)).error).toBeUndefined();
+    });
+  });
+
+  it('a concurrent duplicate created the account first (ER_CANNOT_USER 1396): the upsert runs once more and converges', async () => {
+    const fake = server('8.0.36');
+    let collisions = 0;
+    fake.failWith = (sql) =>
+      sql.startsWith('SHOW GRANTS') && collisions++ === 0 ? driverError('ER_CANNOT_USER', 1396, "Operation CREATE USER failed for 'app_clone'@'10.0.%'", sql) : undefined;
+    const { h, arn } = await alternating(fake);
+    const r = await h.rotate(arn);
+    expect(r.error).toBeUndefined();
+    expect(h.records().some((l) => l.level === 'warn' && /collided with a concurrent change/.test(String(l.msg)))).toBe(true);
+    expect(fake.account('app_clone', '10.0.%')?.password).toBe((await h.credentials(arn)).password);
+  });
+
+  it('a server that never answers a statement: NETWORK naming STATEMENT_TIMEOUT_MS after about that long, the session destroyed', async () => {
+    const fake = server('8.0.36');
+    fake.stallOn = (sql) => sql.startsWith('SHOW GRANTS');
+    const { h, arn } = await alternating(fake, { STATEMENT_TIMEOUT_MS: '300' });
+    const started = Date.now();
+    const r = await h.rotate(arn);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(r.error).toMatch(/^ConnectError: reading the grants of "app"@"10\.0\.%" failed: the statement timed out after 300 ms \(STATEMENT_TIMEOUT_MS\) on MySQL 8\.0\.36/);
+    expect(fake.destroyed).toBe(1);
+  });
+
+  describe('what the RDS master may grant', () => {
+    it('a grant the master cannot give (BACKUP_ADMIN) fails naming the grant and a remedy true for RDS; the clone\'s password is not set', async () => {
+      const fake = server('8.0.36');
+      fake.account('app', '10.0.%')!.grants.push('GRANT BACKUP_ADMIN,FLUSH_TABLES ON *.* TO `app`@`10.0.%`');
+      const { h, arn } = await alternating(fake);
+      const r = await h.rotate(arn);
+      expect(r.succeeded).toBe(false);
+      expect(r.error).toMatch(/^PrivilegeError: "rds admin" is not allowed to do this: copying "GRANT BACKUP_ADMIN,FLUSH_TABLES ON \*\.\* TO \.\.\." of "app"@"10\.0\.%" to "app_clone" failed \(\[ER_SPECIFIC_ACCESS_DENIED_ERROR 1227\]/);
+      expect(r.error).toMatch(/the alternate user's password was not changed\. .*RDS\/Aurora master user has no SUPER, FILE, SHUTDOWN, SYSTEM_USER .*revoke such a privilege from the current user/);
+      expect(fake.calls.some((c) => c.sql.includes('IDENTIFIED WITH'))).toBe(false);
+    });
+
+    it('before 8.0.36 (no rds_superuser_role, no ROLE_ADMIN) a role the master does not hold WITH ADMIN OPTION cannot be copied', async () => {
+      const fake = server('8.0.35');
+      const app = fake.account('app', '10.0.%')!;
+      app.grants = app.grants.filter((g) => !g.includes('XA_RECOVER_ADMIN'));
+      const { h, arn } = await alternating(fake);
+      const r = await h.rotate(arn);
+      expect(r.error).toMatch(/copying "GRANT `reader`@`%`,`writer`@`%` TO \.\.\." .*1227\] Access denied; you need \(at least one of\) the WITH ADMIN, ROLE_ADMIN, SUPER privilege.*For a role, grant it to the admin WITH ADMIN OPTION/);
+    });
+
+    it('the fake rejects GRANT text it does not know and privileges the master lacks', async () => {
+      const fake = server('8.0.36');
+      const engine = createMysqlEngine({ connect: fake.connect, env: {} });
+      const conn = await engine.connect(secret({ username: 'rds admin', password: ADMIN_PASSWORD }) as DbSecret, { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 1000, statementTimeoutMs: 1000, log: new Logger(() => undefined), env: {} });
+      await expect(conn.session.query('GRANT SELEKT ON *.* TO `app`@`10.0.%`')).rejects.toMatchObject({ errno: 1064 });
+      await expect(conn.session.query('GRANT FILE ON *.* TO `app`@`10.0.%`')).rejects.toMatchObject({ errno: 1045 });
+      await expect(conn.session.query('GRANT ALL PRIVILEGES ON *.* TO `app`@`10.0.%`')).rejects.toMatchObject({ errno: 1045 });
+      await expect(conn.session.query('GRANT ALL PRIVILEGES ON `shop`.* TO `app`@`10.0.%`')).resolves.toBeDefined();
+      await expect(conn.session.query('GRANT SELECT ON `shop`.* TO `nobody`@`%`')).rejects.toMatchObject({ errno: 1410 });
+    });
   });
 
   it('keeps mysql_native_password for an account that uses it', async () => {
     const fake = new FakeMysql('8.0.36', [
       account('app', INITIAL, { plugin: 'mysql_native_password' }),
-      account('app_clone', 'Old-clone-pw1', { plugin: 'caching_sha2_password', ssl: { type: 'X509', cipher: '', issuer: '', subject: '' } }),
+      account('app_clone', 'Old-clone-pw1', { plugin: 'caching_sha2_password', ssl: { type: 'X509', cipher: '', issuer: '', subject: '' }, attributes: { rotation_lambdas_alternate_of: 'app' } }),
       account('rds admin', ADMIN_PASSWORD, { admin: true }),
     ]);
     const { h } = harnessFor(fake);
@@ -346,7 +420,7 @@ describe('alternating users on MySQL 8 / 9 (fake server)', () => {
     expect((await h.rotate(arn)).error).toBeUndefined();
     const sqls = fake.statements('rds admin').map((s) => s.sql);
     expect(sqls).not.toContain('CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?');
-    expect(sqls).toContain('ALTER USER ?@? REQUIRE NONE');
+    expect(sqls).toContain(SETTINGS_SQL('REQUIRE NONE'));
     expect(sqls.at(-1)).toBe('ALTER USER ?@? IDENTIFIED WITH mysql_native_password BY ?');
     expect(fake.account('app_clone', '%')).toMatchObject({ plugin: 'mysql_native_password', ssl: noSsl });
   });
@@ -391,7 +465,7 @@ describe('alternating users on MySQL 8 / 9 (fake server)', () => {
     const r = await h.rotate(arn);
     expect(r.succeeded).toBe(false);
     expect(r.error).toBe(`SecretFormatError: The alternate user "${long}_clone" is 35 characters long; MySQL 8.0.36 allows user names of at most 32. Use a shorter username for the alternating-users strategy.`);
-    expect(fake.statements('rds admin')).toEqual([{ sql: LIMIT_SQL, values: [] }]);
+    expect(fake.statements('rds admin')).toEqual([{ sql: ACCOUNTS_SQL, values: [`${long}_clone`] }, { sql: LIMIT_SQL, values: [] }]);
   });
 
   it('reads USERNAME_CHARACTER_LIMIT from the handler\'s env, never from process.env', async () => {
@@ -423,7 +497,7 @@ describe('alternating users on MySQL 8 / 9 (fake server)', () => {
       expect(r3.steps).toEqual(['createSecret']);
       expect(r3.error).toMatch(/^SecretFormatError: The alternate user ".*_clone" would be 35 characters long; mysql allows 16\./);
       expect(h.sm.countCalls('PutSecretValue')).toBe(1); // the first rotation's only
-      expect(fake.statements('rds admin')).toEqual([{ sql: LIMIT_SQL, values: [] }]);
+      expect(fake.statements('rds admin')).toEqual([{ sql: ACCOUNTS_SQL, values: [`${long}_clone`] }, { sql: LIMIT_SQL, values: [] }]);
     } finally {
       if (saved === undefined) delete process.env.USERNAME_CHARACTER_LIMIT;
       else process.env.USERNAME_CHARACTER_LIMIT = saved;
@@ -600,5 +674,30 @@ describe('server versions', () => {
 
   it('rejects a version it cannot read', () => {
     expect(() => parseServerVersion('unknown')).toThrow(RotationError);
+  });
+});
+
+describe('capability comparison (SHOW GRANTS of the alternate vs the current user)', () => {
+  const excess = (alt: string[], cur: string[]) => excessCapabilities(capabilitiesOf(alt), capabilitiesOf(cur));
+  it.each([
+    // covered: same, narrower level, column of a granted table, ALL at a wider level
+    [['GRANT SELECT ON `d`.* TO `a`@`%`'], ['GRANT SELECT, INSERT ON `d`.* TO `c`@`%`'], []],
+    [['GRANT SELECT ON `d`.`t` TO `a`@`%`'], ['GRANT SELECT ON `d`.* TO `c`@`%`'], []],
+    [['GRANT SELECT (`x`) ON `d`.`t` TO `a`@`%`'], ['GRANT SELECT ON `d`.`t` TO `c`@`%`'], []],
+    [['GRANT EXECUTE ON PROCEDURE `d`.`p` TO `a`@`%`'], ['GRANT ALL PRIVILEGES ON *.* TO `c`@`%`'], []],
+    [["GRANT USAGE ON *.* TO `a`@`%` IDENTIFIED BY PASSWORD '*AB' WITH MAX_USER_CONNECTIONS 3"], ['GRANT USAGE ON *.* TO `c`@`%`'], []],
+    [['SET DEFAULT ROLE `r` FOR `a`@`%`', 'GRANT `r` TO `a`@`%`'], ['GRANT `r` TO `c`@`%` WITH ADMIN OPTION'], []],
+    // not covered
+    [['GRANT SELECT ON *.* TO `a`@`%`'], ['GRANT SELECT ON `d`.* TO `c`@`%`'], ['SELECT ON *.*']],
+    [['GRANT SELECT (`y`) ON `d`.`t` TO `a`@`%`'], ['GRANT SELECT (`x`) ON `d`.`t` TO `c`@`%`'], ['SELECT(y) ON `d`.`t`']],
+    [['GRANT SELECT ON `d`.* TO `a`@`%` WITH GRANT OPTION'], ['GRANT SELECT ON `d`.* TO `c`@`%`'], ['GRANT OPTION ON `d`.*']],
+    [['GRANT `r`@`%` TO `a`@`%` WITH ADMIN OPTION'], ['GRANT `r`@`%` TO `c`@`%`'], ['ADMIN OPTION on role `r`@`%`']],
+    [['GRANT `r`@`%` TO `a`@`%`'], [], ['role `r`@`%`']],
+    [["GRANT PROXY ON 'x'@'%' TO 'a'@'%'"], [], ["GRANT PROXY ON 'x'@'%'"]],
+    [['GRANT SELECT ON *.* TO `a`@`%`'], ['GRANT SELECT ON *.* TO `c`@`%`', 'REVOKE SELECT ON `mysql`.* FROM `c`@`%`'], ['SELECT ON `mysql`.* (revoked from the current user only)']],
+    [['GRANT SELECT ON `d%`.* TO `a`@`%`'], ['GRANT SELECT ON `d`.* TO `c`@`%`'], ['SELECT ON `d%`.*']],
+    [['GRANT FROBNICATE ON ???'], [], ['a grant this check cannot read (GRANT FROBNICATE ON ???)']],
+  ] as const)('%j vs %j', (alt, cur, expected) => {
+    expect(excess([...alt], [...cur])).toEqual(expected);
   });
 });

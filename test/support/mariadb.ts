@@ -35,6 +35,26 @@ export interface MariaDbServer {
 
 export type StartMariaDbOptions = StartServerOptions;
 
+/**
+ * The global privileges AWS documents for the RDS for MariaDB master user ("Master user account
+ * privileges", RDS/UsingWithRDS.MasterAccounts.html; see /work/shared/docs/managed-services.md
+ * section 2), ON *.* WITH GRANT OPTION: no SUPER, FILE, SHUTDOWN or CREATE TABLESPACE. MariaDB
+ * 10.5+ names REPLICATION CLIENT `BINLOG MONITOR`. Tests use an account with exactly these as
+ * their admin (the real service's master), and root only for what only RDS itself (rdsadmin or
+ * the parameter group) can do there.
+ */
+export const RDS_MARIADB_MASTER_PRIVILEGES = [
+  'SELECT', 'INSERT', 'UPDATE', 'DELETE', 'CREATE', 'DROP', 'RELOAD', 'PROCESS', 'REFERENCES', 'INDEX', 'ALTER',
+  'SHOW DATABASES', 'CREATE TEMPORARY TABLES', 'LOCK TABLES', 'EXECUTE', 'REPLICATION SLAVE', 'BINLOG MONITOR',
+  'CREATE VIEW', 'SHOW VIEW', 'CREATE ROUTINE', 'ALTER ROUTINE', 'CREATE USER', 'EVENT', 'TRIGGER',
+] as const;
+
+/** Creates user@`%` with the RDS for MariaDB master's privileges, through a connection that may grant them. */
+export async function createRdsLikeMaster(conn: Connection, user: string, password: string): Promise<void> {
+  await conn.query('CREATE USER ?@? IDENTIFIED BY ?', [user, '%', password]);
+  await conn.query(`GRANT ${RDS_MARIADB_MASTER_PRIVILEGES.join(', ')} ON *.* TO ?@? WITH GRANT OPTION`, [user, '%']);
+}
+
 const ROOT = 'root';
 
 export async function startMariaDb(options: StartMariaDbOptions = {}): Promise<MariaDbServer> {
