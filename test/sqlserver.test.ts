@@ -724,6 +724,228 @@ describe('alternating users', () => {
   });
 });
 
+describe('the alternate user must be the pair (checkAlternateUser), as attacks', () => {
+  /** The attacker's own login (anyone allowed to create logins can make one) and a child secret naming it. */
+  async function attackerSecret(w: World, login: string, opts: { dbUser?: boolean } = {}): Promise<string> {
+    const pw = 'Attacker-Pa55word!1';
+    if (!w.fake.logins.has(login)) w.fake.addLogin(login, pw, { defaultDatabase: 'appdb' });
+    if (opts.dbUser !== false && !w.fake.db('appdb').principals.has(login)) w.fake.addUser('appdb', login, { login });
+    return (await alternating(w, login, pw)).arn;
+  }
+
+  /** The victim still logs in with its own password, and no value the rotation generated does. */
+  async function assertUnchanged(w: World, arn: string, victim: string, victimPw: string, before: string | undefined): Promise<void> {
+    expect(w.fake.canLogin(victim, victimPw, 'appdb')).toBe(true);
+    expect(w.h.holderOf(arn, 'AWSCURRENT')).toBe(before);
+    const pendingId = w.h.holderOf(arn, 'AWSPENDING');
+    if (pendingId) {
+      const pending = (await w.h.version(arn, pendingId)).json!;
+      expect(w.fake.canLogin(victim, String(pending.password), 'appdb')).toBe(false);
+    }
+    expect(w.fake.ddlSince().filter((x) => x.includes(`[${victim}]`))).toEqual([]);
+  }
+
+  it('X_clone -> X where X is a privileged login (securityadmin, server permission): PRIVILEGE, X unchanged', async () => {
+    const w = world();
+    appServer(w.fake);
+    w.fake.addLogin('boss', 'Boss-Pa55word!1', { defaultDatabase: 'appdb' });
+    w.fake.addUser('appdb', 'boss', { login: 'boss' });
+    w.fake.serverRoleMembers.get('securityadmin')!.add('boss');
+    w.fake.serverPermissions.push({ grantee: 'boss', class: 100, state: 'G', permissionName: 'VIEW SERVER STATE' });
+    const arn = await attackerSecret(w, 'boss_clone');
+    const before = w.h.holderOf(arn, 'AWSCURRENT');
+    const r = await w.h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(errorCodes(w.h)).toContain('PRIVILEGE');
+    expect(r.error).toMatch(/"boss" holds 2 capabilities on the server that "boss_clone" lacks \(server role \[securityadmin\]; GRANT VIEW SERVER STATE on the server\)/);
+    await assertUnchanged(w, arn, 'boss', 'Boss-Pa55word!1', before);
+  });
+
+  it('X_clone -> X where X is an unrelated application with database privileges: PRIVILEGE, X unchanged', async () => {
+    const w = world();
+    appServer(w.fake);
+    w.fake.addLogin('billing', 'Billing-Pa55word!1', { defaultDatabase: 'appdb' });
+    w.fake.addUser('appdb', 'billing', { login: 'billing' });
+    w.fake.addRoleMember('appdb', 'db_datawriter', 'billing');
+    w.fake.grant('appdb', { grantee: 'billing', class: 1, state: 'W', permissionName: 'SELECT', schemaName: 'dbo', objectName: 'invoices' });
+    const arn = await attackerSecret(w, 'billing_clone');
+    const before = w.h.holderOf(arn, 'AWSCURRENT');
+    const r = await w.h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(errorCodes(w.h)).toContain('PRIVILEGE');
+    expect(r.error).toMatch(/"billing" holds 2 capabilities in database appdb \(database user \[billing\]\) that "billing_clone" lacks \(database role \[db_datawriter\]; GRANT WITH GRANT OPTION SELECT|"billing" holds 2 capabilities in database appdb/);
+    await assertUnchanged(w, arn, 'billing', 'Billing-Pa55word!1', before);
+  });
+
+  it('X_clone -> X where X has no more than the attacker but the pair is unmarked: PRIVILEGE naming ADOPT_UNMARKED_ALTERNATE', async () => {
+    const w = world();
+    appServer(w.fake);
+    w.fake.addLogin('quiet', 'Quiet-Pa55word!1', { defaultDatabase: 'appdb' });
+    w.fake.addUser('appdb', 'quiet', { login: 'quiet' });
+    const arn = await attackerSecret(w, 'quiet_clone');
+    const before = w.h.holderOf(arn, 'AWSCURRENT');
+    const r = await w.h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(errorCodes(w.h)).toContain('PRIVILEGE');
+    expect(r.error).toMatch(/"quiet" already exists but is not marked.*\[quiet_clone\] in appdb carries no extended property rotation-lambdas:alternate-of naming "quiet".*ADOPT_UNMARKED_ALTERNATE=true/);
+    await assertUnchanged(w, arn, 'quiet', 'Quiet-Pa55word!1', before);
+  });
+
+  it('X -> X_clone where an unrelated, unmarked X_clone exists: refused; with ADOPT_UNMARKED_ALTERNATE=true it is adopted and marked', async () => {
+    const w = world();
+    appServer(w.fake);
+    w.fake.addRoleMember('appdb', 'db_datareader', 'app');
+    w.fake.addLogin('app_clone', 'Other-Pa55word!1', { defaultDatabase: 'appdb' });
+    w.fake.addUser('appdb', 'app_clone', { login: 'app_clone' });
+    const { arn } = await alternating(w, 'app');
+    const before = w.h.holderOf(arn, 'AWSCURRENT');
+    let r = await w.h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/ADOPT_UNMARKED_ALTERNATE/);
+    await assertUnchanged(w, arn, 'app_clone', 'Other-Pa55word!1', before);
+
+    await dropPending(w.h, arn);
+    w.h.env = { ADOPT_UNMARKED_ALTERNATE: 'yes' };
+    r = await w.h.rotate(arn);
+    expect(r.succeeded, r.error).toBe(true);
+    const cur = await w.h.credentials(arn);
+    expect(cur.username).toBe('app_clone');
+    expect(w.fake.db('appdb').principals.get('app_clone')?.properties?.get(MARKER)).toBe('app');
+    // Marked now: the next rotations need no opt-in.
+    w.h.env = {};
+    for (const expected of ['app', 'app_clone']) {
+      r = await w.h.rotate(arn);
+      expect(r.succeeded, r.error).toBe(true);
+      expect((await w.h.credentials(arn)).username).toBe(expected);
+    }
+  });
+
+  it('a disabled login, a server role, a user without a login: STATE, nothing changed', async () => {
+    const w1 = world();
+    appServer(w1.fake);
+    w1.fake.addLogin('app_clone', 'Disabled-Pa55word!1', { defaultDatabase: 'appdb' }).disabled = true;
+    const a = await alternating(w1, 'app');
+    let r = await w1.h.rotate(a.arn);
+    expect(r.succeeded).toBe(false);
+    expect(errorCodes(w1.h)).toContain('STATE');
+    expect(r.error).toMatch(/login "app_clone" exists but is disabled/);
+    expect(w1.fake.logins.get('app_clone')!.password).toBe('Disabled-Pa55word!1');
+    expect(w1.fake.ddlSince()).toEqual([]);
+
+    const w2 = world();
+    appServer(w2.fake);
+    const b = await (async () => {
+      w2.fake.addLogin('setupadmin_clone', 'Attacker-Pa55word!1', { defaultDatabase: 'appdb' });
+      w2.fake.addUser('appdb', 'setupadmin_clone', { login: 'setupadmin_clone' });
+      return alternating(w2, 'setupadmin_clone', 'Attacker-Pa55word!1');
+    })();
+    r = await w2.h.rotate(b.arn);
+    expect(r.succeeded).toBe(false);
+    expect(errorCodes(w2.h)).toContain('STATE');
+    expect(r.error).toMatch(/server principal "setupadmin" exists but is not a SQL login/);
+    expect(w2.fake.ddlSince()).toEqual([]);
+
+    const w3 = world();
+    w3.fake.addDatabase('cdb', { contained: true });
+    w3.fake.addRdsMaster(ADMIN, ADMIN_PW);
+    w3.fake.addUser('cdb', 'capp', { password: P0 });
+    w3.fake.addUser('cdb', 'capp_clone', {}); // WITHOUT LOGIN
+    const c = await alternating(w3, 'capp', P0, { dbname: 'cdb' });
+    r = await w3.h.rotate(c.arn);
+    expect(r.succeeded).toBe(false);
+    expect(errorCodes(w3.h)).toContain('STATE');
+    expect(r.error).toMatch(/"capp_clone" in cdb exists but is not a contained user with a password/);
+    expect(w3.fake.ddlSince()).toEqual([]);
+  });
+
+  it('contained users: a privileged contained X refused for X_clone; the pair is marked on the clone and rotates both ways', async () => {
+    const w = world();
+    w.fake.addDatabase('cdb', { contained: true });
+    w.fake.addRdsMaster(ADMIN, ADMIN_PW);
+    w.fake.addUser('cdb', 'cowner', { password: 'Owner-Pa55word!1' });
+    w.fake.addRoleMember('cdb', 'db_owner', 'cowner');
+    w.fake.addUser('cdb', 'cowner_clone', { password: 'Attacker-Pa55word!1' });
+    const a = await alternating(w, 'cowner_clone', 'Attacker-Pa55word!1', { dbname: 'cdb' });
+    let r = await w.h.rotate(a.arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/"cowner" holds 1 capability in database cdb.*database role \[db_owner\]/);
+    expect(w.fake.canLogin('cowner', 'Owner-Pa55word!1', 'cdb')).toBe(true);
+
+    w.fake.addUser('cdb', 'capp', { password: P0 });
+    const b = await alternating(w, 'capp', P0, { dbname: 'cdb' });
+    for (const expected of ['capp_clone', 'capp', 'capp_clone']) {
+      r = await w.h.rotate(b.arn);
+      expect(r.succeeded, r.error).toBe(true);
+      expect((await w.h.credentials(b.arn)).username).toBe(expected);
+    }
+    expect(w.fake.db('cdb').principals.get('capp_clone')?.properties?.get(MARKER)).toBe('capp');
+  });
+
+  it('an orphaned database user with privileges is not remapped to a new clone login: PRIVILEGE before anything changes', async () => {
+    const w = world();
+    appServer(w.fake);
+    w.fake.addUser('appdb', 'app_clone', {});
+    w.fake.addRoleMember('appdb', 'db_owner', 'app_clone');
+    const { arn } = await alternating(w, 'app');
+    const r = await w.h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/"app_clone" holds 1 capability in database appdb.*database role \[db_owner\]/);
+    expect(w.fake.logins.has('app_clone')).toBe(false);
+    expect(w.fake.ddlSince()).toEqual([]);
+  });
+
+  it('a creation interrupted inside the transaction leaves nothing behind, and the retry converges to a marked pair', async () => {
+    const w = world();
+    appServer(w.fake);
+    w.fake.failOn(/sp_addextendedproperty/, () => Object.assign(new Error('Lost connection'), { code: 'ESOCKET' }));
+    const { arn } = await alternating(w, 'app');
+    // The fault struck the batch after CREATE LOGIN / CREATE USER were parsed: the fake rolls the transaction back.
+    let r = await w.h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(errorCodes(w.h)).toContain('NETWORK');
+    expect(w.fake.logins.has('app_clone')).toBe(false);
+    await dropPending(w.h, arn);
+    r = await w.h.rotate(arn);
+    expect(r.succeeded, r.error).toBe(true);
+    expect(w.fake.db('appdb').principals.get('app_clone')?.properties?.get(MARKER)).toBe('app');
+  });
+});
+
+describe('STATEMENT_TIMEOUT_MS and ADOPT_UNMARKED_ALTERNATE', () => {
+  it('a server that accepts logins and never answers a statement fails setSecret with NETWORK naming STATEMENT_TIMEOUT_MS', async () => {
+    const w = world({ STATEMENT_TIMEOUT_MS: '300' });
+    appServer(w.fake);
+    w.fake.stallStatements = true;
+    const arn = await w.h.createSecret(secret('app', P0));
+    const before = w.h.holderOf(arn, 'AWSCURRENT');
+    const started = Date.now();
+    const r = await w.h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(errorCodes(w.h)).toContain('NETWORK');
+    expect(r.error).toMatch(/did not answer a statement within 300 ms \(STATEMENT_TIMEOUT_MS\)/);
+    expect(w.fake.connects.every((c) => c.requestTimeout === 300)).toBe(true);
+    expect(w.h.holderOf(arn, 'AWSCURRENT')).toBe(before);
+    expect(w.fake.canLogin('app', P0, 'appdb')).toBe(true);
+  });
+
+  it('an invalid ADOPT_UNMARKED_ALTERNATE fails createSecret before AWSPENDING is written', async () => {
+    for (const env of [{ ADOPT_UNMARKED_ALTERNATE: 'maybe' }, { ADOPT_UNMARKED_ALTERNATE: 'ture' }]) {
+      const w = world(env);
+      appServer(w.fake);
+      const arn = await w.h.createSecret(secret('app', P0));
+      const r = await w.h.rotate(arn);
+      expect(r.succeeded).toBe(false);
+      expect(r.error).toMatch(new RegExp(`${Object.keys(env)[0]} must be`));
+      expect(errorCodes(w.h)).toContain('CONFIG');
+      // RotateSecret's own placeholder carries no value: createSecret wrote none.
+      const pending = w.h.holderOf(arn, 'AWSPENDING');
+      if (pending) await expect(w.h.version(arn, pending)).rejects.toThrow(/can't find/);
+      expect(w.fake.statements).toEqual([]);
+    }
+  });
+});
+
 describe('hostile usernames and passwords', () => {
   const USER = `O'Brien] "adm"; \\ 100% Ünï 𝄞`;
   const OLD = `p'a"s]s\\w;o %rd Ü'--`;
@@ -970,6 +1192,26 @@ describe('the production connection path (real tedious)', () => {
     expect(err?.message).not.toContain(PW);
     expect(lines.join('\n')).not.toContain(PW);
     expect(JSON.parse(lines[0])).toMatchObject({ msg: 'connecting to SQL Server', host: '127.0.0.1', port, database: 'master', username: 'app', encrypt: false });
+  });
+
+  it('a server that accepts the login and then never answers fails the statement with NETWORK naming STATEMENT_TIMEOUT_MS', async () => {
+    const stub = await startTdsStub({ encryption: 'not-supported', login: 'accept-then-stall' });
+    const { log } = captured();
+    try {
+      const conn = await packagedEngine.connect(
+        { engine: 'sqlserver', host: '127.0.0.1', port: stub.port, username: 'app', password: PW },
+        { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 3000, statementTimeoutMs: 400, log, env: {} },
+      );
+      const started = Date.now();
+      const err = await packagedEngine.check(conn).then(() => undefined, (e: unknown) => e as Error & { code?: string });
+      await packagedEngine.close(conn);
+      expect(err?.code).toBe('NETWORK');
+      expect(err?.message).toMatch(/did not answer a statement within 400 ms \(STATEMENT_TIMEOUT_MS\)/);
+      expect(Date.now() - started).toBeLessThan(4000);
+      expect(stub.unanswered).toBe(1); // the login worked; the check was sent and never answered
+    } finally {
+      await stub.close();
+    }
   });
 
   it('a server that never answers fails with NETWORK after the connect timeout', async () => {

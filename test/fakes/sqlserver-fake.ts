@@ -88,6 +88,8 @@ export interface FakeConnectAttempt {
 }
 
 interface Session {
+  /** tedious's requestTimeout for this connection (ms), as the engine configured it. */
+  requestTimeout?: number;
   principal: string;
   contained: boolean;
   database: string;
@@ -336,6 +338,7 @@ export class FakeSqlServer {
         throw new ConnectionError("Server requires encryption, set 'encrypt' config option to true.", 'EENCRYPT');
       }
       const session = this.authenticate(user, password, o.database);
+      session.requestTimeout = o.requestTimeout;
       const conn = new FakeConnection(this, session);
       this.open.add(conn);
       return conn;
@@ -571,7 +574,11 @@ export class FakeConnection implements SqlServerConnectionLike {
     if (this.closed) throw new RequestError('Requests can only be made in the LoggedIn state, not the Final state', 'EINVALIDSTATE');
     if (this.server.stallStatements) {
       this.server.statements.push({ sql, ...(params ? { params: { ...params } } : {}), principal: this.session.principal, database: this.session.database });
-      return new Promise<Row[]>(() => undefined); // never answered
+      // Never answered; tedious fails the request after its requestTimeout (0: never).
+      const ms = this.session.requestTimeout;
+      return new Promise<Row[]>((_, reject) => {
+        if (ms) setTimeout(() => reject(new RequestError(`Timeout: Request failed to complete in ${ms}ms`, 'ETIMEOUT')), ms);
+      });
     }
     return this.server.execute(this.session, sql, params);
   }
@@ -1026,6 +1033,8 @@ export interface TdsStubOptions {
   /** PEM server certificate and key, for 'on'. */
   cert?: string;
   key?: string;
+  /** 'fail' (default): answer LOGIN7 with "Login failed". 'accept-then-stall': log in, answer tedious's initial SQL batch, then never answer again. */
+  login?: 'fail' | 'accept-then-stall';
 }
 
 export interface TdsStub {
@@ -1034,6 +1043,8 @@ export interface TdsStub {
   received: Array<{ type: number; overTls: boolean }>;
   /** TLS handshakes the stub completed. */
   handshakes: number;
+  /** SQL batches / RPC requests the stub received and never answered ('accept-then-stall'). */
+  unanswered: number;
   close(): Promise<void>;
 }
 
@@ -1051,6 +1062,23 @@ function preloginAnswer(encryption: number): Buffer {
   const table = Buffer.from([0x00, 0, 11, 0, 6, 0x01, 0, 17, 0, 1, 0xff]);
   const version = Buffer.from([16, 0, 0x0f, 0xa0, 0, 0]);
   return tdsPacket(TDS.TABULAR_RESULT, Buffer.concat([table, version, Buffer.from([encryption])]));
+}
+
+const TDS_SQL_BATCH = 0x01;
+const TDS_RPC = 0x03;
+
+function doneToken(): Buffer {
+  const u16 = (n: number) => { const b = Buffer.alloc(2); b.writeUInt16LE(n); return b; };
+  return Buffer.concat([Buffer.from([0xfd]), u16(0), u16(0), Buffer.alloc(8)]);
+}
+
+/** LOGINACK (TDS 7.4, "stub" 16.0) and DONE: a successful login. */
+function loginAckAnswer(): Buffer {
+  const name = Buffer.from('stub', 'utf16le');
+  const body = Buffer.concat([Buffer.from([1]), Buffer.from([0x74, 0x00, 0x00, 0x04]), Buffer.from([name.length / 2]), name, Buffer.from([16, 0, 0, 1])]);
+  const len = Buffer.alloc(2);
+  len.writeUInt16LE(body.length);
+  return tdsPacket(TDS.TABULAR_RESULT, Buffer.concat([Buffer.from([0xad]), len, body, doneToken()]));
 }
 
 function loginFailedAnswer(): Buffer {
@@ -1107,7 +1135,8 @@ function duplexPair(): [Duplex, Duplex] {
 }
 
 export async function startTdsStub(options: TdsStubOptions): Promise<TdsStub> {
-  const stub: TdsStub = { port: 0, received: [], handshakes: 0, close: async () => undefined };
+  const stub: TdsStub = { port: 0, received: [], handshakes: 0, unanswered: 0, close: async () => undefined };
+  const stall = options.login === 'accept-then-stall';
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
     sockets.add(socket);
@@ -1128,7 +1157,12 @@ export async function startTdsStub(options: TdsStubOptions): Promise<TdsStub> {
         outer!.write(payload); // a TLS handshake flight from the client
       } else {
         stub.received.push({ type, overTls: false });
-        if (type === TDS.LOGIN7) socket.write(loginFailedAnswer());
+        if (type === TDS.LOGIN7) socket.write(stall ? loginAckAnswer() : loginFailedAnswer());
+        else if (stall && (type === TDS_SQL_BATCH || type === TDS_RPC)) {
+          // tedious's own initial SET batch is answered; every later request stalls.
+          if (stub.received.filter((r) => r.type === TDS_SQL_BATCH || r.type === TDS_RPC).length === 1) socket.write(tdsPacket(TDS.TABULAR_RESULT, doneToken()));
+          else stub.unanswered++;
+        }
       }
     });
 
