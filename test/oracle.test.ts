@@ -58,6 +58,7 @@ const ADMIN_PW = 'Admin-Pa55word;with spaces';
 const APP_PW = "App'Initial;Pw]\\ü%";
 const DDL_QUERY = 'SELECT DBMS_METADATA.GET_GRANTED_DDL(:t, :u) AS ddl FROM DUAL';
 const LOOKUP = 'SELECT username, account_status, USER FROM dba_users WHERE username = :u';
+const ROLE_LOOKUP = 'SELECT role FROM dba_roles WHERE role = :u';
 
 function quietLog(lines: string[] = []): Logger {
   return new Logger((l) => lines.push(l), {}, undefined, 'debug');
@@ -81,9 +82,9 @@ function setup(options: { server?: FakeOracleOptions; env?: Env; sm?: DoubleOpti
   return { db, engine, h, base, login, rds };
 }
 
-/** An admin the alternating strategy can use: the RDS master user's shape (DBA role). */
+/** The admin of the alternating strategy: the RDS master user (DBA without GRANT ANY PRIVILEGE / GRANT ANY ROLE). */
 function addAdmin(db: FakeOracleServer) {
-  return db.addUser('ADMIN', { password: ADMIN_PW, roles: ['DBA'] });
+  return db.addRdsMaster('ADMIN', ADMIN_PW);
 }
 
 function grantsOf(db: FakeOracleServer, name: string) {
@@ -545,7 +546,7 @@ describe('alternating users (admin secret in masterarn)', () => {
   async function alternating(opts: Parameters<typeof setup>[0] = {}, current = 'APP', secretName = 'app') {
     const s = setup(opts);
     addAdmin(s.db);
-    s.db.addRole('APP_READ');
+    s.db.addRole('APP_READ', 'ADMIN'); // created by the master, which therefore holds it WITH ADMIN OPTION
     s.db.addUser(current, {
       password: APP_PW,
       roles: ['CONNECT', 'APP_READ'],
@@ -572,6 +573,9 @@ describe('alternating users (admin secret in masterarn)', () => {
     const pw1 = v1.password as string;
     const admin = db.statements.filter((s) => s.session === 'ADMIN');
     expect(admin.map((s) => [s.sql, s.binds])).toEqual([
+      // checkAlternateUser: no such user, and not a role either
+      [LOOKUP, { u: 'APP_CLONE' }],
+      [ROLE_LOOKUP, { u: 'APP_CLONE' }],
       [LOOKUP, { u: 'APP_CLONE' }],
       [`CREATE USER "APP_CLONE" IDENTIFIED BY "${pw1}"`, {}],
       [DDL_QUERY, { t: 'ROLE_GRANT', u: 'APP' }],
@@ -644,7 +648,7 @@ describe('alternating users (admin secret in masterarn)', () => {
     const role = "R;O'LE ]\\ ü";
     const s = setup({ env: { EXCLUDE_CHARACTERS: `"${LOWERCASE}${UPPERCASE}`, PASSWORD_LENGTH: '40' } });
     addAdmin(s.db);
-    s.db.addRole(role);
+    s.db.addRole(role, 'ADMIN');
     s.db.addUser(name, { password: APP_PW, roles: ['CONNECT', role], objectGrants: [{ privilege: 'SELECT', object: `"H'R"."T; ]x"` }] });
     const adminArn = await s.h.createSecret({ ...s.base, username: 'admin', password: ADMIN_PW });
     const arn = await s.h.createSecret({ ...s.base, username: `"${name}"`, password: APP_PW, masterarn: adminArn });
@@ -656,6 +660,8 @@ describe('alternating users (admin secret in masterarn)', () => {
     expect(v.username).toBe(`"${clone}"`);
     const pw = v.password as string;
     expect(s.db.statements.filter((x) => x.session === 'ADMIN').map((x) => [x.sql, x.binds])).toEqual([
+      [LOOKUP, { u: clone }],
+      [ROLE_LOOKUP, { u: clone }],
       [LOOKUP, { u: clone }],
       [`CREATE USER "${clone}" IDENTIFIED BY "${pw}"`, {}],
       [DDL_QUERY, { t: 'ROLE_GRANT', u: name }],
@@ -736,7 +742,8 @@ describe('alternating users (admin secret in masterarn)', () => {
     const r = await h.rotate(arn);
     expect(r.error).toBeUndefined();
     expect(r.attempts).toBe(2);
-    expect(h.errors.some((e) => e.startsWith('PrivilegeError: Oracle refused to run "GRANT UNLIMITED TABLESPACE TO "APP_CLONE""'))).toBe(true);
+    expect(h.errors.some((e) => e.startsWith('PrivilegeError: The admin user could not give "APP_CLONE" 1 of "APP"\'s grants') &&
+      e.includes('GRANT UNLIMITED TABLESPACE TO "APP_CLONE" (ORA-01031; can be given by a user holding UNLIMITED TABLESPACE WITH ADMIN OPTION'))).toBe(true);
     const admin = db.sqlOf('ADMIN');
     expect(admin.filter((s) => s.startsWith('CREATE USER'))).toHaveLength(1);
     expect(admin.filter((s) => s === 'GRANT UNLIMITED TABLESPACE TO "APP_CLONE"')).toHaveLength(2);
@@ -744,14 +751,15 @@ describe('alternating users (admin secret in masterarn)', () => {
     expect(db.user('APP_CLONE').password).toBe((await h.current(arn)).json!.password);
   });
 
-  it('a locked alternate user is reported, not silently unlocked', async () => {
+  it('a locked alternate user is refused (STATE) before anything changes, not silently unlocked', async () => {
     const { db, h, arn } = await alternating();
     db.addUser('APP_CLONE', { password: 'whatever-old-pw', roles: ['CONNECT'], locked: true });
     const r = await h.rotate(arn);
     expect(r.succeeded).toBe(false);
-    expect(r.error).toMatch(/ORA-28000/);
-    expect(h.logs.some((l) => l.includes('the alternate user is locked'))).toBe(true);
+    expect(r.error).toMatch(/RotationStateError: The alternate user "APP_CLONE" exists but its account is LOCKED; refusing to take it over/);
     expect(db.user('APP_CLONE').locked).toBe(true);
+    expect(db.user('APP_CLONE').password).toBe('whatever-old-pw');
+    expect(db.sqlOf('ADMIN').filter((x) => !x.startsWith('SELECT'))).toEqual([]);
   });
 
   it('fails loudly when the admin cannot read other users\' grants (no SELECT_CATALOG_ROLE)', async () => {
