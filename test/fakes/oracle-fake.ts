@@ -291,6 +291,8 @@ export class FakeOracleServer {
   readonly directories = new Set(['DATA_PUMP_DIR']);
   /** Statements are received and never answered (a server that stalls after the login). */
   stallStatements = false;
+  /** Connection.callTimeout of every statement received, in order (ms; 0 = none). */
+  readonly callTimeouts: number[] = [];
   /** While stalled, honour the driver's callTimeout (as node-oracledb does: NJS-123). False: ignore it, as a wedged driver would. */
   honourCallTimeout = true;
   readonly users = new Map<string, FakeOracleUser>();
@@ -753,6 +755,7 @@ class FakeOracleConnection implements OracleConnectionLike {
 
   async execute(sql: string, binds: Record<string, string> = {}, options?: { outFormat?: number }): Promise<OracleResult> {
     if (this.closed) throw new FakeOracleError('NJS-003', 'invalid or closed connection');
+    this.server.callTimeouts.push(this.callTimeout);
     if (this.server.stallStatements) {
       this.server.statements.push({ session: this.sessionUser, sql, binds: { ...binds }, options });
       const ms = this.callTimeout;
