@@ -751,6 +751,21 @@ describe('alternating users (admin secret in masterarn)', () => {
     expect(db.user('APP_CLONE').password).toBe((await h.current(arn)).json!.password);
   });
 
+  it('a concurrent duplicate setSecret that creates the user first (ORA-01920) converges: the user is updated instead', async () => {
+    const { db, h, arn } = await alternating();
+    db.failWhen(/^CREATE USER "APP_CLONE"/, () => {
+      db.addUser('APP_CLONE', { password: 'set-by-the-other-invocation-1' }); // the other invocation won the race
+      return new FakeOracleError('ORA-01920', "user name 'APP_CLONE' conflicts with another user or role name");
+    });
+    const r = await h.rotate(arn);
+    expect(r.error).toBeUndefined();
+    const v = (await h.current(arn)).json!;
+    expect(v.username).toBe('APP_CLONE');
+    expect(db.user('APP_CLONE').password).toBe(v.password);
+    expect(grantsOf(db, 'APP_CLONE')).toEqual(grantsOf(db, 'APP'));
+    expect(h.logs.some((l) => l.includes('created concurrently'))).toBe(true);
+  });
+
   it('a locked alternate user is refused (STATE) before anything changes, not silently unlocked', async () => {
     const { db, h, arn } = await alternating();
     db.addUser('APP_CLONE', { password: 'whatever-old-pw', roles: ['CONNECT'], locked: true });

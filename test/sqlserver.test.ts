@@ -18,7 +18,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { ConnectionError } from 'tedious';
+import { ConnectionError, RequestError } from 'tedious';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DatabaseRotator } from '../src/db/database-rotator';
 import type { DbSecret } from '../src/db/secret';
@@ -892,6 +892,26 @@ describe('the alternate user must be the pair (checkAlternateUser), as attacks',
     expect(r.error).toMatch(/"app_clone" holds 1 capability in database appdb.*database role \[db_owner\]/);
     expect(w.fake.logins.has('app_clone')).toBe(false);
     expect(w.fake.ddlSince()).toEqual([]);
+  });
+
+  it('a concurrent duplicate setSecret that creates the clone first (error 15025) converges: the clone is updated instead', async () => {
+    const w = world();
+    appServer(w.fake);
+    w.fake.addRoleMember('appdb', 'db_datareader', 'app');
+    w.fake.failOn(/CREATE LOGIN \[app_clone\]/, () => {
+      // The other invocation won the race: a marked clone with its own user.
+      w.fake.addLogin('app_clone', 'Set-By-The-Other-1', { defaultDatabase: 'appdb' });
+      w.fake.addUser('appdb', 'app_clone', { login: 'app_clone' }).properties = new Map([[MARKER, 'app']]);
+      return Object.assign(new RequestError("The server principal 'app_clone' already exists.", 'EREQUEST'), { number: 15025 });
+    });
+    const { arn } = await alternating(w, 'app');
+    const r = await w.h.rotate(arn);
+    expect(r.succeeded, r.error).toBe(true);
+    const cur = await w.h.credentials(arn);
+    expect(cur.username).toBe('app_clone');
+    expect(w.fake.canLogin('app_clone', cur.password, 'appdb')).toBe(true);
+    expect(w.fake.rolesOf('appdb', 'app_clone')).toEqual(w.fake.rolesOf('appdb', 'app'));
+    expect(w.h.records().some((l) => String(l.msg).includes('created concurrently'))).toBe(true);
   });
 
   it('a creation interrupted inside the transaction leaves nothing behind, and the retry converges to a marked pair', async () => {

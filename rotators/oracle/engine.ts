@@ -768,13 +768,26 @@ export function createOracleEngine(options: OracleEngineOptions = {}): DatabaseE
       }
 
       if (!row) {
-        await run(admin, `CREATE USER ${user} IDENTIFIED BY ${password}`, `create the user ${user}`);
-        const copied = await copyGrants(admin, from, to, log);
-        log.info('created the alternate user and copied grants', { username: to, fromUser: from, grants: copied });
-        return;
+        let created = true;
+        try {
+          await run(admin, `CREATE USER ${user} IDENTIFIED BY ${password}`, `create the user ${user}`);
+        } catch (err) {
+          // A concurrent duplicate of this step created it between the lookup and here: update it instead.
+          const again = oracleErrorCode((err as { cause?: unknown }).cause) === 'ORA-01920'
+            ? (await run(admin, 'SELECT username, account_status, USER FROM dba_users WHERE username = :u', `look up ${user} in DBA_USERS`, { u: to })).rows?.[0]
+            : undefined;
+          if (!again) throw err;
+          log.info('the alternate user was created concurrently (another invocation of this step); updating it instead', { username: to });
+          created = false;
+        }
+        if (created) {
+          const copied = await copyGrants(admin, from, to, log);
+          log.info('created the alternate user and copied grants', { username: to, fromUser: from, grants: copied });
+          return;
+        }
       }
 
-      if (String(row[1] ?? '').includes('LOCKED')) {
+      if (String(row?.[1] ?? '').includes('LOCKED')) {
         log.warn('the alternate user is locked; its new password will not log in until it is unlocked', { username: to });
       }
       const copied = await copyGrants(admin, from, to, log);

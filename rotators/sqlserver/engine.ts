@@ -806,7 +806,22 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
 
   // ---- create or update ----------------------------------------------------------------------
 
+  /**
+   * A concurrent duplicate of this step (Secrets Manager may invoke it twice) can create the
+   * login or user between our lookup and our CREATE: SQL Server answers 15025/15023, the
+   * transaction rolls back, and one more pass finds the (marked) user and converges.
+   */
   async function upsertAlternateUser(conn: SqlServerConnectionLike, change: AlternateUserChange, log: Logger): Promise<void> {
+    try {
+      await upsertOnce(conn, change, log);
+    } catch (err) {
+      if (!(err instanceof SqlServerStatementError) || (err.number !== 15025 && err.number !== 15023)) throw err;
+      log.info('the alternate user was created concurrently (another invocation of this step); updating it instead', { username: change.alternateUser, error: err.number });
+      await upsertOnce(conn, change, log);
+    }
+  }
+
+  async function upsertOnce(conn: SqlServerConnectionLike, change: AlternateUserChange, log: Logger): Promise<void> {
     const info = await sessionInfo(conn, { containment: false });
     if (info.majorVersion < 11) {
       throw new RotationError('UNSUPPORTED', 'The alternating-users strategy needs SQL Server 2012 or later (ALTER ROLE ... ADD MEMBER, containment metadata).');
