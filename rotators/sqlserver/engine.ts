@@ -514,7 +514,7 @@ export const SINGLE_NAME_DB_SECURABLES: Record<number, string> = {
 /** What a permission row is, for messages: `CONTROL on class 25 "signing_cert"` (names only, never values). */
 export function describePermission(p: PermissionRow): string {
   const on = [p.schemaName, p.objectName, p.columnName].filter((x): x is string => typeof x === 'string' && x.length > 0).map((x) => quoteName(x)).join('.');
-  return `${STATES[p.state] ?? p.state} ${String(p.permissionName).slice(0, 60)} on ${Number(p.class) === 0 || Number(p.class) === 100 ? (Number(p.class) === 0 ? 'the database' : 'the server') : `securable class ${Number(p.class)}${on ? ` ${on}` : ''}`}`;
+  return `${STATES[p.state] ?? p.state} ${String(p.permissionName).slice(0, 60)}${p.state === 'W' ? ' (WITH GRANT OPTION)' : ''} on ${Number(p.class) === 0 || Number(p.class) === 100 ? (Number(p.class) === 0 ? 'the database' : 'the server') : `securable class ${Number(p.class)}${on ? ` ${on}` : ''}`}`;
 }
 
 /** ON clause of a server permission, by sys.server_permissions.class; undefined: not supported. */
