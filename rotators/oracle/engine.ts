@@ -588,6 +588,12 @@ async function copyGrants(conn: OracleConnectionLike, fromUser: string, toUser: 
       const kind = classifyGrant(grant);
       try {
         if (kind.kind === 'object' && kind.owner === 'SYS' && !kind.columns && (rds ??= await onRds(conn))) {
+          if (!/^[A-Z][A-Z0-9_$#]*$/.test(toUser) || !/^[A-Z][A-Z0-9_$#]*$/.test(kind.name)) {
+            // Whether grant_sys_object upper-cases its arguments is not documented: a mixed-case
+            // name could reach another user, so such a grant is reported instead of attempted.
+            refused.push(`${grant} (not attempted: rdsadmin.rdsadmin_util.grant_sys_object is only used for upper-case names; give it with grant_sys_object yourself)`);
+            continue;
+          }
           await run(conn, GRANT_SYS_OBJECT_SQL.replace('%OPTION%', kind.grantOption ? 'TRUE' : 'FALSE'),
             `grant ${kind.privilege} on SYS.${kind.name} to ${quoteIdentifier(toUser)} with rdsadmin.rdsadmin_util.grant_sys_object`,
             { obj: kind.name, grantee: toUser, priv: kind.privilege });
