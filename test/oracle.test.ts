@@ -58,6 +58,7 @@ const ADMIN_PW = 'Admin-Pa55word;with spaces';
 const APP_PW = "App'Initial;Pw]\\ü%";
 const DDL_QUERY = 'SELECT DBMS_METADATA.GET_GRANTED_DDL(:t, :u) AS ddl FROM DUAL';
 const LOOKUP = 'SELECT username, account_status, USER FROM dba_users WHERE username = :u';
+const ROLE_LOOKUP = 'SELECT role FROM dba_roles WHERE role = :u';
 
 function quietLog(lines: string[] = []): Logger {
   return new Logger((l) => lines.push(l), {}, undefined, 'debug');
@@ -81,9 +82,9 @@ function setup(options: { server?: FakeOracleOptions; env?: Env; sm?: DoubleOpti
   return { db, engine, h, base, login, rds };
 }
 
-/** An admin the alternating strategy can use: the RDS master user's shape (DBA role). */
+/** The admin of the alternating strategy: the RDS master user (DBA without GRANT ANY PRIVILEGE / GRANT ANY ROLE). */
 function addAdmin(db: FakeOracleServer) {
-  return db.addUser('ADMIN', { password: ADMIN_PW, roles: ['DBA'] });
+  return db.addRdsMaster('ADMIN', ADMIN_PW);
 }
 
 function grantsOf(db: FakeOracleServer, name: string) {
@@ -545,7 +546,7 @@ describe('alternating users (admin secret in masterarn)', () => {
   async function alternating(opts: Parameters<typeof setup>[0] = {}, current = 'APP', secretName = 'app') {
     const s = setup(opts);
     addAdmin(s.db);
-    s.db.addRole('APP_READ');
+    s.db.addRole('APP_READ', 'ADMIN'); // created by the master, which therefore holds it WITH ADMIN OPTION
     s.db.addUser(current, {
       password: APP_PW,
       roles: ['CONNECT', 'APP_READ'],
@@ -572,6 +573,9 @@ describe('alternating users (admin secret in masterarn)', () => {
     const pw1 = v1.password as string;
     const admin = db.statements.filter((s) => s.session === 'ADMIN');
     expect(admin.map((s) => [s.sql, s.binds])).toEqual([
+      // checkAlternateUser: no such user, and not a role either
+      [LOOKUP, { u: 'APP_CLONE' }],
+      [ROLE_LOOKUP, { u: 'APP_CLONE' }],
       [LOOKUP, { u: 'APP_CLONE' }],
       [`CREATE USER "APP_CLONE" IDENTIFIED BY "${pw1}"`, {}],
       [DDL_QUERY, { t: 'ROLE_GRANT', u: 'APP' }],
@@ -644,7 +648,7 @@ describe('alternating users (admin secret in masterarn)', () => {
     const role = "R;O'LE ]\\ ü";
     const s = setup({ env: { EXCLUDE_CHARACTERS: `"${LOWERCASE}${UPPERCASE}`, PASSWORD_LENGTH: '40' } });
     addAdmin(s.db);
-    s.db.addRole(role);
+    s.db.addRole(role, 'ADMIN');
     s.db.addUser(name, { password: APP_PW, roles: ['CONNECT', role], objectGrants: [{ privilege: 'SELECT', object: `"H'R"."T; ]x"` }] });
     const adminArn = await s.h.createSecret({ ...s.base, username: 'admin', password: ADMIN_PW });
     const arn = await s.h.createSecret({ ...s.base, username: `"${name}"`, password: APP_PW, masterarn: adminArn });
@@ -656,6 +660,8 @@ describe('alternating users (admin secret in masterarn)', () => {
     expect(v.username).toBe(`"${clone}"`);
     const pw = v.password as string;
     expect(s.db.statements.filter((x) => x.session === 'ADMIN').map((x) => [x.sql, x.binds])).toEqual([
+      [LOOKUP, { u: clone }],
+      [ROLE_LOOKUP, { u: clone }],
       [LOOKUP, { u: clone }],
       [`CREATE USER "${clone}" IDENTIFIED BY "${pw}"`, {}],
       [DDL_QUERY, { t: 'ROLE_GRANT', u: name }],
@@ -736,7 +742,8 @@ describe('alternating users (admin secret in masterarn)', () => {
     const r = await h.rotate(arn);
     expect(r.error).toBeUndefined();
     expect(r.attempts).toBe(2);
-    expect(h.errors.some((e) => e.startsWith('PrivilegeError: Oracle refused to run "GRANT UNLIMITED TABLESPACE TO "APP_CLONE""'))).toBe(true);
+    expect(h.errors.some((e) => e.startsWith('PrivilegeError: The admin user could not give "APP_CLONE" 1 of "APP"\'s grants') &&
+      e.includes('GRANT UNLIMITED TABLESPACE TO "APP_CLONE" (ORA-01031; can be given by a user holding UNLIMITED TABLESPACE WITH ADMIN OPTION'))).toBe(true);
     const admin = db.sqlOf('ADMIN');
     expect(admin.filter((s) => s.startsWith('CREATE USER'))).toHaveLength(1);
     expect(admin.filter((s) => s === 'GRANT UNLIMITED TABLESPACE TO "APP_CLONE"')).toHaveLength(2);
@@ -744,14 +751,30 @@ describe('alternating users (admin secret in masterarn)', () => {
     expect(db.user('APP_CLONE').password).toBe((await h.current(arn)).json!.password);
   });
 
-  it('a locked alternate user is reported, not silently unlocked', async () => {
+  it('a concurrent duplicate setSecret that creates the user first (ORA-01920) converges: the user is updated instead', async () => {
+    const { db, h, arn } = await alternating();
+    db.failWhen(/^CREATE USER "APP_CLONE"/, () => {
+      db.addUser('APP_CLONE', { password: 'set-by-the-other-invocation-1' }); // the other invocation won the race
+      return new FakeOracleError('ORA-01920', "user name 'APP_CLONE' conflicts with another user or role name");
+    });
+    const r = await h.rotate(arn);
+    expect(r.error).toBeUndefined();
+    const v = (await h.current(arn)).json!;
+    expect(v.username).toBe('APP_CLONE');
+    expect(db.user('APP_CLONE').password).toBe(v.password);
+    expect(grantsOf(db, 'APP_CLONE')).toEqual(grantsOf(db, 'APP'));
+    expect(h.logs.some((l) => l.includes('created concurrently'))).toBe(true);
+  });
+
+  it('a locked alternate user is refused (STATE) before anything changes, not silently unlocked', async () => {
     const { db, h, arn } = await alternating();
     db.addUser('APP_CLONE', { password: 'whatever-old-pw', roles: ['CONNECT'], locked: true });
     const r = await h.rotate(arn);
     expect(r.succeeded).toBe(false);
-    expect(r.error).toMatch(/ORA-28000/);
-    expect(h.logs.some((l) => l.includes('the alternate user is locked'))).toBe(true);
+    expect(r.error).toMatch(/RotationStateError: The alternate user "APP_CLONE" exists but its account is LOCKED; refusing to take it over/);
     expect(db.user('APP_CLONE').locked).toBe(true);
+    expect(db.user('APP_CLONE').password).toBe('whatever-old-pw');
+    expect(db.sqlOf('ADMIN').filter((x) => !x.startsWith('SELECT'))).toEqual([]);
   });
 
   it('fails loudly when the admin cannot read other users\' grants (no SELECT_CATALOG_ROLE)', async () => {
@@ -829,6 +852,196 @@ describe('alternating users (admin secret in masterarn)', () => {
 });
 
 // =============================================================================================
+describe('the alternate user must be the pair (checkAlternateUser), as attacks', () => {
+  const ATTACKER_PW = 'Attacker-Pa55word-1';
+
+  /** A fake with the RDS master, a victim, and the attacker's own user with a child secret naming it. */
+  async function attack(victim: string, victimSpec: Parameters<FakeOracleServer['addUser']>[1], attacker: string, attackerSpec: Partial<Parameters<FakeOracleServer['addUser']>[1]> = {}) {
+    const s = setup();
+    addAdmin(s.db);
+    s.db.addUser(victim, victimSpec);
+    s.db.addUser(attacker, { password: ATTACKER_PW, roles: ['CONNECT'], ...attackerSpec });
+    const adminArn = await s.h.createSecret({ ...s.base, username: 'admin', password: ADMIN_PW });
+    const arn = await s.h.createSecret({ ...s.base, username: `"${attacker}"`, password: ATTACKER_PW, masterarn: adminArn });
+    const before = await s.h.current(arn);
+    const r = await s.h.rotate(arn);
+    return { ...s, arn, r, before };
+  }
+
+  /** The victim keeps its password (it still logs in with it) and no ALTER USER touched it; AWSCURRENT did not move. */
+  async function assertUnchanged(s: Awaited<ReturnType<typeof attack>>, victim: string, password: string) {
+    expect(s.r.succeeded).toBe(false);
+    expect(s.db.user(victim).password).toBe(password);
+    expect(s.db.user(victim).passwordChanges).toBe(0);
+    await (await s.login({ username: `"${victim}"`, password })).close();
+    expect(s.db.sqlOf('ADMIN').filter((x) => !x.startsWith('SELECT'))).toEqual([]);
+    expect((await s.h.current(s.arn)).versionId).toBe(s.before.versionId);
+  }
+
+  it('X_CLONE -> X where X is a DBA: PRIVILEGE, X unchanged', async () => {
+    const s = await attack('BOSS', { password: 'Boss-Pa55word-1', roles: ['DBA', 'CONNECT'] }, 'BOSS_CLONE');
+    expect(s.r.error).toMatch(/PrivilegeError: The alternate user "BOSS" holds 1 privilege\(s\) "BOSS_CLONE" lacks \(role "DBA"\)/);
+    await assertUnchanged(s, 'BOSS', 'Boss-Pa55word-1');
+  });
+
+  it('X_CLONE -> X where X is an unrelated application user (object grant, ADMIN OPTION): PRIVILEGE, X unchanged', async () => {
+    const s = await attack('BILLING', {
+      password: 'Billing-Pa55word-1', roles: ['CONNECT'], systemPrivileges: ['CREATE TABLE'],
+      objectGrants: [{ privilege: 'SELECT', object: '"FIN"."INVOICES"' }],
+    }, 'BILLING_CLONE', { systemPrivileges: ['CREATE TABLE'] });
+    s.db.user('BILLING').systemPrivileges.set('CREATE TABLE', { admin: true });
+    expect(s.r.error).toMatch(/"BILLING" holds 1 privilege\(s\) "BILLING_CLONE" lacks \(SELECT on "FIN"."INVOICES"\)/);
+    await assertUnchanged(s, 'BILLING', 'Billing-Pa55word-1');
+
+    // ADMIN OPTION the current user lacks counts too.
+    const t = await attack('OPS', { password: 'Ops-Pa55word-1', roles: ['CONNECT'], systemPrivileges: ['CREATE TABLE'] }, 'OPS_CLONE', { systemPrivileges: ['CREATE TABLE'] });
+    expect(t.r.succeeded).toBe(true); // same privileges: indistinguishable without a marker (see README)
+    const u = setup();
+    addAdmin(u.db);
+    u.db.addUser('OPS', { password: 'Ops-Pa55word-1', roles: ['CONNECT'], systemPrivileges: ['CREATE TABLE'] }).systemPrivileges.set('CREATE TABLE', { admin: true });
+    u.db.addUser('OPS_CLONE', { password: ATTACKER_PW, roles: ['CONNECT'], systemPrivileges: ['CREATE TABLE'] });
+    const adminArn = await u.h.createSecret({ ...u.base, username: 'admin', password: ADMIN_PW });
+    const arn = await u.h.createSecret({ ...u.base, username: 'OPS_CLONE', password: ATTACKER_PW, masterarn: adminArn });
+    const r = await u.h.rotate(arn);
+    expect(r.error).toMatch(/"OPS" holds 1 privilege\(s\) "OPS_CLONE" lacks \(system privilege CREATE TABLE \(with ADMIN\/GRANT OPTION\)\)/);
+    expect(u.db.user('OPS').password).toBe('Ops-Pa55word-1');
+  });
+
+  it('X -> X_CLONE where an unrelated X_CLONE holds more than X: PRIVILEGE, X_CLONE unchanged', async () => {
+    const s = setup();
+    addAdmin(s.db);
+    s.db.addUser('APP', { password: APP_PW, roles: ['CONNECT'] });
+    s.db.addUser('APP_CLONE', { password: 'Other-Pa55word-1', roles: ['CONNECT', 'RESOURCE'] });
+    const adminArn = await s.h.createSecret({ ...s.base, username: 'admin', password: ADMIN_PW });
+    const arn = await s.h.createSecret({ ...s.base, username: 'app', password: APP_PW, masterarn: adminArn });
+    const r = await s.h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/"APP_CLONE" holds 1 privilege\(s\) "APP" lacks \(role "RESOURCE"\)/);
+    expect(s.db.user('APP_CLONE').password).toBe('Other-Pa55word-1');
+    expect(s.db.sqlOf('ADMIN').filter((x) => !x.startsWith('SELECT'))).toEqual([]);
+  });
+
+  it('a locked account or a role of that name: STATE, nothing changed', async () => {
+    const s = await attack('LOCKEDAPP', { password: 'Locked-Pa55word-1', roles: ['CONNECT'], locked: true }, 'LOCKEDAPP_CLONE');
+    expect(s.r.error).toMatch(/RotationStateError: The alternate user "LOCKEDAPP" exists but its account is LOCKED/);
+    expect(s.db.user('LOCKEDAPP').locked).toBe(true);
+    expect(s.db.user('LOCKEDAPP').passwordChanges).toBe(0);
+
+    const t = setup();
+    addAdmin(t.db);
+    t.db.addUser('APP_READ_CLONE', { password: ATTACKER_PW, roles: ['CONNECT'] });
+    t.db.addRole('APP_READ');
+    const adminArn = await t.h.createSecret({ ...t.base, username: 'admin', password: ADMIN_PW });
+    const arn = await t.h.createSecret({ ...t.base, username: 'APP_READ_CLONE', password: ATTACKER_PW, masterarn: adminArn });
+    const r = await t.h.rotate(arn);
+    expect(r.error).toMatch(/RotationStateError: The alternate user "APP_READ" is a role, not a user/);
+    expect(t.db.sqlOf('ADMIN').filter((x) => !x.startsWith('SELECT'))).toEqual([]);
+  });
+});
+
+describe('grants the RDS master can and cannot give', () => {
+  const GSO = 'BEGIN rdsadmin.rdsadmin_util.grant_sys_object(p_obj_name => :obj, p_grantee => :grantee, p_privilege => :priv, p_grant_option => FALSE); END;';
+
+  it('routes SYS-object grants through rdsadmin.rdsadmin_util.grant_sys_object (bound names), other grants as GRANT', async () => {
+    const s = setup();
+    addAdmin(s.db);
+    s.db.addUser('APP', {
+      password: APP_PW, roles: ['CONNECT'],
+      objectGrants: [
+        { privilege: 'SELECT', object: '"SYS"."V_$SESSION"' }, // via SELECT_CATALOG_ROLE, held WITH ADMIN OPTION
+        { privilege: 'READ', object: 'DIRECTORY "DATA_PUMP_DIR"' }, // the master holds it WITH GRANT OPTION
+        { privilege: 'SELECT', object: '"HR"."EMPLOYEES"' },
+      ],
+    });
+    const adminArn = await s.h.createSecret({ ...s.base, username: 'admin', password: ADMIN_PW });
+    const arn = await s.h.createSecret({ ...s.base, username: 'app', password: APP_PW, masterarn: adminArn });
+    const r = await s.h.rotate(arn);
+    expect(r.error).toBeUndefined();
+    const admin = s.db.statements.filter((x) => x.session === 'ADMIN' && !x.sql.startsWith('SELECT'));
+    expect(admin.slice(1).map((x) => [x.sql, x.binds])).toEqual([
+      ['GRANT "CONNECT" TO "APP_CLONE"', {}],
+      [GSO, { obj: 'V_$SESSION', grantee: 'APP_CLONE', priv: 'SELECT' }],
+      [GSO, { obj: 'DATA_PUMP_DIR', grantee: 'APP_CLONE', priv: 'READ' }],
+      ['GRANT SELECT ON "HR"."EMPLOYEES" TO "APP_CLONE"', {}],
+    ]);
+    expect(grantsOf(s.db, 'APP_CLONE')).toEqual(grantsOf(s.db, 'APP'));
+  });
+
+  it('never passes a mixed-case grantee to grant_sys_object (its case handling is undocumented): reported instead', async () => {
+    const s = setup();
+    addAdmin(s.db);
+    s.db.addUser('Mixed', { password: APP_PW, roles: ['CONNECT'], objectGrants: [{ privilege: 'SELECT', object: '"SYS"."V_$SESSION"' }] });
+    const adminArn = await s.h.createSecret({ ...s.base, username: 'admin', password: ADMIN_PW });
+    const arn = await s.h.createSecret({ ...s.base, username: '"Mixed"', password: APP_PW, masterarn: adminArn });
+    const r = await s.h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/GRANT SELECT ON "SYS"."V_\$SESSION" TO "Mixed_CLONE" \(not attempted: rdsadmin.rdsadmin_util.grant_sys_object is only used for upper-case names/);
+    expect(s.db.sqlOf('ADMIN').some((x) => x.includes('grant_sys_object'))).toBe(false);
+  });
+
+  it('a self-managed server (no RDSADMIN) gets plain GRANTs on SYS objects', async () => {
+    const s = setup({ server: { flavour: 'self-managed' } });
+    s.db.addUser('ADMIN', { password: ADMIN_PW, roles: ['DBA'] });
+    s.db.addUser('APP', { password: APP_PW, roles: ['CONNECT'], objectGrants: [{ privilege: 'SELECT', object: '"SYS"."V_$SESSION"' }] });
+    const adminArn = await s.h.createSecret({ ...s.base, username: 'admin', password: ADMIN_PW });
+    const arn = await s.h.createSecret({ ...s.base, username: 'app', password: APP_PW, masterarn: adminArn });
+    const r = await s.h.rotate(arn);
+    expect(r.error).toBeUndefined();
+    expect(s.db.sqlOf('ADMIN')).toContain('GRANT SELECT ON "SYS"."V_$SESSION" TO "APP_CLONE"');
+    expect(grantsOf(s.db, 'APP_CLONE')).toEqual(grantsOf(s.db, 'APP'));
+  });
+
+  it('fails before switching users, naming every grant the master may not give and who can', async () => {
+    const s = setup();
+    addAdmin(s.db);
+    s.db.addUser('DBA2', { password: 'Other-Pa55word-1', roles: ['DBA'] });
+    s.db.addRole('LEGACY_ROLE', 'DBA2'); // created by someone else: the master lacks ADMIN OPTION on it
+    s.db.addUser('APP', {
+      password: APP_PW, roles: ['CONNECT', 'LEGACY_ROLE'], systemPrivileges: ['ALTER SYSTEM', 'CREATE VIEW'],
+      objectGrants: [{ privilege: 'EXECUTE', object: '"SYS"."UTL_FILE"' }, { privilege: 'SELECT', object: '"HR"."EMPLOYEES"' }],
+    });
+    const adminArn = await s.h.createSecret({ ...s.base, username: 'admin', password: ADMIN_PW });
+    const arn = await s.h.createSecret({ ...s.base, username: 'app', password: APP_PW, masterarn: adminArn });
+    const before = await s.h.current(arn);
+    const r = await s.h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/PrivilegeError: The admin user could not give "APP_CLONE" 3 of "APP"'s grants, so the alternate user would lack them; the rotation stopped before switching users/);
+    expect(r.error).toMatch(/GRANT "LEGACY_ROLE" TO "APP_CLONE" \(ORA-01924; can be given by a user holding role "LEGACY_ROLE" WITH ADMIN OPTION/);
+    expect(r.error).toMatch(/GRANT ALTER SYSTEM TO "APP_CLONE" \(ORA-01031; can be given by a user holding ALTER SYSTEM WITH ADMIN OPTION, or one with GRANT ANY PRIVILEGE/);
+    expect(r.error).toMatch(/GRANT EXECUTE ON "SYS"."UTL_FILE" TO "APP_CLONE" \(ORA-01031; can be given by on RDS, a user holding EXECUTE on it WITH GRANT OPTION.*grant_sys_object/);
+    // Everything else was given; nothing was promoted.
+    expect(grantsOf(s.db, 'APP_CLONE').system).toEqual({ 'CREATE VIEW': { admin: false } });
+    expect((await s.h.current(arn)).versionId).toBe(before.versionId);
+  });
+});
+
+describe('STATEMENT_TIMEOUT_MS', () => {
+  it.each([true, false])('a server that never answers a statement fails the step with NETWORK naming STATEMENT_TIMEOUT_MS (driver callTimeout honoured: %s)', async (honour) => {
+    const s = setup({ env: { STATEMENT_TIMEOUT_MS: '300' } });
+    s.db.addUser('APP', { password: APP_PW, roles: ['CONNECT'] });
+    s.db.stallStatements = true;
+    s.db.honourCallTimeout = honour;
+    const arn = await s.h.createSecret({ ...s.base, username: 'app', password: APP_PW });
+    const before = await s.h.current(arn);
+    const started = Date.now();
+    const r = await s.h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(r.error).toMatch(/ConnectError: Oracle did not answer a statement within 300 ms \(STATEMENT_TIMEOUT_MS\)/);
+    expect(s.db.user('APP').password).toBe(APP_PW);
+    expect((await s.h.current(arn)).versionId).toBe(before.versionId);
+  });
+
+  it('the driver gets STATEMENT_TIMEOUT_MS as callTimeout for every statement of a rotation', async () => {
+    const { db, h, base } = setup({ env: { STATEMENT_TIMEOUT_MS: '4321' } });
+    db.addUser('APP', { password: APP_PW, roles: ['CONNECT'] });
+    const arn = await h.createSecret({ ...base, username: 'app', password: APP_PW });
+    expect((await h.rotate(arn)).error).toBeUndefined();
+    expect(db.callTimeouts.length).toBeGreaterThan(1);
+    expect(new Set(db.callTimeouts)).toEqual(new Set([4321]));
+  });
+});
+
 describe('secret validation: a clear error naming the field, AWSCURRENT untouched', () => {
   const cases: Array<[string, Record<string, unknown>, RegExp]> = [
     ['missing dbname', { dbname: undefined }, /missing the "dbname" field/],

@@ -13,12 +13,12 @@
  * Every test ends with the no-leak assertion: no password the fake ever accepted, nor any
  * secret value, appears in any log line or error message.
  */
-import { PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
+import { PutSecretValueCommand, UpdateSecretVersionStageCommand } from '@aws-sdk/client-secrets-manager';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { ConnectionError } from 'tedious';
+import { ConnectionError, RequestError } from 'tedious';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DatabaseRotator } from '../src/db/database-rotator';
 import type { DbSecret } from '../src/db/secret';
@@ -49,6 +49,11 @@ const P0 = 'Initial-Pa55word!0';
 
 /** T-SQL literal body, written independently of the engine: `'` doubled. */
 const lit = (s: string) => s.split("'").join("''");
+/** The batch that creates a clone: its statements in one transaction, rolled back on any error. */
+const atomic = (...statements: string[]) => ['SET XACT_ABORT ON', 'BEGIN TRANSACTION', ...statements, 'COMMIT TRANSACTION'].join(';\n');
+/** Sets the marker (extended property) on a database user; name, value and user are bound parameters. */
+const MARK = "EXEC sys.sp_addextendedproperty @name = @markerName, @value = @markerValue, @level0type = N'USER', @level0name = @markerUser";
+const MARKER = 'rotation-lambdas:alternate-of';
 
 interface World {
   fake: FakeSqlServer;
@@ -83,14 +88,20 @@ function secret(username: string, password: string, extra: Record<string, unknow
   return { engine: 'sqlserver', host: HOST, port: 1433, dbname: 'appdb', username, password, ...extra };
 }
 
+/** After a failed rotation: remove the AWSPENDING it left, as an operator would, so the next rotation starts afresh. */
+async function dropPending(h: RotationHarness, arn: string): Promise<void> {
+  const pending = h.holderOf(arn, 'AWSPENDING');
+  if (pending) await h.client.send(new UpdateSecretVersionStageCommand({ SecretId: arn, VersionStage: 'AWSPENDING', RemoveFromVersionId: pending }));
+}
+
 function errorCodes(h: RotationHarness): unknown[] {
   return h.records().filter((r) => r.msg === 'step failed').map((r) => r.errorCode);
 }
 
-/** An app login with a database user in appdb, and the admin login. */
+/** An app login with a database user in appdb, and the admin login: the RDS master (not sysadmin; db_owner in appdb). */
 function appServer(fake: FakeSqlServer, user = 'app', password = P0): void {
   fake.addDatabase('appdb');
-  fake.addLogin(ADMIN, ADMIN_PW, { admin: true });
+  fake.addRdsMaster(ADMIN, ADMIN_PW);
   fake.addLogin(user, password, { defaultDatabase: 'appdb' });
   fake.addUser('appdb', user, { login: user });
 }
@@ -157,6 +168,7 @@ describe('engine definition and connection configuration', () => {
     const config = buildConnectionConfig({ ...base, port: '14330' as unknown as number, dbname: 'sales' }, {
       tls: { enabled: true, verifyChain: true, verifyHostname: true, ca: 'PEM' },
       connectTimeoutMs: 4321,
+      statementTimeoutMs: 9876,
     });
     expect(config).toEqual({
       server: 'db.example.com',
@@ -168,14 +180,15 @@ describe('engine definition and connection configuration', () => {
         trustServerCertificate: false,
         cryptoCredentialsDetails: { minVersion: 'TLSv1.2', ca: 'PEM' },
         connectTimeout: 4321,
-        requestTimeout: 30000,
+        requestTimeout: 9876,
+        cancelTimeout: 2000,
         appName: 'rotation-lambdas',
       },
     });
   });
 
   it('maps each TLS mode: verify-ca and require trust the chain to the guard / nobody, disable turns encryption off', () => {
-    const opts = (tls: { enabled: boolean; verifyChain: boolean; verifyHostname: boolean }) => buildConnectionConfig(base, { tls, connectTimeoutMs: 5000 }).options!;
+    const opts = (tls: { enabled: boolean; verifyChain: boolean; verifyHostname: boolean }) => buildConnectionConfig(base, { tls, connectTimeoutMs: 5000, statementTimeoutMs: 30_000 }).options!;
     const verifyCa = opts({ enabled: true, verifyChain: true, verifyHostname: false });
     expect([verifyCa.encrypt, verifyCa.trustServerCertificate, verifyCa.port, verifyCa.database]).toEqual([true, true, 1433, 'master']);
     const require_ = opts({ enabled: true, verifyChain: false, verifyHostname: false });
@@ -350,7 +363,10 @@ describe('alternating users', () => {
     g({ class: 0, state: 'G', permissionName: 'VIEW DEFINITION' });
     g({ class: 4, state: 'G', permissionName: 'IMPERSONATE', objectName: 'report_user', principalType: 'S' });
     g({ class: 6, state: 'G', permissionName: 'REFERENCES', schemaName: 'dbo', objectName: 'money2' });
-    g({ class: 25, state: 'G', permissionName: 'CONTROL', objectName: 'signing_cert' }); // CERTIFICATE: not replayed
+    g({ class: 25, state: 'G', permissionName: 'CONTROL', objectName: 'signing_cert' });
+    g({ class: 10, state: 'G', permissionName: 'REFERENCES', schemaName: 'dbo', objectName: 'order_xsd' });
+    g({ class: 17, state: 'G', permissionName: 'SEND', objectName: '//shop/Orders]Service' });
+    g({ class: 24, state: 'W', permissionName: 'VIEW DEFINITION', objectName: "k'ey" });
   }
 
   it('rotates app -> app_clone -> app -> app_clone: clone login and database user, roles and permissions copied to the USER', async () => {
@@ -366,8 +382,11 @@ describe('alternating users', () => {
     expect(cur.username).toBe('app_clone');
     const pw1 = lit(cur.password);
     expect(w.fake.ddlSince()).toEqual([
-      `CREATE LOGIN [app_clone] WITH PASSWORD = N'${pw1}', DEFAULT_DATABASE = [appdb]`,
-      'CREATE USER [app_clone] FOR LOGIN [app_clone] WITH DEFAULT_SCHEMA = [api]',
+      atomic(
+        `CREATE LOGIN [app_clone] WITH PASSWORD = N'${pw1}', DEFAULT_DATABASE = [appdb]`,
+        'CREATE USER [app_clone] FOR LOGIN [app_clone] WITH DEFAULT_SCHEMA = [api]',
+        MARK,
+      ),
       'ALTER ROLE [db_datareader] ADD MEMBER [app_clone]',
       'ALTER ROLE [app_role] ADD MEMBER [app_clone]',
       'GRANT SELECT ON OBJECT::[dbo].[orders] TO [app_clone]',
@@ -377,7 +396,14 @@ describe('alternating users', () => {
       'GRANT VIEW DEFINITION TO [app_clone]',
       'GRANT IMPERSONATE ON USER::[report_user] TO [app_clone]',
       'GRANT REFERENCES ON TYPE::[dbo].[money2] TO [app_clone]',
+      'GRANT CONTROL ON CERTIFICATE::[signing_cert] TO [app_clone]',
+      'GRANT REFERENCES ON XML SCHEMA COLLECTION::[dbo].[order_xsd] TO [app_clone]',
+      'GRANT SEND ON SERVICE::[//shop/Orders]]Service] TO [app_clone]',
+      "GRANT VIEW DEFINITION ON SYMMETRIC KEY::[k'ey] TO [app_clone] WITH GRANT OPTION",
     ]);
+    // The marker: the clone's database user names the original login; name, value and user were bound, not spliced.
+    expect(w.fake.db('appdb').principals.get('app_clone')?.properties?.get(MARKER)).toBe('app');
+    expect(w.fake.statements.find((x) => x.sql.includes(MARK))?.params).toEqual({ markerName: MARKER, markerValue: 'app', markerUser: 'app_clone' });
     // The DDL ran as the admin, in the child's database, after AWSCURRENT proved it logs in;
     // then the new password was verified by logging in with it.
     expect(new Set(w.fake.statements.filter((s) => !s.sql.startsWith('SELECT 1')).map((s) => `${s.principal}@${s.database}`))).toEqual(new Set([`${ADMIN}@appdb`]));
@@ -385,11 +411,8 @@ describe('alternating users', () => {
     expect(w.fake.canLogin('app_clone', cur.password, 'appdb')).toBe(true);
     expect(w.fake.canLogin('app', P0, 'appdb')).toBe(true); // the other user keeps working
     expect(w.fake.rolesOf('appdb', 'app_clone')).toEqual(w.fake.rolesOf('appdb', 'app'));
-    const withoutCert = (list: string[]) => list.filter((p) => !p.includes('signing_cert'));
-    expect(w.fake.permissionsOf('appdb', 'app_clone')).toEqual(withoutCert(w.fake.permissionsOf('appdb', 'app')));
+    expect(w.fake.permissionsOf('appdb', 'app_clone')).toEqual(w.fake.permissionsOf('appdb', 'app'));
     expect(w.fake.db('appdb').principals.get('app_clone')?.defaultSchema).toBe('api');
-    const warn = w.h.records().find((l) => l.level === 'warn' && String(l.msg).startsWith('skipped a permission'));
-    expect(warn).toMatchObject({ class: 25, permission: 'CONTROL', username: 'app_clone' });
 
     // Rotation 2 only sets app's password: everything else is already there.
     let mark = w.fake.statements.length;
@@ -422,7 +445,7 @@ describe('alternating users', () => {
   it('names the clone\'s database user after the current DATABASE user when it differs from the login', async () => {
     const w = world();
     w.fake.addDatabase('appdb');
-    w.fake.addLogin(ADMIN, ADMIN_PW, { admin: true });
+    w.fake.addRdsMaster(ADMIN, ADMIN_PW);
     w.fake.addLogin('svc', P0, { defaultDatabase: 'appdb' });
     w.fake.addUser('appdb', 'svc_user', { login: 'svc' });
     w.fake.addRoleMember('appdb', 'db_datawriter', 'svc_user');
@@ -431,8 +454,11 @@ describe('alternating users', () => {
     expect(r.succeeded, r.error).toBe(true);
     let cur = await w.h.credentials(arn);
     expect(w.fake.ddlSince()).toEqual([
-      `CREATE LOGIN [svc_clone] WITH PASSWORD = N'${lit(cur.password)}', DEFAULT_DATABASE = [appdb]`,
-      'CREATE USER [svc_user_clone] FOR LOGIN [svc_clone] WITH DEFAULT_SCHEMA = [dbo]',
+      atomic(
+        `CREATE LOGIN [svc_clone] WITH PASSWORD = N'${lit(cur.password)}', DEFAULT_DATABASE = [appdb]`,
+        'CREATE USER [svc_user_clone] FOR LOGIN [svc_clone] WITH DEFAULT_SCHEMA = [dbo]',
+        MARK,
+      ),
       'ALTER ROLE [db_datawriter] ADD MEMBER [svc_user_clone]',
     ]);
     // Rotating back finds svc's user by the login's SID.
@@ -446,7 +472,7 @@ describe('alternating users', () => {
   it('alternates contained database users with CREATE USER / ALTER USER ... WITH PASSWORD', async () => {
     const w = world();
     w.fake.addDatabase('cdb', { contained: true });
-    w.fake.addLogin(ADMIN, ADMIN_PW, { admin: true });
+    w.fake.addRdsMaster(ADMIN, ADMIN_PW);
     w.fake.addUser('cdb', 'capp', { password: P0, defaultSchema: 'sales' });
     w.fake.addRoleMember('cdb', 'db_datareader', 'capp');
     w.fake.grant('cdb', { grantee: 'capp', class: 3, state: 'G', permissionName: 'SELECT', objectName: 'sales' });
@@ -456,7 +482,7 @@ describe('alternating users', () => {
     let cur = await w.h.credentials(arn);
     expect(cur.username).toBe('capp_clone');
     expect(w.fake.ddlSince()).toEqual([
-      `CREATE USER [capp_clone] WITH PASSWORD = N'${lit(cur.password)}', DEFAULT_SCHEMA = [sales]`,
+      atomic(`CREATE USER [capp_clone] WITH PASSWORD = N'${lit(cur.password)}', DEFAULT_SCHEMA = [sales]`, MARK),
       'ALTER ROLE [db_datareader] ADD MEMBER [capp_clone]',
       'GRANT SELECT ON SCHEMA::[sales] TO [capp_clone]',
     ]);
@@ -470,32 +496,89 @@ describe('alternating users', () => {
     expect(w.fake.canLogin('capp', cur.password, 'cdb')).toBe(true);
   });
 
-  it('in master, copies server role memberships and server permissions to the clone login', async () => {
+  it('in master, copies the server role memberships and server permissions the RDS master may give; a login-only pair has no marker place', async () => {
     const w = world();
-    w.fake.addLogin(ADMIN, ADMIN_PW, { admin: true });
+    w.fake.addRdsMaster(ADMIN, ADMIN_PW);
     w.fake.addLogin('app', 'App-Pa55word!xyz');
     w.fake.addLogin('ops', P0);
-    w.fake.serverRoleMembers.get('processadmin')!.add('ops');
+    w.fake.addServerRole('monitoring');
+    w.fake.serverRoleMembers.get('processadmin')!.add('ops'); // the master is a member: it may add members
+    w.fake.serverRoleMembers.get('monitoring')!.add('ops'); // user-defined: ALTER ANY SERVER ROLE
     w.fake.serverPermissions.push(
       { grantee: 'ops', class: 100, state: 'G', permissionName: 'VIEW SERVER STATE' },
       { grantee: 'ops', class: 100, state: 'W', permissionName: 'ALTER TRACE' },
-      { grantee: 'ops', class: 101, state: 'G', permissionName: 'IMPERSONATE', objectName: 'app', principalType: 'S' },
-      { grantee: 'ops', class: 108, state: 'G', permissionName: 'CONTROL', objectName: 'ag1' }, // AVAILABILITY GROUP: not replayed
+      { grantee: 'ops', class: 101, state: 'G', permissionName: 'ALTER', objectName: 'app', principalType: 'S' },
     );
     const { arn } = await alternating(w, 'ops', P0, { dbname: 'master' });
-    const r = await w.h.rotate(arn);
+    let r = await w.h.rotate(arn);
     expect(r.succeeded, r.error).toBe(true);
-    const cur = await w.h.credentials(arn);
+    let cur = await w.h.credentials(arn);
     expect(w.fake.ddlSince()).toEqual([
       `CREATE LOGIN [ops_clone] WITH PASSWORD = N'${lit(cur.password)}', DEFAULT_DATABASE = [master]`,
       'ALTER SERVER ROLE [processadmin] ADD MEMBER [ops_clone]',
+      'ALTER SERVER ROLE [monitoring] ADD MEMBER [ops_clone]',
       'GRANT VIEW SERVER STATE TO [ops_clone]',
       'GRANT ALTER TRACE TO [ops_clone] WITH GRANT OPTION',
-      'GRANT IMPERSONATE ON LOGIN::[app] TO [ops_clone]',
+      'GRANT ALTER ON LOGIN::[app] TO [ops_clone]',
     ]);
-    expect(w.fake.serverRolesOf('ops_clone')).toEqual(['processadmin']);
+    expect(w.fake.serverRolesOf('ops_clone')).toEqual(['monitoring', 'processadmin']);
+    expect(w.fake.permissionsOf('server', 'ops_clone')).toEqual(w.fake.permissionsOf('server', 'ops'));
     expect(w.fake.canLogin('ops_clone', cur.password, 'master')).toBe(true);
-    expect(w.h.records().some((l) => l.level === 'warn' && l.scope === 'server' && l.class === 108)).toBe(true);
+
+    // Back to ops: neither login has a database user in master, so there is no marker to prove the pair.
+    const before = w.h.holderOf(arn, 'AWSCURRENT');
+    r = await w.h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/"ops" already exists but is not marked.*"ops_clone" has no database user in master.*ADOPT_UNMARKED_ALTERNATE=true/);
+    expect(w.fake.canLogin('ops', P0, 'master')).toBe(true);
+    expect(w.h.holderOf(arn, 'AWSCURRENT')).toBe(before);
+    // The operator vouches for the pair: the capability check still applies.
+    await dropPending(w.h, arn);
+    w.h.env = { ADOPT_UNMARKED_ALTERNATE: 'true' };
+    r = await w.h.rotate(arn);
+    expect(r.succeeded, r.error).toBe(true);
+    cur = await w.h.credentials(arn);
+    expect(cur.username).toBe('ops');
+    expect(w.fake.canLogin('ops', cur.password, 'master')).toBe(true);
+  });
+
+  it('fails, naming each one, when the RDS master may not give a membership or permission the current login holds', async () => {
+    const w = world();
+    w.fake.addRdsMaster(ADMIN, ADMIN_PW);
+    w.fake.addLogin('app', 'App-Pa55word!xyz');
+    w.fake.addLogin('ops', P0);
+    w.fake.serverRoleMembers.get('securityadmin')!.add('ops'); // the master is not a member
+    w.fake.serverRoleMembers.get('processadmin')!.add('ops');
+    w.fake.serverPermissions.push(
+      { grantee: 'ops', class: 101, state: 'G', permissionName: 'IMPERSONATE', objectName: 'app', principalType: 'S' }, // CONTROL SERVER only
+      { grantee: 'ops', class: 100, state: 'G', permissionName: 'VIEW SERVER STATE' },
+    );
+    const { arn } = await alternating(w, 'ops', P0, { dbname: 'master' });
+    const before = w.h.holderOf(arn, 'AWSCURRENT');
+    const r = await w.h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(errorCodes(w.h)).toContain('PRIVILEGE');
+    expect(r.error).toMatch(/may not give \[ops_clone\] 2 of the current user's memberships\/permissions in the server/);
+    expect(r.error).toMatch(/ALTER SERVER ROLE \[securityadmin\] ADD MEMBER \[ops_clone\]: Cannot alter the server role 'securityadmin'.*\(error 15151\)/);
+    expect(r.error).toMatch(/GRANT IMPERSONATE ON LOGIN::\[app\] TO \[ops_clone\]: Grantor does not have GRANT permission\. \(error 4613\)/);
+    // Everything it may give was given; nothing was promoted.
+    expect(w.fake.serverRolesOf('ops_clone')).toEqual(['processadmin']);
+    expect(w.h.holderOf(arn, 'AWSCURRENT')).toBe(before);
+  });
+
+  it('fails before granting anything when a permission is on a securable class it cannot name (availability group)', async () => {
+    const w = world();
+    w.fake.addLogin(ADMIN, ADMIN_PW, { admin: true }); // self-managed sysadmin: the refusal is not about privileges
+    w.fake.addLogin('ops', P0);
+    w.fake.serverPermissions.push(
+      { grantee: 'ops', class: 100, state: 'G', permissionName: 'VIEW SERVER STATE' },
+      { grantee: 'ops', class: 108, state: 'G', permissionName: 'CONTROL', objectName: 'ag1' },
+    );
+    const { arn } = await alternating(w, 'ops', P0, { dbname: 'master' });
+    const r = await w.h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/Cannot copy 1 server permission\(s\) of "ops" to "ops_clone": GRANT CONTROL on securable class 108 \[ag1\].*Nothing was granted/);
+    expect(w.fake.permissionsOf('server', 'ops_clone').some((p) => p.includes('VIEW SERVER STATE'))).toBe(false);
   });
 
   it('maps an orphaned database user of the clone\'s name to the clone login (ALTER USER ... WITH LOGIN)', async () => {
@@ -506,8 +589,11 @@ describe('alternating users', () => {
     const r = await w.h.rotate(arn);
     expect(r.succeeded, r.error).toBe(true);
     // The orphan lacked CONNECT (its login was gone); it gets the current user's.
-    expect(w.fake.ddlSince().slice(1)).toEqual(['ALTER USER [app_clone] WITH LOGIN = [app_clone]', 'GRANT CONNECT TO [app_clone]']);
     const cur = await w.h.credentials(arn);
+    expect(w.fake.ddlSince()).toEqual([
+      atomic(`CREATE LOGIN [app_clone] WITH PASSWORD = N'${lit(cur.password)}', DEFAULT_DATABASE = [appdb]`, 'ALTER USER [app_clone] WITH LOGIN = [app_clone]', MARK),
+      'GRANT CONNECT TO [app_clone]',
+    ]);
     expect(w.fake.canLogin('app_clone', cur.password, 'appdb')).toBe(true);
   });
 
@@ -574,19 +660,21 @@ describe('alternating users', () => {
     expect(admin).toMatchObject({ server: HOST, port: 1433, database: 'appdb', encrypt: true });
   });
 
-  it('reports a PRIVILEGE error with a remedy when the admin may not create logins', async () => {
+  it('reports a PRIVILEGE error with a remedy when the admin may not create logins (no ALTER ANY LOGIN)', async () => {
     const w = world();
     appServer(w.fake);
+    // db_owner in appdb and VIEW ANY DEFINITION (so it sees the logins), but no ALTER ANY LOGIN: the server refuses.
     w.fake.addLogin('weak_admin', 'Weak-Admin-Pa55word!');
     w.fake.addUser('appdb', 'weak_admin', { login: 'weak_admin' });
-    w.fake.admins.add('weak_admin'); // may read the catalog ...
-    w.fake.failOn(/^CREATE LOGIN /, () => Object.assign(new Error('User does not have permission to perform this action.'), { number: 15247 }));
+    w.fake.addRoleMember('appdb', 'db_owner', 'weak_admin');
+    w.fake.serverPermissions.push({ grantee: 'weak_admin', class: 100, state: 'G', permissionName: 'VIEW ANY DEFINITION' });
     const adminArn = await w.h.createSecret({ engine: 'sqlserver', host: HOST, username: 'weak_admin', password: 'Weak-Admin-Pa55word!' });
     const arn = await w.h.createSecret(secret('app', P0, { masterarn: adminArn }));
     const r = await w.h.rotate(arn);
     expect(r.succeeded).toBe(false);
     expect(r.error).toMatch(/SQL Server refused CREATE LOGIN \[app_clone\]: User does not have permission.*\(error 15247\).*permissions the rotation needs/);
     expect(errorCodes(w.h)).toContain('PRIVILEGE');
+    expect(w.fake.logins.has('app_clone')).toBe(false);
   });
 
   it('never alters the admin\'s own login, whatever name resolves to it (the server decides, not a string comparison)', async () => {
@@ -634,6 +722,248 @@ describe('alternating users', () => {
     expect(r.succeeded).toBe(false);
     expect(r.error).toMatch(/needs SQL Server 2012 or later/);
     expect(w.fake.ddlSince()).toEqual([]);
+  });
+});
+
+describe('the alternate user must be the pair (checkAlternateUser), as attacks', () => {
+  /** The attacker's own login (anyone allowed to create logins can make one) and a child secret naming it. */
+  async function attackerSecret(w: World, login: string, opts: { dbUser?: boolean } = {}): Promise<string> {
+    const pw = 'Attacker-Pa55word!1';
+    if (!w.fake.logins.has(login)) w.fake.addLogin(login, pw, { defaultDatabase: 'appdb' });
+    if (opts.dbUser !== false && !w.fake.db('appdb').principals.has(login)) w.fake.addUser('appdb', login, { login });
+    return (await alternating(w, login, pw)).arn;
+  }
+
+  /** The victim still logs in with its own password, and no value the rotation generated does. */
+  async function assertUnchanged(w: World, arn: string, victim: string, victimPw: string, before: string | undefined): Promise<void> {
+    expect(w.fake.canLogin(victim, victimPw, 'appdb')).toBe(true);
+    expect(w.h.holderOf(arn, 'AWSCURRENT')).toBe(before);
+    const pendingId = w.h.holderOf(arn, 'AWSPENDING');
+    if (pendingId) {
+      const pending = (await w.h.version(arn, pendingId)).json!;
+      expect(w.fake.canLogin(victim, String(pending.password), 'appdb')).toBe(false);
+    }
+    expect(w.fake.ddlSince().filter((x) => x.includes(`[${victim}]`))).toEqual([]);
+  }
+
+  it('X_clone -> X where X is a privileged login (securityadmin, server permission): PRIVILEGE, X unchanged', async () => {
+    const w = world();
+    appServer(w.fake);
+    w.fake.addLogin('boss', 'Boss-Pa55word!1', { defaultDatabase: 'appdb' });
+    w.fake.addUser('appdb', 'boss', { login: 'boss' });
+    w.fake.serverRoleMembers.get('securityadmin')!.add('boss');
+    w.fake.serverPermissions.push({ grantee: 'boss', class: 100, state: 'G', permissionName: 'VIEW SERVER STATE' });
+    const arn = await attackerSecret(w, 'boss_clone');
+    const before = w.h.holderOf(arn, 'AWSCURRENT');
+    const r = await w.h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(errorCodes(w.h)).toContain('PRIVILEGE');
+    expect(r.error).toMatch(/"boss" holds 2 capabilities on the server that "boss_clone" lacks \(server role \[securityadmin\]; GRANT VIEW SERVER STATE on the server\)/);
+    await assertUnchanged(w, arn, 'boss', 'Boss-Pa55word!1', before);
+  });
+
+  it('X_clone -> X where X is an unrelated application with database privileges: PRIVILEGE, X unchanged', async () => {
+    const w = world();
+    appServer(w.fake);
+    w.fake.addLogin('billing', 'Billing-Pa55word!1', { defaultDatabase: 'appdb' });
+    w.fake.addUser('appdb', 'billing', { login: 'billing' });
+    w.fake.addRoleMember('appdb', 'db_datawriter', 'billing');
+    w.fake.grant('appdb', { grantee: 'billing', class: 1, state: 'W', permissionName: 'SELECT', schemaName: 'dbo', objectName: 'invoices' });
+    const arn = await attackerSecret(w, 'billing_clone');
+    const before = w.h.holderOf(arn, 'AWSCURRENT');
+    const r = await w.h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(errorCodes(w.h)).toContain('PRIVILEGE');
+    expect(r.error).toMatch(/"billing" holds 2 capabilities in database appdb \(database user \[billing\]\) that "billing_clone" lacks \(database role \[db_datawriter\]; GRANT SELECT \(WITH GRANT OPTION\) on securable class 1 \[dbo\]\.\[invoices\]\)/);
+    await assertUnchanged(w, arn, 'billing', 'Billing-Pa55word!1', before);
+  });
+
+  it('X_clone -> X where X has no more than the attacker but the pair is unmarked: PRIVILEGE naming ADOPT_UNMARKED_ALTERNATE', async () => {
+    const w = world();
+    appServer(w.fake);
+    w.fake.addLogin('quiet', 'Quiet-Pa55word!1', { defaultDatabase: 'appdb' });
+    w.fake.addUser('appdb', 'quiet', { login: 'quiet' });
+    const arn = await attackerSecret(w, 'quiet_clone');
+    const before = w.h.holderOf(arn, 'AWSCURRENT');
+    const r = await w.h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(errorCodes(w.h)).toContain('PRIVILEGE');
+    expect(r.error).toMatch(/"quiet" already exists but is not marked.*\[quiet_clone\] in appdb carries no extended property rotation-lambdas:alternate-of naming "quiet".*ADOPT_UNMARKED_ALTERNATE=true/);
+    await assertUnchanged(w, arn, 'quiet', 'Quiet-Pa55word!1', before);
+  });
+
+  it('X -> X_clone where an unrelated, unmarked X_clone exists: refused; with ADOPT_UNMARKED_ALTERNATE=true it is adopted and marked', async () => {
+    const w = world();
+    appServer(w.fake);
+    w.fake.addRoleMember('appdb', 'db_datareader', 'app');
+    w.fake.addLogin('app_clone', 'Other-Pa55word!1', { defaultDatabase: 'appdb' });
+    w.fake.addUser('appdb', 'app_clone', { login: 'app_clone' });
+    const { arn } = await alternating(w, 'app');
+    const before = w.h.holderOf(arn, 'AWSCURRENT');
+    let r = await w.h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/ADOPT_UNMARKED_ALTERNATE/);
+    await assertUnchanged(w, arn, 'app_clone', 'Other-Pa55word!1', before);
+
+    await dropPending(w.h, arn);
+    w.h.env = { ADOPT_UNMARKED_ALTERNATE: 'yes' };
+    r = await w.h.rotate(arn);
+    expect(r.succeeded, r.error).toBe(true);
+    const cur = await w.h.credentials(arn);
+    expect(cur.username).toBe('app_clone');
+    expect(w.fake.db('appdb').principals.get('app_clone')?.properties?.get(MARKER)).toBe('app');
+    // Marked now: the next rotations need no opt-in.
+    w.h.env = {};
+    for (const expected of ['app', 'app_clone']) {
+      r = await w.h.rotate(arn);
+      expect(r.succeeded, r.error).toBe(true);
+      expect((await w.h.credentials(arn)).username).toBe(expected);
+    }
+  });
+
+  it('a disabled login, a server role, a user without a login: STATE, nothing changed', async () => {
+    const w1 = world();
+    appServer(w1.fake);
+    w1.fake.addLogin('app_clone', 'Disabled-Pa55word!1', { defaultDatabase: 'appdb' }).disabled = true;
+    const a = await alternating(w1, 'app');
+    let r = await w1.h.rotate(a.arn);
+    expect(r.succeeded).toBe(false);
+    expect(errorCodes(w1.h)).toContain('STATE');
+    expect(r.error).toMatch(/login "app_clone" exists but is disabled/);
+    expect(w1.fake.logins.get('app_clone')!.password).toBe('Disabled-Pa55word!1');
+    expect(w1.fake.ddlSince()).toEqual([]);
+
+    const w2 = world();
+    appServer(w2.fake);
+    const b = await (async () => {
+      w2.fake.addLogin('setupadmin_clone', 'Attacker-Pa55word!1', { defaultDatabase: 'appdb' });
+      w2.fake.addUser('appdb', 'setupadmin_clone', { login: 'setupadmin_clone' });
+      return alternating(w2, 'setupadmin_clone', 'Attacker-Pa55word!1');
+    })();
+    r = await w2.h.rotate(b.arn);
+    expect(r.succeeded).toBe(false);
+    expect(errorCodes(w2.h)).toContain('STATE');
+    expect(r.error).toMatch(/server principal "setupadmin" exists but is not a SQL login/);
+    expect(w2.fake.ddlSince()).toEqual([]);
+
+    const w3 = world();
+    w3.fake.addDatabase('cdb', { contained: true });
+    w3.fake.addRdsMaster(ADMIN, ADMIN_PW);
+    w3.fake.addUser('cdb', 'capp', { password: P0 });
+    w3.fake.addUser('cdb', 'capp_clone', {}); // WITHOUT LOGIN
+    const c = await alternating(w3, 'capp', P0, { dbname: 'cdb' });
+    r = await w3.h.rotate(c.arn);
+    expect(r.succeeded).toBe(false);
+    expect(errorCodes(w3.h)).toContain('STATE');
+    expect(r.error).toMatch(/"capp_clone" in cdb exists but is not a contained user with a password/);
+    expect(w3.fake.ddlSince()).toEqual([]);
+  });
+
+  it('contained users: a privileged contained X refused for X_clone; the pair is marked on the clone and rotates both ways', async () => {
+    const w = world();
+    w.fake.addDatabase('cdb', { contained: true });
+    w.fake.addRdsMaster(ADMIN, ADMIN_PW);
+    w.fake.addUser('cdb', 'cowner', { password: 'Owner-Pa55word!1' });
+    w.fake.addRoleMember('cdb', 'db_owner', 'cowner');
+    w.fake.addUser('cdb', 'cowner_clone', { password: 'Attacker-Pa55word!1' });
+    const a = await alternating(w, 'cowner_clone', 'Attacker-Pa55word!1', { dbname: 'cdb' });
+    let r = await w.h.rotate(a.arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/"cowner" holds 1 capability in database cdb.*database role \[db_owner\]/);
+    expect(w.fake.canLogin('cowner', 'Owner-Pa55word!1', 'cdb')).toBe(true);
+
+    w.fake.addUser('cdb', 'capp', { password: P0 });
+    const b = await alternating(w, 'capp', P0, { dbname: 'cdb' });
+    for (const expected of ['capp_clone', 'capp', 'capp_clone']) {
+      r = await w.h.rotate(b.arn);
+      expect(r.succeeded, r.error).toBe(true);
+      expect((await w.h.credentials(b.arn)).username).toBe(expected);
+    }
+    expect(w.fake.db('cdb').principals.get('capp_clone')?.properties?.get(MARKER)).toBe('capp');
+  });
+
+  it('an orphaned database user with privileges is not remapped to a new clone login: PRIVILEGE before anything changes', async () => {
+    const w = world();
+    appServer(w.fake);
+    w.fake.addUser('appdb', 'app_clone', {});
+    w.fake.addRoleMember('appdb', 'db_owner', 'app_clone');
+    const { arn } = await alternating(w, 'app');
+    const r = await w.h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/"app_clone" holds 1 capability in database appdb.*database role \[db_owner\]/);
+    expect(w.fake.logins.has('app_clone')).toBe(false);
+    expect(w.fake.ddlSince()).toEqual([]);
+  });
+
+  it('a concurrent duplicate setSecret that creates the clone first (error 15025) converges: the clone is updated instead', async () => {
+    const w = world();
+    appServer(w.fake);
+    w.fake.addRoleMember('appdb', 'db_datareader', 'app');
+    w.fake.failOn(/CREATE LOGIN \[app_clone\]/, () => {
+      // The other invocation won the race: a marked clone with its own user.
+      w.fake.addLogin('app_clone', 'Set-By-The-Other-1', { defaultDatabase: 'appdb' });
+      w.fake.addUser('appdb', 'app_clone', { login: 'app_clone' }).properties = new Map([[MARKER, 'app']]);
+      return Object.assign(new RequestError("The server principal 'app_clone' already exists.", 'EREQUEST'), { number: 15025 });
+    });
+    const { arn } = await alternating(w, 'app');
+    const r = await w.h.rotate(arn);
+    expect(r.succeeded, r.error).toBe(true);
+    const cur = await w.h.credentials(arn);
+    expect(cur.username).toBe('app_clone');
+    expect(w.fake.canLogin('app_clone', cur.password, 'appdb')).toBe(true);
+    expect(w.fake.rolesOf('appdb', 'app_clone')).toEqual(w.fake.rolesOf('appdb', 'app'));
+    expect(w.h.records().some((l) => String(l.msg).includes('created concurrently'))).toBe(true);
+  });
+
+  it('a creation interrupted inside the transaction leaves nothing behind, and the retry converges to a marked pair', async () => {
+    const w = world();
+    appServer(w.fake);
+    w.fake.failOn(/sp_addextendedproperty/, () => Object.assign(new Error('Lost connection'), { code: 'ESOCKET' }));
+    const { arn } = await alternating(w, 'app');
+    // The fault struck the batch after CREATE LOGIN / CREATE USER were parsed: the fake rolls the transaction back.
+    let r = await w.h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(errorCodes(w.h)).toContain('NETWORK');
+    expect(w.fake.logins.has('app_clone')).toBe(false);
+    await dropPending(w.h, arn);
+    r = await w.h.rotate(arn);
+    expect(r.succeeded, r.error).toBe(true);
+    expect(w.fake.db('appdb').principals.get('app_clone')?.properties?.get(MARKER)).toBe('app');
+  });
+});
+
+describe('STATEMENT_TIMEOUT_MS and ADOPT_UNMARKED_ALTERNATE', () => {
+  it('a server that accepts logins and never answers a statement fails setSecret with NETWORK naming STATEMENT_TIMEOUT_MS', async () => {
+    const w = world({ STATEMENT_TIMEOUT_MS: '300' });
+    appServer(w.fake);
+    w.fake.stallStatements = true;
+    const arn = await w.h.createSecret(secret('app', P0));
+    const before = w.h.holderOf(arn, 'AWSCURRENT');
+    const started = Date.now();
+    const r = await w.h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(errorCodes(w.h)).toContain('NETWORK');
+    expect(r.error).toMatch(/did not answer a statement within 300 ms \(STATEMENT_TIMEOUT_MS\)/);
+    expect(w.fake.connects.every((c) => c.requestTimeout === 300)).toBe(true);
+    expect(w.h.holderOf(arn, 'AWSCURRENT')).toBe(before);
+    expect(w.fake.canLogin('app', P0, 'appdb')).toBe(true);
+  });
+
+  it('an invalid ADOPT_UNMARKED_ALTERNATE fails createSecret before AWSPENDING is written', async () => {
+    for (const env of [{ ADOPT_UNMARKED_ALTERNATE: 'maybe' }, { ADOPT_UNMARKED_ALTERNATE: 'ture' }]) {
+      const w = world(env);
+      appServer(w.fake);
+      const arn = await w.h.createSecret(secret('app', P0));
+      const r = await w.h.rotate(arn);
+      expect(r.succeeded).toBe(false);
+      expect(r.error).toMatch(new RegExp(`${Object.keys(env)[0]} must be`));
+      expect(errorCodes(w.h)).toContain('CONFIG');
+      // RotateSecret's own placeholder carries no value: createSecret wrote none.
+      const pending = w.h.holderOf(arn, 'AWSPENDING');
+      if (pending) await expect(w.h.version(arn, pending)).rejects.toThrow(/can't find/);
+      expect(w.fake.statements).toEqual([]);
+    }
   });
 });
 
@@ -686,7 +1016,7 @@ describe('hostile usernames and passwords', () => {
     const user = `Ap'p] "x";\\`;
     const role = `ro]le'; DROP`;
     w.fake.addDatabase('appdb');
-    w.fake.addLogin(ADMIN, ADMIN_PW, { admin: true });
+    w.fake.addRdsMaster(ADMIN, ADMIN_PW);
     w.fake.addLogin(user, OLD, { defaultDatabase: 'appdb' });
     w.fake.addUser('appdb', user, { login: user, defaultSchema: `sch]'ema` });
     w.fake.addRole('appdb', role);
@@ -698,8 +1028,11 @@ describe('hostile usernames and passwords', () => {
     let cur = await w.h.credentials(arn);
     expect(cur.username).toBe(`${user}_clone`);
     expect(w.fake.ddlSince()).toEqual([
-      `CREATE LOGIN [Ap'p]] "x";\\_clone] WITH PASSWORD = N'${cur.password.split("'").join("''")}', DEFAULT_DATABASE = [appdb]`,
-      `CREATE USER [Ap'p]] "x";\\_clone] FOR LOGIN [Ap'p]] "x";\\_clone] WITH DEFAULT_SCHEMA = [sch]]'ema]`,
+      atomic(
+        `CREATE LOGIN [Ap'p]] "x";\\_clone] WITH PASSWORD = N'${cur.password.split("'").join("''")}', DEFAULT_DATABASE = [appdb]`,
+        `CREATE USER [Ap'p]] "x";\\_clone] FOR LOGIN [Ap'p]] "x";\\_clone] WITH DEFAULT_SCHEMA = [sch]]'ema]`,
+        MARK,
+      ),
       `ALTER ROLE [ro]]le'; DROP] ADD MEMBER [Ap'p]] "x";\\_clone]`,
       `GRANT SELECT ON OBJECT::[sch]]'ema].[t]]b"l] ([c]]ol]) TO [Ap'p]] "x";\\_clone]`,
     ]);
@@ -767,7 +1100,9 @@ describe('replaying steps', () => {
       // The framework always re-runs the (idempotent) upsert: same password, nothing else twice.
       const set = `LOGIN [${expected}] WITH PASSWORD = N'${lit(cur.password)}'`;
       expect(w.fake.ddlSince(mark).filter((s) => !s.startsWith('ALTER ROLE'))).toEqual(
-        expected === 'app_clone' && mark === 0 ? [`CREATE ${set}, DEFAULT_DATABASE = [appdb]`, 'CREATE USER [app_clone] FOR LOGIN [app_clone] WITH DEFAULT_SCHEMA = [dbo]', `ALTER ${set}`] : [`ALTER ${set}`, `ALTER ${set}`],
+        expected === 'app_clone' && mark === 0
+          ? [atomic(`CREATE ${set}, DEFAULT_DATABASE = [appdb]`, 'CREATE USER [app_clone] FOR LOGIN [app_clone] WITH DEFAULT_SCHEMA = [dbo]', MARK), `ALTER ${set}`]
+          : [`ALTER ${set}`, `ALTER ${set}`],
       );
     }
     expect(w.fake.ddlSince().filter((s) => s.startsWith('ALTER ROLE'))).toEqual(['ALTER ROLE [db_datareader] ADD MEMBER [app_clone]']);
@@ -878,6 +1213,26 @@ describe('the production connection path (real tedious)', () => {
     expect(err?.message).not.toContain(PW);
     expect(lines.join('\n')).not.toContain(PW);
     expect(JSON.parse(lines[0])).toMatchObject({ msg: 'connecting to SQL Server', host: '127.0.0.1', port, database: 'master', username: 'app', encrypt: false });
+  });
+
+  it('a server that accepts the login and then never answers fails the statement with NETWORK naming STATEMENT_TIMEOUT_MS', async () => {
+    const stub = await startTdsStub({ encryption: 'not-supported', login: 'accept-then-stall' });
+    const { log } = captured();
+    try {
+      const conn = await packagedEngine.connect(
+        { engine: 'sqlserver', host: '127.0.0.1', port: stub.port, username: 'app', password: PW },
+        { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 3000, statementTimeoutMs: 400, log, env: {} },
+      );
+      const started = Date.now();
+      const err = await packagedEngine.check(conn).then(() => undefined, (e: unknown) => e as Error & { code?: string });
+      await packagedEngine.close(conn);
+      expect(err?.code).toBe('NETWORK');
+      expect(err?.message).toMatch(/did not answer a statement within 400 ms \(STATEMENT_TIMEOUT_MS\)/);
+      expect(Date.now() - started).toBeLessThan(4000);
+      expect(stub.unanswered).toBe(1); // the login worked; the check was sent and never answered
+    } finally {
+      await stub.close();
+    }
   });
 
   it('a server that never answers fails with NETWORK after the connect timeout', async () => {

@@ -77,6 +77,44 @@ export interface OracleResult {
 export interface OracleConnectionLike {
   execute(sql: string, binds?: Record<string, string>, options?: { outFormat?: number }): Promise<OracleResult>;
   close(): Promise<void>;
+  /** node-oracledb's per-connection round-trip limit in ms (0: none); the engine sets STATEMENT_TIMEOUT_MS. */
+  callTimeout?: number;
+}
+
+/** After the driver's callTimeout, how long the engine still waits before abandoning the call itself. */
+export const STATEMENT_TIMEOUT_GRACE_MS = 2_000;
+
+function statementTimeoutError(ms: number, cause?: unknown): ConnectError {
+  return new ConnectError(
+    'NETWORK',
+    `Oracle did not answer a statement within ${ms} ms (STATEMENT_TIMEOUT_MS); the session was abandoned. ` +
+      'Check the server\'s load and blocking sessions, or raise STATEMENT_TIMEOUT_MS (keep it well below the Lambda timeout).',
+    cause,
+  );
+}
+
+/**
+ * Every statement bounded twice: node-oracledb's callTimeout (NJS-123, set on the connection) and
+ * a backstop STATEMENT_TIMEOUT_GRACE_MS later that abandons the call whatever the driver does.
+ */
+export class TimedOracleConnection implements OracleConnectionLike {
+  constructor(private readonly inner: OracleConnectionLike, readonly statementTimeoutMs: number) {
+    inner.callTimeout = statementTimeoutMs;
+  }
+
+  execute(sql: string, binds?: Record<string, string>, options?: { outFormat?: number }): Promise<OracleResult> {
+    let timer: NodeJS.Timeout | undefined;
+    const backstop = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(statementTimeoutError(this.statementTimeoutMs)), this.statementTimeoutMs + STATEMENT_TIMEOUT_GRACE_MS);
+    });
+    return Promise.race([this.inner.execute(sql, binds, options), backstop]).finally(() => clearTimeout(timer));
+  }
+
+  async close(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.inner.close(), new Promise<void>((resolve) => { timer = setTimeout(resolve, STATEMENT_TIMEOUT_GRACE_MS); })]);
+    clearTimeout(timer);
+  }
 }
 
 export type OracleConnectFn = (config: OracleConnectConfig) => Promise<OracleConnectionLike>;
@@ -443,8 +481,16 @@ const PRIVILEGE_CODES = new Set(['ORA-01031', 'ORA-01749', 'ORA-01927', 'ORA-009
 const PASSWORD_POLICY_CODES = new Set(['ORA-28003', 'ORA-28007', 'ORA-28008', 'ORA-00988', 'ORA-28221']);
 
 function statementError(err: unknown, what: string): Error {
+  if (err instanceof RotationError) return err;
   const code = oracleErrorCode(err) ?? '';
   const detail = driverMessage(err);
+  if (code === 'NJS-123' || code === 'DPI-1067') {
+    const ms = Number(/call timeout of (\d+) ms/.exec(detail)?.[1]);
+    return statementTimeoutError(Number.isFinite(ms) ? ms : Number.NaN, err);
+  }
+  if (NETWORK_CODES.has(code) || (!code.startsWith('ORA-') && nodeErrorClass(err) === 'NETWORK')) {
+    return new ConnectError('NETWORK', `The Oracle session was lost while trying to ${what} (${detail}).`, err);
+  }
   if (PRIVILEGE_CODES.has(code)) {
     return new PrivilegeError(`Oracle refused to ${what}: ${detail}.`, 'Grant the missing privilege to the user this step runs as (see the Oracle section of the README).', err);
   }
@@ -454,12 +500,76 @@ function statementError(err: unknown, what: string): Error {
       "The user's profile (password verify function, reuse rules) rejected the change; align PASSWORD_LENGTH / EXCLUDE_* with the profile.",
     );
   }
-  return new Error(`Oracle failed to ${what}: ${detail}`, { cause: err });
+  return new RotationError('UNSUPPORTED', `Oracle failed to ${what}: ${detail}`, { cause: err });
 }
 
-/** Copy every role, system and object grant of `fromUser` to `toUser`. Returns how many statements ran. */
+/** What one GRANT statement of GET_GRANTED_DDL gives. */
+export type GrantKind =
+  | { kind: 'role'; role: string }
+  | { kind: 'system'; privilege: string }
+  | { kind: 'object'; privilege: string; owner: string; name: string; directory: boolean; columns: boolean; grantOption: boolean };
+
+/** Classifies a GRANT statement as DBMS_METADATA prints it (names quoted, keywords bare). */
+export function classifyGrant(statement: string): GrantKind {
+  const t = tokenize(statement);
+  const toAt = t.findIndex((x, i) => i > 0 && isWord(x, 'TO'));
+  const onAt = t.findIndex((x, i) => i > 0 && i < toAt && isWord(x, 'ON'));
+  const unquote = (x: Token) => (x.kind === 'quoted' ? x.text.slice(1, -1) : x.text);
+  if (onAt > 0) {
+    const priv = t.slice(1, onAt);
+    const obj = t.slice(onAt + 1, toAt);
+    const privilege = priv.filter((x) => x.kind === 'word').map((x) => x.text.toUpperCase()).join(' ');
+    const columns = priv.some((x) => x.kind !== 'word');
+    const grantOption = isWord(t.at(-3), 'WITH') && isWord(t.at(-2), 'GRANT') && isWord(t.at(-1), 'OPTION');
+    if (obj.length === 2 && isWord(obj[0], 'DIRECTORY') && obj[1].kind === 'quoted') {
+      return { kind: 'object', privilege, owner: 'SYS', name: unquote(obj[1]), directory: true, columns, grantOption };
+    }
+    if (obj.length === 3 && obj[1].text === '.') {
+      return { kind: 'object', privilege, owner: unquote(obj[0]), name: unquote(obj[2]), directory: false, columns, grantOption };
+    }
+    return { kind: 'object', privilege, owner: '?', name: obj.map((x) => x.text).join(' '), directory: false, columns, grantOption };
+  }
+  if (toAt === 2 && t[1].kind === 'quoted') return { kind: 'role', role: unquote(t[1]) };
+  return { kind: 'system', privilege: t.slice(1, toAt).map((x) => x.text.toUpperCase()).join(' ') };
+}
+
+/** Who may give a grant the admin could not, for the error message. */
+function whoCanGive(g: GrantKind): string {
+  switch (g.kind) {
+    case 'role':
+      return `a user holding role ${quoteIdentifier(g.role)} WITH ADMIN OPTION (its creator has it), or one with GRANT ANY ROLE (which the RDS master lacks)`;
+    case 'system':
+      return `a user holding ${g.privilege} WITH ADMIN OPTION, or one with GRANT ANY PRIVILEGE (which the RDS master lacks)`;
+    case 'object':
+      if (g.owner === 'SYS') {
+        return g.columns
+          ? 'SYS only (a column privilege on a SYS object cannot go through rdsadmin.rdsadmin_util.grant_sys_object)'
+          : `on RDS, a user holding ${g.privilege} on it WITH GRANT OPTION (directly, or through a role held WITH ADMIN OPTION) through rdsadmin.rdsadmin_util.grant_sys_object; elsewhere SYS`;
+      }
+      return `its owner ${quoteIdentifier(g.owner)}, or a user holding the privilege WITH GRANT OPTION or GRANT ANY OBJECT PRIVILEGE`;
+  }
+}
+
+export const RDS_DETECT_SQL = "SELECT COUNT(*) FROM dba_objects WHERE owner = 'RDSADMIN' AND object_name = 'RDSADMIN_UTIL' AND object_type = 'PACKAGE'";
+export const GRANT_SYS_OBJECT_SQL = 'BEGIN rdsadmin.rdsadmin_util.grant_sys_object(p_obj_name => :obj, p_grantee => :grantee, p_privilege => :priv, p_grant_option => %OPTION%); END;';
+
+/** True on RDS for Oracle: the RDSADMIN package is there to grant SYS objects. */
+async function onRds(conn: OracleConnectionLike): Promise<boolean> {
+  const r = await run(conn, RDS_DETECT_SQL, 'look for the RDSADMIN_UTIL package in DBA_OBJECTS');
+  return Number(r.rows?.[0]?.[0]) > 0;
+}
+
+/**
+ * Copy every role, system and object grant of `fromUser` to `toUser`. A grant on a SYS object goes
+ * through rdsadmin.rdsadmin_util.grant_sys_object on RDS (the master may not GRANT on SYS
+ * objects directly). A grant the server refuses for lack of privilege does not stop the copy;
+ * every refused grant is then reported at once, naming who can give it, and the rotation stops
+ * before the alternate user's password is set. Returns how many grants were given.
+ */
 async function copyGrants(conn: OracleConnectionLike, fromUser: string, toUser: string, log: Logger): Promise<number> {
   let count = 0;
+  let rds: boolean | undefined;
+  const refused: string[] = [];
   for (const type of GRANT_TYPES) {
     let ddl: string;
     try {
@@ -475,9 +585,34 @@ async function copyGrants(conn: OracleConnectionLike, fromUser: string, toUser: 
     }
     for (const statement of splitGrantStatements(ddl)) {
       const grant = rewriteGrantee(statement, fromUser, toUser);
-      await run(conn, grant, `run "${grant}"`);
-      count++;
+      const kind = classifyGrant(grant);
+      try {
+        if (kind.kind === 'object' && kind.owner === 'SYS' && !kind.columns && (rds ??= await onRds(conn))) {
+          if (!/^[A-Z][A-Z0-9_$#]*$/.test(toUser) || !/^[A-Z][A-Z0-9_$#]*$/.test(kind.name)) {
+            // Whether grant_sys_object upper-cases its arguments is not documented: a mixed-case
+            // name could reach another user, so such a grant is reported instead of attempted.
+            refused.push(`${grant} (not attempted: rdsadmin.rdsadmin_util.grant_sys_object is only used for upper-case names; give it with grant_sys_object yourself)`);
+            continue;
+          }
+          await run(conn, GRANT_SYS_OBJECT_SQL.replace('%OPTION%', kind.grantOption ? 'TRUE' : 'FALSE'),
+            `grant ${kind.privilege} on SYS.${kind.name} to ${quoteIdentifier(toUser)} with rdsadmin.rdsadmin_util.grant_sys_object`,
+            { obj: kind.name, grantee: toUser, priv: kind.privilege });
+        } else {
+          await run(conn, grant, `run "${grant}"`);
+        }
+        count++;
+      } catch (err) {
+        if (!(err instanceof PrivilegeError)) throw err;
+        const code = oracleErrorCode((err as { cause?: unknown }).cause) ?? 'refused';
+        refused.push(`${grant} (${code}; can be given by ${whoCanGive(kind)})`);
+      }
     }
+  }
+  if (refused.length > 0) {
+    throw new PrivilegeError(
+      `The admin user could not give ${quoteIdentifier(toUser)} ${refused.length} of ${quoteIdentifier(fromUser)}'s grants, so the alternate user would lack them; the rotation stopped before switching users: ${refused.join('; ')}.`,
+      'Have someone who can give them grant them to the alternate user (or to the admin WITH ADMIN/GRANT OPTION), then rotate again; or remove them from the current user.',
+    );
   }
   if (count === 0) {
     log.warn('no grants found to copy; the admin user needs SELECT_CATALOG_ROLE to read another user\'s grants', {
@@ -486,6 +621,23 @@ async function copyGrants(conn: OracleConnectionLike, fromUser: string, toUser: 
     });
   }
   return count;
+}
+
+/** One user's system privileges, roles and object privileges as the dictionary reports them: key -> admin/grant option. */
+async function capabilities(conn: OracleConnectionLike, user: string): Promise<Map<string, boolean>> {
+  const caps = new Map<string, boolean>();
+  const add = (key: string, option: unknown) => caps.set(key, caps.get(key) === true || option === 'YES');
+  const q = (sql: string, what: string) => run(conn, sql, what, { u: user });
+  for (const [p, a] of (await q('SELECT privilege, admin_option FROM dba_sys_privs WHERE grantee = :u', `read the system privileges of ${quoteIdentifier(user)} in DBA_SYS_PRIVS`)).rows ?? []) {
+    add(`system privilege ${String(p)}`, a);
+  }
+  for (const [r, a] of (await q('SELECT granted_role, admin_option FROM dba_role_privs WHERE grantee = :u', `read the roles of ${quoteIdentifier(user)} in DBA_ROLE_PRIVS`)).rows ?? []) {
+    add(`role ${quoteIdentifier(String(r))}`, a);
+  }
+  for (const [o, t, p, g] of (await q('SELECT owner, table_name, privilege, grantable FROM dba_tab_privs WHERE grantee = :u', `read the object privileges of ${quoteIdentifier(user)} in DBA_TAB_PRIVS`)).rows ?? []) {
+    add(`${String(p)} on ${quoteIdentifier(String(o))}.${quoteIdentifier(String(t))}`, g);
+  }
+  return caps;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -505,7 +657,8 @@ export function createOracleEngine(options: OracleEngineOptions = {}): DatabaseE
     passwordDefaults: { PasswordLength: 30, ExcludeCharacters: '/@"\'\\' },
     connectFn,
 
-    validateSecret(secret: DbSecret, label: string): void {
+    validateSecret(secret: DbSecret, label: string, env: Env): void {
+      if (options.maxUsernameLength === undefined) maxUsernameLengthFromEnv(env);
       const where = `${label} secret`;
       checkedService(secret.dbname, where);
       checkedHost(secret.host, where);
@@ -524,7 +677,7 @@ export function createOracleEngine(options: OracleEngineOptions = {}): DatabaseE
       return Buffer.byteLength(oracleUserName(username), 'utf8');
     },
 
-    async connect(secret: DbSecret, { tls, connectTimeoutMs, log }: ConnectOptions): Promise<OracleConnectionLike> {
+    async connect(secret: DbSecret, { tls, connectTimeoutMs, statementTimeoutMs, log }: ConnectOptions): Promise<OracleConnectionLike> {
       const config = buildConnectConfig(secret, tls, connectTimeoutMs);
       if (tls.enabled && !tls.verifyChain) {
         log.warn('ssl "require": node-oracledb Thin mode always verifies the server certificate chain; only the host name check is skipped');
@@ -536,11 +689,13 @@ export function createOracleEngine(options: OracleEngineOptions = {}): DatabaseE
         protocol: tls.enabled ? 'TCPS' : 'TCP',
         hostnameCheck: tls.enabled && tls.verifyHostname,
       });
+      let conn: OracleConnectionLike;
       try {
-        return await connectFn(config);
+        conn = await connectFn(config);
       } catch (err) {
         throw classifyConnectError(err, String(secret.dbname));
       }
+      return new TimedOracleConnection(conn, statementTimeoutMs);
     },
 
     async close(conn: OracleConnectionLike): Promise<void> {
@@ -557,6 +712,49 @@ export function createOracleEngine(options: OracleEngineOptions = {}): DatabaseE
         log.warn('the password that logged in cannot be quoted for REPLACE; changing the password without REPLACE', { username });
       }
       await run(conn, sql, `change the password of ${user}`);
+    },
+
+    /**
+     * Read-only: an existing alternate user must be an unlocked user (not a role), and hold no
+     * system privilege, role or object privilege (nor ADMIN/GRANT OPTION) the current user lacks,
+     * as DBA_SYS_PRIVS, DBA_ROLE_PRIVS and DBA_TAB_PRIVS report them. Oracle has no place for a
+     * marker (no comment on a user), so this capability check is all the pair proof there is.
+     */
+    async checkAlternateUser(admin, { currentUser, alternateUser }, log): Promise<void> {
+      const from = oracleUserName(currentUser, 'AWSCURRENT secret');
+      const to = oracleUserName(alternateUser, 'AWSPENDING secret');
+      const user = quoteIdentifier(to);
+      const found = await run(admin, 'SELECT username, account_status, USER FROM dba_users WHERE username = :u', `look up ${user} in DBA_USERS`, { u: to });
+      const row = found.rows?.[0];
+      if (!row) {
+        const role = await run(admin, 'SELECT role FROM dba_roles WHERE role = :u', `look up ${user} in DBA_ROLES`, { u: to });
+        if ((role.rows?.length ?? 0) > 0) {
+          throw new RotationStateError(`The alternate user ${user} is a role, not a user; refusing to take it over.`, 'Use another username for this secret.');
+        }
+        return;
+      }
+      if (row[0] === row[2]) {
+        throw new RotationStateError(
+          `The alternate user ${user} is the admin secret's own user; refusing to change the admin's password.`,
+          'Use a child secret whose users differ from the admin user.',
+        );
+      }
+      const status = String(row[1] ?? '');
+      if (status.includes('LOCKED')) {
+        throw new RotationStateError(
+          `The alternate user ${user} exists but its account is ${status}; refusing to take it over (a locked account is not this pair's alternate).`,
+          `If it is, find out why it was locked, unlock it (ALTER USER ${user} ACCOUNT UNLOCK) and rotate again; otherwise use another username.`,
+        );
+      }
+      const mine = await capabilities(admin, from);
+      const extra = [...(await capabilities(admin, to))].filter(([key, option]) => !mine.has(key) || (option && !mine.get(key))).map(([key, option]) => `${key}${option ? ' (with ADMIN/GRANT OPTION)' : ''}`);
+      if (extra.length > 0) {
+        throw new PrivilegeError(
+          `The alternate user ${user} holds ${extra.length} privilege(s) ${quoteIdentifier(from)} lacks (${extra.slice(0, 10).join('; ')}${extra.length > 10 ? '; ...' : ''}); it is not this pair's alternate. Refusing to change its password.`,
+          'Use another username for this secret, or revoke those privileges if it really is the alternate of the current user.',
+        );
+      }
+      log.info('the existing alternate user holds nothing the current user lacks (Oracle has no marker; capability check only)', { username: to, fromUser: from, status });
     },
 
     async upsertAlternateUser(admin, { currentUser, alternateUser, newPassword }, log): Promise<void> {
@@ -576,13 +774,26 @@ export function createOracleEngine(options: OracleEngineOptions = {}): DatabaseE
       }
 
       if (!row) {
-        await run(admin, `CREATE USER ${user} IDENTIFIED BY ${password}`, `create the user ${user}`);
-        const copied = await copyGrants(admin, from, to, log);
-        log.info('created the alternate user and copied grants', { username: to, fromUser: from, grants: copied });
-        return;
+        let created = true;
+        try {
+          await run(admin, `CREATE USER ${user} IDENTIFIED BY ${password}`, `create the user ${user}`);
+        } catch (err) {
+          // A concurrent duplicate of this step created it between the lookup and here: update it instead.
+          const again = oracleErrorCode((err as { cause?: unknown }).cause) === 'ORA-01920'
+            ? (await run(admin, 'SELECT username, account_status, USER FROM dba_users WHERE username = :u', `look up ${user} in DBA_USERS`, { u: to })).rows?.[0]
+            : undefined;
+          if (!again) throw err;
+          log.info('the alternate user was created concurrently (another invocation of this step); updating it instead', { username: to });
+          created = false;
+        }
+        if (created) {
+          const copied = await copyGrants(admin, from, to, log);
+          log.info('created the alternate user and copied grants', { username: to, fromUser: from, grants: copied });
+          return;
+        }
       }
 
-      if (String(row[1] ?? '').includes('LOCKED')) {
+      if (String(row?.[1] ?? '').includes('LOCKED')) {
         log.warn('the alternate user is locked; its new password will not log in until it is unlocked', { username: to });
       }
       const copied = await copyGrants(admin, from, to, log);

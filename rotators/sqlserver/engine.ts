@@ -4,10 +4,11 @@ import { Connection, type ConnectionConfiguration, Request, TYPES } from 'tediou
 import { connectInSequence } from 'tedious/lib/connector';
 import type { AlternateUserChange, ConnectOptions, DatabaseEngine, PasswordChange } from '../../src/db/engine';
 import { errorChain, nodeErrorClass } from '../../src/db/net-errors';
-import { type DbSecret, defaultAlternateUsername, portOf } from '../../src/db/secret';
+import { CLONE_SUFFIX, type DbSecret, defaultAlternateUsername, portOf } from '../../src/db/secret';
 import { type TlsOptions, trustedCaOption } from '../../src/db/tls';
 import { ConfigError, ConnectError, PrivilegeError, RotationError, RotationStateError, SecretFormatError } from '../../src/errors';
 import type { Logger } from '../../src/log';
+import type { Env } from '../../src/password';
 
 /**
  * Microsoft SQL Server (and RDS for SQL Server), through tedious, the TDS driver under `mssql`.
@@ -37,8 +38,13 @@ export const SQLSERVER_DEFAULT_DATABASE = 'master';
 export const MAX_IDENTIFIER_LENGTH = 128;
 /** SQL Server's limit for a SQL login's or contained user's password. */
 export const MAX_PASSWORD_LENGTH = 128;
-/** How long one statement may run. */
-export const REQUEST_TIMEOUT_MS = 30_000;
+/** After a statement timed out, how long tedious waits for the server to acknowledge the cancel. */
+export const CANCEL_TIMEOUT_MS = 2_000;
+/**
+ * The extended property on a clone's database user that marks it as the alternate of the user
+ * its value names (set when this rotator creates the clone; see checkAlternateUser).
+ */
+export const MARKER_PROPERTY = 'rotation-lambdas:alternate-of';
 /** Shown in sys.dm_exec_sessions.program_name, so DBAs can tell rotation sessions apart. */
 export const APP_NAME = 'rotation-lambdas';
 
@@ -86,7 +92,7 @@ export interface SqlServerEngineOptions {
 }
 
 /** The tedious configuration for one login attempt: host, port, database, TLS and timeouts from the secret. */
-export function buildConnectionConfig(secret: DbSecret, options: Pick<ConnectOptions, 'tls' | 'connectTimeoutMs'>): ConnectionConfiguration {
+export function buildConnectionConfig(secret: DbSecret, options: Pick<ConnectOptions, 'tls' | 'connectTimeoutMs' | 'statementTimeoutMs'>): ConnectionConfiguration {
   const { tls } = options;
   return {
     server: secret.host,
@@ -100,7 +106,9 @@ export function buildConnectionConfig(secret: DbSecret, options: Pick<ConnectOpt
       trustServerCertificate: !(tls.verifyChain && tls.verifyHostname),
       cryptoCredentialsDetails: { minVersion: 'TLSv1.2', ...trustedCaOption(tls) },
       connectTimeout: options.connectTimeoutMs,
-      requestTimeout: REQUEST_TIMEOUT_MS,
+      // STATEMENT_TIMEOUT_MS: tedious cancels a request that takes longer (ETIMEOUT); TimedConnection is the backstop.
+      requestTimeout: options.statementTimeoutMs,
+      cancelTimeout: Math.min(CANCEL_TIMEOUT_MS, options.statementTimeoutMs),
       appName: APP_NAME,
     },
   };
@@ -231,6 +239,43 @@ class TediousConnection implements SqlServerConnectionLike {
   }
 }
 
+/** What a statement timeout says, on every path (tedious's ETIMEOUT, the backstop, a dropped socket). */
+function statementTimeoutError(ms: number | undefined, cause?: unknown): ConnectError {
+  return new ConnectError(
+    'NETWORK',
+    `SQL Server did not answer a statement within ${ms === undefined ? 'the statement timeout' : `${ms} ms`} (STATEMENT_TIMEOUT_MS); the session was abandoned. ` +
+      'Check the server\'s load and blocking sessions, or raise STATEMENT_TIMEOUT_MS (keep it well below the Lambda timeout).',
+    cause,
+  );
+}
+
+/**
+ * Bounds every statement on the driver side as well: tedious's requestTimeout normally fails the
+ * request (ETIMEOUT), but its cancel waits for the server; this fails the statement at most
+ * CANCEL_TIMEOUT_MS later whatever the server does, and closes the session.
+ */
+export class TimedConnection implements SqlServerConnectionLike {
+  constructor(private readonly inner: SqlServerConnectionLike, readonly statementTimeoutMs: number) {}
+
+  query(sql: string, params?: Record<string, string>): Promise<Row[]> {
+    let timer: NodeJS.Timeout | undefined;
+    const backstop = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.inner.close().catch(() => undefined);
+        reject(statementTimeoutError(this.statementTimeoutMs));
+      }, this.statementTimeoutMs + CANCEL_TIMEOUT_MS);
+    });
+    return Promise.race([this.inner.query(sql, params), backstop]).finally(() => clearTimeout(timer));
+  }
+
+  async close(): Promise<void> {
+    // A session abandoned after a timeout may never answer a close either.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.inner.close(), new Promise<void>((resolve) => { timer = setTimeout(resolve, CANCEL_TIMEOUT_MS); })]);
+    clearTimeout(timer);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Error classification
 
@@ -262,11 +307,22 @@ export class SqlServerStatementError extends RotationError {
   }
 }
 
+/** tedious codes for a session that broke while a statement ran. */
+const SESSION_LOST_CODES = new Set(['ESOCKET', 'ECLOSE', 'ECONNRESET', 'EPIPE']);
+
 /** Runs a statement; `label` describes it in errors (it never contains a password). */
 async function run(conn: SqlServerConnectionLike, sql: string, label: string, params?: Record<string, string>): Promise<Row[]> {
   try {
     return await conn.query(sql, params);
   } catch (err) {
+    if (err instanceof RotationError) throw err;
+    const code = (err as { code?: unknown }).code;
+    if (code === 'ETIMEOUT') {
+      throw statementTimeoutError(conn instanceof TimedConnection ? conn.statementTimeoutMs : undefined, err);
+    }
+    if (typeof code === 'string' && SESSION_LOST_CODES.has(code)) {
+      throw new ConnectError('NETWORK', `The SQL Server session was lost while running ${label}: ${err instanceof Error ? err.message : String(err)}`, err);
+    }
     const number = (err as { number?: unknown }).number;
     const reason = err instanceof Error ? err.message : String(err);
     const detail = `SQL Server refused ${label}: ${reason}${typeof number === 'number' ? ` (error ${number})` : ''}`;
@@ -306,7 +362,7 @@ export const SQL = {
    * login. Without ALTER ANY LOGIN (or VIEW ANY DEFINITION) only one's own login is visible.
    */
   login:
-    'SELECT sp.name AS name, sp.type AS type, sp.default_database_name AS defaultDatabase, ' +
+    'SELECT sp.name AS name, sp.type AS type, sp.default_database_name AS defaultDatabase, sp.is_disabled AS disabled, ' +
     'CASE WHEN sp.sid = SUSER_SID() THEN 1 ELSE 0 END AS isSelf ' +
     'FROM sys.server_principals AS sp WHERE sp.name = @name',
   /** The database user a login maps to in the current database (by SID). */
@@ -319,10 +375,35 @@ export const SQL = {
     'JOIN sys.database_principals AS r ON r.principal_id = m.role_principal_id ' +
     'JOIN sys.database_principals AS u ON u.principal_id = m.member_principal_id ' +
     'WHERE u.name = @name',
+  /** The marker (MARKER_PROPERTY, bound as @property) on a database user. */
+  marker:
+    'SELECT CAST(ep.value AS nvarchar(4000)) AS value FROM sys.extended_properties AS ep ' +
+    'JOIN sys.database_principals AS dp ON dp.principal_id = ep.major_id ' +
+    'WHERE ep.class = 4 AND ep.minor_id = 0 AND dp.name = @name AND ep.name = @property',
+  /**
+   * A database principal's permissions, with the securable's names for every class SQL Server
+   * 2012+ has in every edition (sys.database_permissions.class); classes whose catalog view is
+   * newer (32 database scoped credential, 34 external language) come back without a name and
+   * are refused by name rather than guessed.
+   */
   dbPermissions:
     'SELECT p.class AS class, p.state AS state, p.permission_name AS permissionName, ' +
-    'CASE p.class WHEN 1 THEN OBJECT_SCHEMA_NAME(p.major_id) WHEN 6 THEN SCHEMA_NAME(t.schema_id) END AS schemaName, ' +
-    'CASE p.class WHEN 1 THEN OBJECT_NAME(p.major_id) WHEN 3 THEN SCHEMA_NAME(p.major_id) WHEN 4 THEN tp.name WHEN 6 THEN t.name END AS objectName, ' +
+    'CASE p.class WHEN 1 THEN OBJECT_SCHEMA_NAME(p.major_id) WHEN 6 THEN SCHEMA_NAME(t.schema_id) ' +
+    'WHEN 10 THEN (SELECT SCHEMA_NAME(x.schema_id) FROM sys.xml_schema_collections AS x WHERE x.xml_collection_id = p.major_id) END AS schemaName, ' +
+    'CASE p.class WHEN 1 THEN OBJECT_NAME(p.major_id) WHEN 3 THEN SCHEMA_NAME(p.major_id) WHEN 4 THEN tp.name WHEN 6 THEN t.name ' +
+    'WHEN 5 THEN (SELECT a.name FROM sys.assemblies AS a WHERE a.assembly_id = p.major_id) ' +
+    'WHEN 10 THEN (SELECT x.name FROM sys.xml_schema_collections AS x WHERE x.xml_collection_id = p.major_id) ' +
+    'WHEN 15 THEN (SELECT m.name FROM sys.service_message_types AS m WHERE m.message_type_id = p.major_id) ' +
+    'WHEN 16 THEN (SELECT c.name FROM sys.service_contracts AS c WHERE c.service_contract_id = p.major_id) ' +
+    'WHEN 17 THEN (SELECT s.name FROM sys.services AS s WHERE s.service_id = p.major_id) ' +
+    'WHEN 18 THEN (SELECT b.name FROM sys.remote_service_bindings AS b WHERE b.remote_service_binding_id = p.major_id) ' +
+    'WHEN 19 THEN (SELECT r.name FROM sys.routes AS r WHERE r.route_id = p.major_id) ' +
+    'WHEN 23 THEN (SELECT f.name FROM sys.fulltext_catalogs AS f WHERE f.fulltext_catalog_id = p.major_id) ' +
+    'WHEN 24 THEN (SELECT k.name FROM sys.symmetric_keys AS k WHERE k.symmetric_key_id = p.major_id) ' +
+    'WHEN 25 THEN (SELECT c.name FROM sys.certificates AS c WHERE c.certificate_id = p.major_id) ' +
+    'WHEN 26 THEN (SELECT k.name FROM sys.asymmetric_keys AS k WHERE k.asymmetric_key_id = p.major_id) ' +
+    'WHEN 29 THEN (SELECT f.name FROM sys.fulltext_stoplists AS f WHERE f.stoplist_id = p.major_id) ' +
+    'WHEN 31 THEN (SELECT l.name FROM sys.registered_search_property_lists AS l WHERE l.property_list_id = p.major_id) END AS objectName, ' +
     'CASE WHEN p.class = 1 AND p.minor_id <> 0 THEN COL_NAME(p.major_id, p.minor_id) END AS columnName, ' +
     'tp.type AS principalType ' +
     'FROM sys.database_permissions AS p ' +
@@ -405,9 +486,35 @@ function dbSecurable(p: PermissionRow): string | null | undefined {
     }
     case 6: // TYPE
       return p.schemaName && p.objectName ? `TYPE::${quoteName(p.schemaName)}.${quoteName(p.objectName)}` : undefined;
-    default:
-      return undefined;
+    case 10: // XML_SCHEMA_COLLECTION
+      return p.schemaName && p.objectName ? `XML SCHEMA COLLECTION::${quoteName(p.schemaName)}.${quoteName(p.objectName)}` : undefined;
+    default: {
+      const kind = SINGLE_NAME_DB_SECURABLES[Number(p.class)];
+      return kind && p.objectName ? `${kind}::${quoteName(p.objectName)}` : undefined;
+    }
   }
+}
+
+/** sys.database_permissions classes whose securable is one name, and their GRANT ... ON keyword. */
+export const SINGLE_NAME_DB_SECURABLES: Record<number, string> = {
+  5: 'ASSEMBLY',
+  15: 'MESSAGE TYPE',
+  16: 'CONTRACT',
+  17: 'SERVICE',
+  18: 'REMOTE SERVICE BINDING',
+  19: 'ROUTE',
+  23: 'FULLTEXT CATALOG',
+  24: 'SYMMETRIC KEY',
+  25: 'CERTIFICATE',
+  26: 'ASYMMETRIC KEY',
+  29: 'FULLTEXT STOPLIST',
+  31: 'SEARCH PROPERTY LIST',
+};
+
+/** What a permission row is, for messages: `CONTROL on class 25 "signing_cert"` (names only, never values). */
+export function describePermission(p: PermissionRow): string {
+  const on = [p.schemaName, p.objectName, p.columnName].filter((x): x is string => typeof x === 'string' && x.length > 0).map((x) => quoteName(x)).join('.');
+  return `${STATES[p.state] ?? p.state} ${String(p.permissionName).slice(0, 60)}${p.state === 'W' ? ' (WITH GRANT OPTION)' : ''} on ${Number(p.class) === 0 || Number(p.class) === 100 ? (Number(p.class) === 0 ? 'the database' : 'the server') : `securable class ${Number(p.class)}${on ? ` ${on}` : ''}`}`;
 }
 
 /** ON clause of a server permission, by sys.server_permissions.class; undefined: not supported. */
@@ -452,6 +559,71 @@ function refuseSelf(principal: Row, alt: string): void {
   }
 }
 
+/** ADOPT_UNMARKED_ALTERNATE: true/false (1/0, yes/no); anything else is a ConfigError. */
+export function adoptUnmarked(env: Env): boolean {
+  const raw = env.ADOPT_UNMARKED_ALTERNATE?.trim().toLowerCase();
+  if (!raw) return false;
+  if (['true', '1', 'yes', 'y'].includes(raw)) return true;
+  if (['false', '0', 'no', 'n'].includes(raw)) return false;
+  throw new ConfigError(`ADOPT_UNMARKED_ALTERNATE must be true or false, got "${raw.slice(0, 20)}".`);
+}
+
+interface PairSides {
+  current: string;
+  alternate: string;
+  /** The `_clone` side, which carries the marker. */
+  clone: string;
+  /** The original user the marker names. */
+  origin: string;
+  contained: boolean;
+}
+
+function pairSides(current: string, alternate: string, contained = false): PairSides {
+  const cloneIsAlternate = alternate === current + CLONE_SUFFIX;
+  return { current, alternate, contained, clone: cloneIsAlternate ? alternate : current, origin: cloneIsAlternate ? current : alternate };
+}
+
+function capabilityKey(p: PermissionRow): string {
+  return JSON.stringify([Number(p.class), p.permissionName, p.schemaName ?? null, p.objectName ?? null, p.columnName ?? null, p.principalType ?? null]);
+}
+
+/** Permissions `alt` holds that `current` does not (a GRANT, or a grant option `current` lacks); DENYs restrict and are ignored. */
+function beyond(current: PermissionRow[], alt: PermissionRow[]): PermissionRow[] {
+  const held = new Map<string, string>();
+  for (const p of current) {
+    if (p.state === 'G' || p.state === 'W') held.set(capabilityKey(p), held.get(capabilityKey(p)) === 'W' ? 'W' : p.state);
+  }
+  return alt.filter((p) => (p.state === 'G' && !held.has(capabilityKey(p))) || (p.state === 'W' && held.get(capabilityKey(p)) !== 'W'));
+}
+
+function extrasError(alt: string, current: string, where: string, roles: string[], permissions: PermissionRow[]): PrivilegeError {
+  const what = [...roles, ...permissions.map(describePermission)];
+  return new PrivilegeError(
+    `The alternate user "${alt}" holds ${what.length} capabilit${what.length === 1 ? 'y' : 'ies'} ${where} that "${current}" lacks (${what.slice(0, 10).join('; ')}${what.length > 10 ? '; ...' : ''}); it is not this pair's alternate. Refusing to change its password.`,
+    'Use another username for this secret, or remove those memberships/permissions if it really is the alternate of the current user.',
+  );
+}
+
+/** Runs a statement; a privilege refusal is recorded in `refused` (reported together at the end) instead of thrown. */
+async function runOrCollect(conn: SqlServerConnectionLike, sql: string, label: string, refused: string[]): Promise<boolean> {
+  try {
+    await run(conn, sql, label);
+    return true;
+  } catch (err) {
+    if (!(err instanceof PrivilegeError)) throw err;
+    refused.push(`${label}: ${err.message.replace(/^SQL Server refused [^:]*: /, '').replace(/ Give the user.*$/, '')}`);
+    return false;
+  }
+}
+
+function failIfRefused(refused: string[], to: string, where: string): void {
+  if (refused.length === 0) return;
+  throw new PrivilegeError(
+    `The admin user may not give ${quoteName(to)} ${refused.length} of the current user's memberships/permissions in ${where}, so the alternate user would lack them: ${refused.join('; ')}.`,
+    'Have a login that may give them (a member of the role for a fixed server role, CONTROL SERVER/sysadmin for server-level grants the RDS master lacks) grant them to the alternate user, then rotate again; the rotation did not switch users.',
+  );
+}
+
 function names(rows: Row[], column: string): string[] {
   return rows.map((r) => r[column]).filter((v): v is string => typeof v === 'string');
 }
@@ -479,11 +651,13 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
       verifyHostname: opts.tls.verifyHostname,
       customCa: opts.tls.ca !== undefined,
     });
+    let conn: SqlServerConnectionLike;
     try {
-      return await connectFn(config, opts.tls);
+      conn = await connectFn(config, opts.tls);
     } catch (err) {
       throw classifyConnectError(err, where);
     }
+    return new TimedConnection(conn, opts.statementTimeoutMs);
   }
 
   async function setOwnPassword(conn: SqlServerConnectionLike, change: PasswordChange, log: Logger): Promise<void> {
@@ -499,7 +673,155 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
     log.info('changed own password', { username: change.username, principal: info.containedUser ? 'contained database user' : 'login', database: info.databaseName });
   }
 
+  // ---- the pair proof (read-only) -----------------------------------------------------------
+
+  /**
+   * Before anything changes: an existing alternate user must be a login (or contained user) that
+   * can log in, hold nothing the current user lacks, and (where the pair has a database user in
+   * this database) carry the marker naming the original user. See README "Alternating users".
+   */
+  async function checkAlternateUser(conn: SqlServerConnectionLike, change: AlternateUserChange, log: Logger): Promise<void> {
+    const { currentUser, alternateUser: alt } = change;
+    const adopt = adoptUnmarked(change.env);
+    const info = await sessionInfo(conn, { containment: false });
+    const [template] = await run(conn, SQL.dbPrincipal, 'the database principal lookup', { name: currentUser });
+    const contained = template !== undefined && Number(template.authenticationType) === 2;
+    const sides = pairSides(currentUser, alt, contained);
+
+    if (contained) {
+      const [existing] = await run(conn, SQL.dbPrincipal, 'the database principal lookup', { name: alt });
+      if (!existing) return;
+      refuseSelf(existing, alt);
+      if (existing.type !== 'S' || Number(existing.authenticationType) !== 2) {
+        throw new RotationStateError(
+          `The database principal "${alt}" in ${info.databaseName} exists but is not a contained user with a password; refusing to take it over.`,
+          'Rename or drop it, or use another username.',
+        );
+      }
+      await refuseDatabaseExtras(conn, currentUser, alt, alt, info);
+      await requireMarker(conn, sides, sides.clone, info, adopt, log);
+      return;
+    }
+
+    const [current] = await run(conn, SQL.login, 'the login lookup', { name: currentUser });
+    if (!current || current.type !== 'S') return; // upsertAlternateUser explains this one
+    const [templateUser] = await run(conn, SQL.loginUser, 'the database user lookup', { name: currentUser });
+    const templateName = templateUser ? String(templateUser.name) : undefined;
+    const [existing] = await run(conn, SQL.login, 'the login lookup', { name: alt });
+    if (!existing) {
+      // A new login: the database user it will get must not be someone else's (an orphan with privileges).
+      if (templateName) {
+        const userName = defaultAlternateUsername(templateName);
+        const [other] = await run(conn, SQL.dbPrincipal, 'the database principal lookup', { name: userName });
+        if (other) await refuseDatabaseExtras(conn, templateName, userName, alt, info);
+      }
+      return;
+    }
+    refuseSelf(existing, alt);
+    if (existing.type !== 'S') {
+      throw new RotationStateError(`The server principal "${alt}" exists but is not a SQL login; refusing to take it over.`,
+        'Rename or drop it, or use another username.');
+    }
+    if (Number(existing.disabled) === 1) {
+      throw new RotationStateError(`The login "${alt}" exists but is disabled; refusing to take it over (a disabled login is not this pair's alternate).`,
+        `If it is, enable it (ALTER LOGIN ${quoteName(alt)} ENABLE) and rotate again; otherwise use another username.`);
+    }
+    const serverRoles = new Set(names(await run(conn, SQL.serverRoles, 'the server role membership query', { name: currentUser }), 'roleName'));
+    const extraRoles = names(await run(conn, SQL.serverRoles, 'the server role membership query', { name: alt }), 'roleName').filter((r) => !serverRoles.has(r));
+    const extraPermissions = beyond(
+      await run(conn, SQL.serverPermissions, 'the server permission query', { name: currentUser }) as unknown as PermissionRow[],
+      await run(conn, SQL.serverPermissions, 'the server permission query', { name: alt }) as unknown as PermissionRow[],
+    );
+    if (extraRoles.length > 0 || extraPermissions.length > 0) {
+      throw extrasError(alt, currentUser, 'on the server', extraRoles.map((r) => `server role ${quoteName(r)}`), extraPermissions);
+    }
+    const [altUser] = await run(conn, SQL.loginUser, 'the database user lookup', { name: alt });
+    if (altUser) await refuseDatabaseExtras(conn, templateName, String(altUser.name), alt, info);
+    await requireMarker(conn, sides, sides.clone, info, adopt, log);
+  }
+
+  /** The alternate's database user `altUser` may hold no role or permission `fromUser` (absent: none) lacks. */
+  async function refuseDatabaseExtras(conn: SqlServerConnectionLike, fromUser: string | undefined, altUser: string, alt: string, info: SessionInfo): Promise<void> {
+    const roles = new Set(fromUser ? names(await run(conn, SQL.dbRoles, 'the role membership query', { name: fromUser }), 'roleName') : []);
+    const extraRoles = names(await run(conn, SQL.dbRoles, 'the role membership query', { name: altUser }), 'roleName').filter((r) => !roles.has(r));
+    const extraPermissions = beyond(
+      fromUser ? await run(conn, SQL.dbPermissions, 'the database permission query', { name: fromUser }) as unknown as PermissionRow[] : [],
+      await run(conn, SQL.dbPermissions, 'the database permission query', { name: altUser }) as unknown as PermissionRow[],
+    );
+    if (extraRoles.length > 0 || extraPermissions.length > 0) {
+      throw extrasError(alt, fromUser ?? '(no database user)', `in database ${info.databaseName} (database user ${quoteName(altUser)})`,
+        extraRoles.map((r) => `database role ${quoteName(r)}`), extraPermissions);
+    }
+  }
+
+  /** The clone side's database user carries the marker naming the original, or ADOPT_UNMARKED_ALTERNATE allows an unmarked pair. */
+  async function requireMarker(conn: SqlServerConnectionLike, sides: PairSides, cloneLoginOrUser: string, info: SessionInfo, adopt: boolean, log: Logger): Promise<void> {
+    const cloneUser = sides.contained ? cloneLoginOrUser : await loginUserName(conn, cloneLoginOrUser);
+    const marker = cloneUser ? await markerOf(conn, cloneUser) : undefined;
+    if (marker === sides.origin) return;
+    const where = cloneUser
+      ? `the database user ${quoteName(cloneUser)} in ${info.databaseName} carries ${marker === undefined ? 'no' : 'another'} extended property ${MARKER_PROPERTY} naming "${sides.origin}"`
+      : `"${sides.clone}" has no database user in ${info.databaseName}, where the marker would be`;
+    if (adopt) {
+      log.warn('adopting an unmarked alternate user (ADOPT_UNMARKED_ALTERNATE=true): it holds nothing the current user lacks; the marker is added now', {
+        alternateUser: sides.alternate, clone: sides.clone, database: info.databaseName,
+      });
+      return;
+    }
+    throw new PrivilegeError(
+      `The alternate user "${sides.alternate}" already exists but is not marked as this pair's alternate: ${where}. Refusing to change its password.`,
+      `If "${sides.alternate}" really is the alternate of "${sides.current}" (e.g. created by AWS's rotation function or an older version of this one), set ADOPT_UNMARKED_ALTERNATE=true for one rotation; otherwise use another username.`,
+    );
+  }
+
+  async function loginUserName(conn: SqlServerConnectionLike, login: string): Promise<string | undefined> {
+    const [u] = await run(conn, SQL.loginUser, 'the database user lookup', { name: login });
+    return u ? String(u.name) : undefined;
+  }
+
+  async function markerOf(conn: SqlServerConnectionLike, user: string): Promise<string | undefined> {
+    const [row] = await run(conn, SQL.marker, 'the marker lookup', { name: user, property: MARKER_PROPERTY });
+    return typeof row?.value === 'string' ? row.value : undefined;
+  }
+
+  /** The statement (and its parameters) that sets the marker on `user`, or nothing when it is already there. */
+  async function markerStatement(conn: SqlServerConnectionLike, user: string, origin: string, userExists: boolean): Promise<{ sql: string; params: Record<string, string> } | undefined> {
+    const has = userExists ? await markerOf(conn, user) : undefined;
+    if (has === origin) return undefined;
+    const proc = has === undefined ? 'sp_addextendedproperty' : 'sp_updateextendedproperty';
+    return {
+      sql: `EXEC sys.${proc} @name = @markerName, @value = @markerValue, @level0type = N'USER', @level0name = @markerUser`,
+      params: { markerName: MARKER_PROPERTY, markerValue: origin, markerUser: user },
+    };
+  }
+
+  /** Runs statements as one batch in one transaction: all of them happen, or none (XACT_ABORT rolls back on any error). */
+  async function atomically(conn: SqlServerConnectionLike, statements: string[], params: Record<string, string>, label: string): Promise<void> {
+    if (statements.length === 1 && Object.keys(params).length === 0) {
+      await run(conn, statements[0], label);
+      return;
+    }
+    await run(conn, ['SET XACT_ABORT ON', 'BEGIN TRANSACTION', ...statements, 'COMMIT TRANSACTION'].join(';\n'), label, params);
+  }
+
+  // ---- create or update ----------------------------------------------------------------------
+
+  /**
+   * A concurrent duplicate of this step (Secrets Manager may invoke it twice) can create the
+   * login or user between our lookup and our CREATE: SQL Server answers 15025/15023, the
+   * transaction rolls back, and one more pass finds the (marked) user and converges.
+   */
   async function upsertAlternateUser(conn: SqlServerConnectionLike, change: AlternateUserChange, log: Logger): Promise<void> {
+    try {
+      await upsertOnce(conn, change, log);
+    } catch (err) {
+      if (!(err instanceof SqlServerStatementError) || (err.number !== 15025 && err.number !== 15023)) throw err;
+      log.info('the alternate user was created concurrently (another invocation of this step); updating it instead', { username: change.alternateUser, error: err.number });
+      await upsertOnce(conn, change, log);
+    }
+  }
+
+  async function upsertOnce(conn: SqlServerConnectionLike, change: AlternateUserChange, log: Logger): Promise<void> {
     const info = await sessionInfo(conn, { containment: false });
     if (info.majorVersion < 11) {
       throw new RotationError('UNSUPPORTED', 'The alternating-users strategy needs SQL Server 2012 or later (ALTER ROLE ... ADD MEMBER, containment metadata).');
@@ -515,13 +837,18 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
   /** The current user is a contained database user: the alternate is one too. */
   async function upsertContainedUser(conn: SqlServerConnectionLike, change: AlternateUserChange, template: Row, info: SessionInfo, log: Logger): Promise<void> {
     const alt = change.alternateUser;
+    const sides = pairSides(change.currentUser, alt, true);
     const [existing] = await run(conn, SQL.dbPrincipal, 'the database principal lookup', { name: alt });
     const password = nLiteral(change.newPassword, 'new password');
     const schema = str(template.defaultSchema);
     if (!existing) {
-      await run(conn, `CREATE USER ${quoteName(alt)} WITH PASSWORD = ${password}${schema ? `, DEFAULT_SCHEMA = ${quoteName(schema)}` : ''}`,
-        `CREATE USER ${quoteName(alt)}`);
-      log.info('created contained database user', { username: alt, database: info.databaseName });
+      // The user and its marker together: a retry never finds an unmarked clone of its own making.
+      const marker = await markerStatement(conn, sides.clone, sides.origin, sides.clone !== alt);
+      await atomically(conn, [
+        `CREATE USER ${quoteName(alt)} WITH PASSWORD = ${password}${schema ? `, DEFAULT_SCHEMA = ${quoteName(schema)}` : ''}`,
+        ...(marker ? [marker.sql] : []),
+      ], marker?.params ?? {}, `CREATE USER ${quoteName(alt)}`);
+      log.info('created contained database user', { username: alt, database: info.databaseName, marked: sides.clone });
     } else {
       refuseSelf(existing, alt);
       if (existing.type !== 'S' || Number(existing.authenticationType) !== 2) {
@@ -533,13 +860,22 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
       await run(conn, `ALTER USER ${quoteName(alt)} WITH PASSWORD = ${password}`, `ALTER USER ${quoteName(alt)}`);
       log.info('set contained database user password', { username: alt, database: info.databaseName });
       await syncDefaultSchema(conn, alt, str(existing.defaultSchema), schema, log);
+      await ensureMarker(conn, sides.clone, sides.origin, log);
     }
     await copyDatabaseAccess(conn, change.currentUser, alt, info, log);
+  }
+
+  async function ensureMarker(conn: SqlServerConnectionLike, user: string, origin: string, log: Logger): Promise<void> {
+    const marker = await markerStatement(conn, user, origin, true);
+    if (!marker) return;
+    await run(conn, marker.sql, `the marker on ${quoteName(user)}`, marker.params);
+    log.info('marked the alternate user pair', { username: user, alternateOf: origin });
   }
 
   /** The current user is a server login: the alternate is a login, with a database user if the current login has one. */
   async function upsertLogin(conn: SqlServerConnectionLike, change: AlternateUserChange, info: SessionInfo, log: Logger): Promise<void> {
     const { currentUser, alternateUser: alt } = change;
+    const sides = pairSides(currentUser, alt);
     const [current] = await run(conn, SQL.login, 'the login lookup', { name: currentUser });
     if (!current || current.type !== 'S') {
       throw new RotationStateError(
@@ -547,13 +883,31 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
         'The alternating-users strategy rotates SQL logins and contained database users; the admin needs ALTER ANY LOGIN.',
       );
     }
+    const [templateUser] = await run(conn, SQL.loginUser, 'the database user lookup', { name: currentUser });
+    const templateName = templateUser ? String(templateUser.name) : undefined;
+    const schema = templateUser ? str(templateUser.defaultSchema) : undefined;
     const [existing] = await run(conn, SQL.login, 'the login lookup', { name: alt });
     const password = nLiteral(change.newPassword, 'new password');
+    let altUser: string | undefined;
     if (!existing) {
+      // The login, its database user and the marker in one transaction, so that a retry after
+      // any failure finds either nothing or a marked pair.
       const defaultDb = str(current.defaultDatabase);
-      await run(conn, `CREATE LOGIN ${quoteName(alt)} WITH PASSWORD = ${password}${defaultDb ? `, DEFAULT_DATABASE = ${quoteName(defaultDb)}` : ''}`,
-        `CREATE LOGIN ${quoteName(alt)}`);
-      log.info('created login', { login: alt });
+      const statements = [`CREATE LOGIN ${quoteName(alt)} WITH PASSWORD = ${password}${defaultDb ? `, DEFAULT_DATABASE = ${quoteName(defaultDb)}` : ''}`];
+      let params: Record<string, string> = {};
+      if (templateName) {
+        altUser = defaultAlternateUsername(templateName);
+        const [other] = await run(conn, SQL.dbPrincipal, 'the database principal lookup', { name: altUser });
+        statements.push(mapUserStatement(other, altUser, alt, schema, info));
+        const cloneUser = sides.clone === alt ? altUser : templateName;
+        const marker = await markerStatement(conn, cloneUser, sides.origin, cloneUser !== altUser || other !== undefined);
+        if (marker) {
+          statements.push(marker.sql);
+          params = marker.params;
+        }
+      }
+      await atomically(conn, statements, params, `CREATE LOGIN ${quoteName(alt)}`);
+      log.info('created login', { login: alt, databaseUser: altUser, database: info.databaseName });
     } else {
       refuseSelf(existing, alt);
       if (existing.type !== 'S') {
@@ -562,42 +916,41 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
       }
       await run(conn, `ALTER LOGIN ${quoteName(alt)} WITH PASSWORD = ${password}`, `ALTER LOGIN ${quoteName(alt)}`);
       log.info('set login password', { login: alt });
+      if (templateName) {
+        const [mapped] = await run(conn, SQL.loginUser, 'the database user lookup', { name: alt });
+        if (mapped) {
+          altUser = String(mapped.name);
+          await syncDefaultSchema(conn, altUser, str(mapped.defaultSchema), schema, log);
+        } else {
+          altUser = defaultAlternateUsername(templateName);
+          const [other] = await run(conn, SQL.dbPrincipal, 'the database principal lookup', { name: altUser });
+          await run(conn, mapUserStatement(other, altUser, alt, schema, info), `the database user ${quoteName(altUser)} for login ${quoteName(alt)}`);
+          log.info('created or mapped database user', { username: altUser, login: alt, database: info.databaseName });
+          if (other) await syncDefaultSchema(conn, altUser, str(other.defaultSchema), schema, log);
+        }
+        await ensureMarker(conn, sides.clone === alt ? altUser : templateName, sides.origin, log);
+      }
     }
 
     if (info.databaseName.toLowerCase() === 'master') await copyServerAccess(conn, currentUser, alt, log);
-
-    const [templateUser] = await run(conn, SQL.loginUser, 'the database user lookup', { name: currentUser });
-    if (!templateUser) {
-      log.info('the current login has no user in this database; only the login was copied', { login: currentUser, database: info.databaseName });
+    if (!templateName || !altUser) {
+      log.info('the current login has no user in this database; only the login was copied (no marker: see ADOPT_UNMARKED_ALTERNATE)', { login: currentUser, database: info.databaseName });
       return;
     }
-    const templateName = String(templateUser.name);
-    const schema = str(templateUser.defaultSchema);
-    const [mapped] = await run(conn, SQL.loginUser, 'the database user lookup', { name: alt });
-    let altUser: string;
-    if (mapped) {
-      altUser = String(mapped.name);
-      await syncDefaultSchema(conn, altUser, str(mapped.defaultSchema), schema, log);
-    } else {
-      altUser = defaultAlternateUsername(templateName);
-      const [other] = await run(conn, SQL.dbPrincipal, 'the database principal lookup', { name: altUser });
-      if (!other) {
-        await run(conn, `CREATE USER ${quoteName(altUser)} FOR LOGIN ${quoteName(alt)}${schema ? ` WITH DEFAULT_SCHEMA = ${quoteName(schema)}` : ''}`,
-          `CREATE USER ${quoteName(altUser)}`);
-        log.info('created database user', { username: altUser, login: alt, database: info.databaseName });
-      } else if (other.type === 'S' && other.loginName == null && Number(other.authenticationType) !== 2) {
-        // An orphaned user (its login was dropped and recreated, or the database was restored elsewhere).
-        await run(conn, `ALTER USER ${quoteName(altUser)} WITH LOGIN = ${quoteName(alt)}`, `ALTER USER ${quoteName(altUser)} WITH LOGIN`);
-        log.info('remapped orphaned database user to the login', { username: altUser, login: alt, database: info.databaseName });
-        await syncDefaultSchema(conn, altUser, str(other.defaultSchema), schema, log);
-      } else {
-        throw new RotationStateError(
-          `The database principal "${altUser}" in ${info.databaseName} exists and does not belong to login "${alt}"; refusing to take it over.`,
-          'Rename or drop it, or map it to the login yourself.',
-        );
-      }
-    }
     await copyDatabaseAccess(conn, templateName, altUser, info, log);
+  }
+
+  /** CREATE USER for the login, or remap an orphaned user of that name; anything else is someone else's. */
+  function mapUserStatement(other: Row | undefined, altUser: string, login: string, schema: string | undefined, info: SessionInfo): string {
+    if (!other) return `CREATE USER ${quoteName(altUser)} FOR LOGIN ${quoteName(login)}${schema ? ` WITH DEFAULT_SCHEMA = ${quoteName(schema)}` : ''}`;
+    if (other.type === 'S' && other.loginName == null && Number(other.authenticationType) !== 2) {
+      // An orphaned user (its login was dropped and recreated, or the database was restored elsewhere).
+      return `ALTER USER ${quoteName(altUser)} WITH LOGIN = ${quoteName(login)}`;
+    }
+    throw new RotationStateError(
+      `The database principal "${altUser}" in ${info.databaseName} exists and does not belong to login "${login}"; refusing to take it over.`,
+      'Rename or drop it, or map it to the login yourself.',
+    );
   }
 
   async function syncDefaultSchema(conn: SqlServerConnectionLike, user: string, has: string | undefined, wanted: string | undefined, log: Logger): Promise<void> {
@@ -608,51 +961,59 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
 
   /** Database role memberships and permissions of `from`, added to `to` (additive; nothing is revoked). */
   async function copyDatabaseAccess(conn: SqlServerConnectionLike, from: string, to: string, info: SessionInfo, log: Logger): Promise<void> {
-    await copyRoles(conn, { query: SQL.dbRoles, label: 'the role membership query', alter: 'ALTER ROLE' }, from, to, (role) =>
+    const refused: string[] = [];
+    await copyRoles(conn, { query: SQL.dbRoles, label: 'the role membership query', alter: 'ALTER ROLE' }, from, to, refused, (role) =>
       log.info('added database role membership', { username: to, role, database: info.databaseName }),
     );
-    await copyPermissions(conn, SQL.dbPermissions, from, to, 'database', log);
+    await copyPermissions(conn, SQL.dbPermissions, from, to, 'database', refused, log);
+    failIfRefused(refused, to, `database ${info.databaseName}`);
   }
 
   /** Server role memberships and server permissions of login `from`, added to login `to`. */
   async function copyServerAccess(conn: SqlServerConnectionLike, from: string, to: string, log: Logger): Promise<void> {
-    await copyRoles(conn, { query: SQL.serverRoles, label: 'the server role membership query', alter: 'ALTER SERVER ROLE' }, from, to, (role) =>
+    const refused: string[] = [];
+    await copyRoles(conn, { query: SQL.serverRoles, label: 'the server role membership query', alter: 'ALTER SERVER ROLE' }, from, to, refused, (role) =>
       log.info('added server role membership', { login: to, role }),
     );
-    await copyPermissions(conn, SQL.serverPermissions, from, to, 'server', log);
+    await copyPermissions(conn, SQL.serverPermissions, from, to, 'server', refused, log);
+    failIfRefused(refused, to, 'the server');
   }
 
-  /** Adds `to` to every role of `from` it is not a member of yet. */
+  /** Adds `to` to every role of `from` it is not a member of yet; a refusal is collected, not thrown. */
   async function copyRoles(
     conn: SqlServerConnectionLike,
     kind: { query: string; label: string; alter: 'ALTER ROLE' | 'ALTER SERVER ROLE' },
     from: string,
     to: string,
+    refused: string[],
     added: (role: string) => void,
   ): Promise<void> {
     const has = new Set(names(await run(conn, kind.query, kind.label, { name: to }), 'roleName'));
     for (const role of names(await run(conn, kind.query, kind.label, { name: from }), 'roleName')) {
       if (has.has(role)) continue;
       const statement = `${kind.alter} ${quoteName(role)} ADD MEMBER ${quoteName(to)}`;
-      await run(conn, statement, statement);
-      added(role);
+      if (await runOrCollect(conn, statement, statement, refused)) added(role);
     }
   }
 
-  async function copyPermissions(conn: SqlServerConnectionLike, query: string, from: string, to: string, scope: 'database' | 'server', log: Logger): Promise<void> {
+  /**
+   * Replays every permission of `from` that `to` lacks. A permission on a securable class this
+   * rotator cannot name fails the copy before any of them is replayed; a statement the server
+   * refuses for lack of privilege is collected and reported with the others.
+   */
+  async function copyPermissions(conn: SqlServerConnectionLike, query: string, from: string, to: string, scope: 'database' | 'server', refused: string[], log: Logger): Promise<void> {
     const label = `the ${scope} permission query`;
     const has = new Set((await run(conn, query, label, { name: to }) as unknown as PermissionRow[]).map(permissionKey));
-    for (const p of await run(conn, query, label, { name: from }) as unknown as PermissionRow[]) {
-      if (p.state === 'R' || has.has(permissionKey(p))) continue;
-      const stmt = permissionStatement(p, to, scope);
-      if (!stmt) {
-        log.warn('skipped a permission this rotator cannot replay; grant it to the alternate user yourself', {
-          scope, class: Number(p.class), permission: String(p.permissionName).slice(0, 60), username: to,
-        });
-        continue;
-      }
-      await run(conn, stmt, `${STATES[p.state]} ${p.permissionName} TO ${quoteName(to)}`);
-      log.info(`copied ${scope} permission`, { username: to, permission: p.permissionName, state: STATES[p.state] });
+    const missing = (await run(conn, query, label, { name: from }) as unknown as PermissionRow[]).filter((p) => p.state !== 'R' && !has.has(permissionKey(p)));
+    const planned = missing.map((p) => ({ p, stmt: permissionStatement(p, to, scope) }));
+    const unknown = planned.filter((x) => x.stmt === undefined).map((x) => describePermission(x.p));
+    if (unknown.length > 0) {
+      throw new RotationError('UNSUPPORTED',
+        `Cannot copy ${unknown.length} ${scope} permission(s) of "${from}" to "${to}": ${unknown.join('; ')} (a securable class this rotator cannot name, or a securable it cannot see). Nothing was granted.`,
+        { remedy: `Grant them to ${quoteName(to)} yourself (then rotate again), or remove them from "${from}".` });
+    }
+    for (const { p, stmt } of planned) {
+      if (await runOrCollect(conn, stmt!, stmt!, refused)) log.info(`copied ${scope} permission`, { username: to, permission: p.permissionName, state: STATES[p.state] });
     }
   }
 
@@ -668,7 +1029,11 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
     connect,
     close: (conn) => conn.close(),
     setOwnPassword,
+    checkAlternateUser,
     upsertAlternateUser,
+    validateSecret(_secret: DbSecret, _label: string, env: Env) {
+      adoptUnmarked(env);
+    },
     async check(conn) {
       const [row] = await run(conn, SQL.check, 'the check query');
       if (Number(row?.ok) !== 1) throw new SqlServerStatementError('The check query SELECT 1 returned no row.');

@@ -91,19 +91,45 @@ interface Injected {
   times: number;
 }
 
-/** Oracle-like system privileges a role confers. `*` = every privilege (DBA). */
+/** Oracle-like system privileges a role confers. `*` = every privilege (DBA; on RDS, minus RDS_WITHHELD). */
 const ROLE_PRIVILEGES: Record<string, string[]> = {
   CONNECT: ['CREATE SESSION'],
   RESOURCE: ['CREATE TABLE', 'CREATE SEQUENCE', 'CREATE PROCEDURE'],
   DBA: ['*'],
   SELECT_CATALOG_ROLE: ['SELECT ANY DICTIONARY'],
+  EXECUTE_CATALOG_ROLE: [],
 };
 
 const SYSTEM_PRIVILEGES = new Set([
   'CREATE SESSION', 'CREATE TABLE', 'CREATE VIEW', 'CREATE SEQUENCE', 'CREATE PROCEDURE', 'UNLIMITED TABLESPACE',
   'CREATE USER', 'ALTER USER', 'DROP USER', 'GRANT ANY ROLE', 'GRANT ANY PRIVILEGE', 'GRANT ANY OBJECT PRIVILEGE',
-  'SELECT ANY DICTIONARY', 'SELECT ANY TABLE',
+  'SELECT ANY DICTIONARY', 'SELECT ANY TABLE', 'ALTER SYSTEM', 'ALTER DATABASE', 'CREATE ANY DIRECTORY', 'DROP ANY DIRECTORY',
+  'RESTRICTED SESSION', 'EXEMPT ACCESS POLICY',
 ]);
+
+/**
+ * What RDS for Oracle takes out of the DBA role (Oracle.Concepts.Privileges.html): the master,
+ * which holds DBA, cannot grant a role it lacks ADMIN OPTION on, nor a system privilege it does
+ * not hold WITH ADMIN OPTION.
+ */
+export const RDS_WITHHELD_PRIVILEGES = ['ALTER DATABASE', 'ALTER SYSTEM', 'CREATE ANY DIRECTORY', 'DROP ANY DIRECTORY', 'GRANT ANY PRIVILEGE', 'GRANT ANY ROLE'];
+
+/** The RDS master's roles (UsingWithRDS.MasterAccounts.html), modelled as held WITH ADMIN OPTION (AWS does not say; unverified). */
+export const RDS_MASTER_ROLES = ['DBA', 'CONNECT', 'RESOURCE', 'SELECT_CATALOG_ROLE', 'EXECUTE_CATALOG_ROLE'];
+/** System privileges AWS grants the RDS master directly (with ADMIN OPTION in this model). */
+export const RDS_MASTER_SYSTEM_PRIVILEGES = ['GRANT ANY OBJECT PRIVILEGE', 'RESTRICTED SESSION', 'EXEMPT ACCESS POLICY'];
+
+/** SYS objects a catalog role carries (as object grants), for rdsadmin.rdsadmin_util.grant_sys_object. */
+function catalogRoleCovers(role: string, privilege: string, object: string): boolean {
+  if (role === 'SELECT_CATALOG_ROLE') return privilege === 'SELECT' && /^"SYS"\."(DBA_|V_\$|GV_\$|ALL_)/.test(object);
+  if (role === 'EXECUTE_CATALOG_ROLE') return privilege === 'EXECUTE' && /^"SYS"\."DBMS_/.test(object);
+  return false;
+}
+
+/** Objects owned by SYS (directories belong to SYS). */
+function isSysObject(object: string): boolean {
+  return object.startsWith('"SYS".') || object.startsWith('DIRECTORY ');
+}
 
 // -------------------------------------------------------------------------------------------
 // Oracle-like lexing: "quoted" identifiers are exact and cannot contain ", bare words fold to
@@ -247,6 +273,11 @@ export interface FakeOracleOptions {
   protocol?: 'TCP' | 'TCPS';
   /** The DEFAULT profile's reuse rule: 'forbidden' = PASSWORD_REUSE_MAX/TIME set (ORA-28007 on reuse). */
   passwordReuse?: 'allowed' | 'forbidden';
+  /**
+   * 'rds' (default): RDS for Oracle: DBA lacks RDS_WITHHELD_PRIVILEGES, and the RDSADMIN
+   * package grants SYS objects. 'self-managed': DBA is every privilege, no RDSADMIN.
+   */
+  flavour?: 'rds' | 'self-managed';
 }
 
 export class FakeOracleServer {
@@ -255,6 +286,15 @@ export class FakeOracleServer {
   readonly service: string;
   readonly protocol: 'TCP' | 'TCPS';
   readonly passwordReuse: 'allowed' | 'forbidden';
+  readonly flavour: 'rds' | 'self-managed';
+  /** Directories (owned by SYS). */
+  readonly directories = new Set(['DATA_PUMP_DIR']);
+  /** Statements are received and never answered (a server that stalls after the login). */
+  stallStatements = false;
+  /** Connection.callTimeout of every statement received, in order (ms; 0 = none). */
+  readonly callTimeouts: number[] = [];
+  /** While stalled, honour the driver's callTimeout (as node-oracledb does: NJS-123). False: ignore it, as a wedged driver would. */
+  honourCallTimeout = true;
   readonly users = new Map<string, FakeOracleUser>();
   readonly roles = new Set(Object.keys(ROLE_PRIVILEGES));
   readonly statements: ExecutedStatement[] = [];
@@ -271,10 +311,29 @@ export class FakeOracleServer {
     this.service = options.service ?? 'ORCLPDB1';
     this.protocol = options.protocol ?? 'TCP';
     this.passwordReuse = options.passwordReuse ?? 'allowed';
+    this.flavour = options.flavour ?? 'rds';
   }
 
-  addRole(name: string): this {
+  /**
+   * The RDS for Oracle master user: RDS_MASTER_ROLES and RDS_MASTER_SYSTEM_PRIVILEGES WITH ADMIN
+   * OPTION, READ/WRITE on DATA_PUMP_DIR WITH GRANT OPTION. Its DBA role lacks
+   * RDS_WITHHELD_PRIVILEGES on the 'rds' flavour.
+   */
+  addRdsMaster(name: string, password: string): FakeOracleUser {
+    const u = this.addUser(name, { password, roles: RDS_MASTER_ROLES, systemPrivileges: RDS_MASTER_SYSTEM_PRIVILEGES });
+    for (const r of u.roles.values()) r.admin = true;
+    for (const p of u.systemPrivileges.values()) p.admin = true;
+    u.objectGrants.push(
+      { privilege: 'READ', object: 'DIRECTORY "DATA_PUMP_DIR"', grantOption: true },
+      { privilege: 'WRITE', object: 'DIRECTORY "DATA_PUMP_DIR"', grantOption: true },
+    );
+    return u;
+  }
+
+  /** CREATE ROLE; `createdBy` gets it WITH ADMIN OPTION, as Oracle gives the creator. */
+  addRole(name: string, createdBy?: string): this {
     this.roles.add(name);
+    if (createdBy) this.user(createdBy).roles.set(name, { admin: true });
     return this;
   }
 
@@ -356,11 +415,32 @@ export class FakeOracleServer {
 
   hasPrivilege(user: FakeOracleUser, privilege: string): boolean {
     if (user.systemPrivileges.has(privilege)) return true;
-    for (const role of user.roles.keys()) {
-      const privs = ROLE_PRIVILEGES[role] ?? [];
-      if (privs.includes('*') || privs.includes(privilege)) return true;
-    }
+    for (const role of user.roles.keys()) if (this.roleConfers(role, privilege)) return true;
     return false;
+  }
+
+  private roleConfers(role: string, privilege: string): boolean {
+    const privs = ROLE_PRIVILEGES[role] ?? [];
+    if (privs.includes(privilege)) return true;
+    return privs.includes('*') && !(this.flavour === 'rds' && RDS_WITHHELD_PRIVILEGES.includes(privilege));
+  }
+
+  /** GRANT <system privilege>: GRANT ANY PRIVILEGE, or the privilege WITH ADMIN OPTION (directly, or through DBA, whose privileges carry it). */
+  canGrantSystem(user: FakeOracleUser, privilege: string): boolean {
+    if (this.hasPrivilege(user, 'GRANT ANY PRIVILEGE')) return true;
+    if (user.systemPrivileges.get(privilege)?.admin) return true;
+    return user.roles.has('DBA') && this.roleConfers('DBA', privilege);
+  }
+
+  /** GRANT <role>: GRANT ANY ROLE, or the role WITH ADMIN OPTION. */
+  canGrantRole(user: FakeOracleUser, role: string): boolean {
+    return this.hasPrivilege(user, 'GRANT ANY ROLE') || (user.roles.get(role)?.admin ?? false);
+  }
+
+  /** The user holds `privilege` on `object` WITH GRANT OPTION directly, or through a catalog role held WITH ADMIN OPTION. */
+  holdsGrantable(user: FakeOracleUser, privilege: string, object: string): boolean {
+    if (user.objectGrants.some((g) => g.privilege === privilege && g.object === object && g.grantOption)) return true;
+    return [...user.roles].some(([role, o]) => o.admin && catalogRoleCovers(role, privilege, object));
   }
 
   /** Run one statement as `sessionUser`. */
@@ -373,6 +453,10 @@ export class FakeOracleServer {
       }
     }
     const session = this.user(sessionUser);
+    const plsql = /^BEGIN RDSADMIN\.RDSADMIN_UTIL\.GRANT_SYS_OBJECT\(P_OBJ_NAME => :OBJ, P_GRANTEE => :GRANTEE, P_PRIVILEGE => :PRIV, P_GRANT_OPTION => (TRUE|FALSE)\); END;$/.exec(
+      sql.replace(/\s+/g, ' ').trim().toUpperCase(),
+    );
+    if (plsql) return this.grantSysObject(session, binds, plsql[1] === 'TRUE');
     const p = new Parser(lex(sql));
     if (p.isWord('SELECT')) return this.select(session, sql, binds);
     if (p.isWord('ALTER') && p.isWord('USER', 1)) return this.alterUser(session, p);
@@ -382,13 +466,59 @@ export class FakeOracleServer {
     throw new FakeUnrecognisedStatement(sql);
   }
 
+  /** rdsadmin.rdsadmin_util.grant_sys_object: passes on a SYS object privilege the caller may grant. */
+  private grantSysObject(session: FakeOracleUser, binds: Record<string, string>, grantOption: boolean): OracleResult {
+    if (this.flavour !== 'rds') throw ora('ORA-06550', "line 1, column 7:\nPLS-00201: identifier 'RDSADMIN.RDSADMIN_UTIL' must be declared");
+    requireBinds(binds, ['obj', 'grantee', 'priv']);
+    const object = this.directories.has(binds.obj) ? `DIRECTORY "${binds.obj}"` : `"SYS"."${binds.obj}"`;
+    const privilege = binds.priv.toUpperCase();
+    if (!/^[A-Z]+( [A-Z]+)*$/.test(privilege)) throw ora('ORA-00990', 'missing or invalid privilege');
+    const grantee = this.users.get(binds.grantee);
+    if (!grantee) throw ora('ORA-01917', `user or role '${binds.grantee}' does not exist`);
+    if (!this.holdsGrantable(session, privilege, object)) throw ora('ORA-01031', 'insufficient privileges');
+    const existing = grantee.objectGrants.find((g) => g.privilege === privilege && g.object === object);
+    if (existing) existing.grantOption ||= grantOption;
+    else grantee.objectGrants.push({ privilege, object, grantOption });
+    return {};
+  }
+
   private select(session: FakeOracleUser, sql: string, binds: Record<string, string>): OracleResult {
     const norm = sql.replace(/\s+/g, ' ').trim().toUpperCase();
     if (norm === 'SELECT 1 FROM DUAL') return { rows: [[1]] };
+    if (norm === "SELECT COUNT(*) FROM DBA_OBJECTS WHERE OWNER = 'RDSADMIN' AND OBJECT_NAME = 'RDSADMIN_UTIL' AND OBJECT_TYPE = 'PACKAGE'") {
+      if (!this.canReadDictionary(session)) throw ora('ORA-00942', 'table or view does not exist');
+      return { rows: [[this.flavour === 'rds' ? 1 : 0]] };
+    }
+    if (norm === 'SELECT ROLE FROM DBA_ROLES WHERE ROLE = :U') {
+      requireBinds(binds, ['u']);
+      if (!this.canReadDictionary(session)) throw ora('ORA-00942', 'table or view does not exist');
+      return { rows: this.roles.has(binds.u) ? [[binds.u]] : [] };
+    }
+    if (norm === 'SELECT PRIVILEGE, ADMIN_OPTION FROM DBA_SYS_PRIVS WHERE GRANTEE = :U') {
+      requireBinds(binds, ['u']);
+      if (!this.canReadDictionary(session)) throw ora('ORA-00942', 'table or view does not exist');
+      return { rows: [...(this.users.get(binds.u)?.systemPrivileges ?? [])].map(([p, o]) => [p, o.admin ? 'YES' : 'NO']) };
+    }
+    if (norm === 'SELECT GRANTED_ROLE, ADMIN_OPTION FROM DBA_ROLE_PRIVS WHERE GRANTEE = :U') {
+      requireBinds(binds, ['u']);
+      if (!this.canReadDictionary(session)) throw ora('ORA-00942', 'table or view does not exist');
+      return { rows: [...(this.users.get(binds.u)?.roles ?? [])].map(([r, o]) => [r, o.admin ? 'YES' : 'NO']) };
+    }
+    if (norm === 'SELECT OWNER, TABLE_NAME, PRIVILEGE, GRANTABLE FROM DBA_TAB_PRIVS WHERE GRANTEE = :U') {
+      requireBinds(binds, ['u']);
+      if (!this.canReadDictionary(session)) throw ora('ORA-00942', 'table or view does not exist');
+      // Column privileges live in DBA_COL_PRIVS, not here.
+      return {
+        rows: (this.users.get(binds.u)?.objectGrants ?? []).filter((g) => !g.privilege.includes('(')).map((g) => {
+          const dir = /^DIRECTORY "(.+)"$/.exec(g.object);
+          const obj = /^"(.+)"\."(.+)"$/.exec(g.object);
+          return dir ? ['SYS', dir[1], g.privilege, g.grantOption ? 'YES' : 'NO'] : [obj?.[1] ?? '?', obj?.[2] ?? g.object, g.privilege, g.grantOption ? 'YES' : 'NO'];
+        }),
+      };
+    }
     if (norm === 'SELECT USERNAME, ACCOUNT_STATUS, USER FROM DBA_USERS WHERE USERNAME = :U') {
       requireBinds(binds, ['u']);
-      const canRead = this.hasPrivilege(session, 'SELECT ANY DICTIONARY') || session.objectGrants.some((g) => g.object === '"SYS"."DBA_USERS"');
-      if (!canRead) throw ora('ORA-00942', 'table or view does not exist');
+      if (!this.canReadDictionary(session)) throw ora('ORA-00942', 'table or view does not exist');
       const u = this.users.get(binds.u);
       return { rows: u ? [[u.name, accountStatus(u), session.name]] : [] };
     }
@@ -405,6 +535,10 @@ export class FakeOracleServer {
       return { rows: [[this.lob(text)]] };
     }
     throw new FakeUnrecognisedStatement(sql);
+  }
+
+  private canReadDictionary(session: FakeOracleUser): boolean {
+    return this.hasPrivilege(session, 'SELECT ANY DICTIONARY') || session.objectGrants.some((g) => g.object === '"SYS"."DBA_USERS"');
   }
 
   private lob(text: string) {
@@ -506,10 +640,14 @@ export class FakeOracleServer {
 
     if (onAt >= 0) {
       if (withOption === 'ADMIN') throw ora('ORA-00993', 'missing GRANT keyword');
-      if (!this.hasPrivilege(session, 'GRANT ANY OBJECT PRIVILEGE')) throw ora('ORA-01031', 'insufficient privileges');
       const privilege = render(what.slice(0, onAt));
       const object = render(what.slice(onAt + 1));
       if (!privilege || !object || what.some((t) => t.kind === 'string' || t.kind === 'bind')) throw ora('ORA-00990', 'missing or invalid privilege');
+      // GRANT ANY OBJECT PRIVILEGE covers other schemas' objects, never SYS's: those need the grant
+      // option held directly (on RDS, rdsadmin.rdsadmin_util.grant_sys_object is the way).
+      const direct = session.objectGrants.some((g) => g.privilege === privilege && g.object === object && g.grantOption);
+      const allowed = direct || (isSysObject(object) ? this.flavour === 'self-managed' && this.hasPrivilege(session, 'GRANT ANY PRIVILEGE') : this.hasPrivilege(session, 'GRANT ANY OBJECT PRIVILEGE'));
+      if (!allowed) throw ora('ORA-01031', 'insufficient privileges');
       const existing = grantee.objectGrants.find((g) => g.privilege === privilege && g.object === object);
       if (existing) existing.grantOption ||= withOption === 'GRANT';
       else grantee.objectGrants.push({ privilege, object, grantOption: withOption === 'GRANT' });
@@ -517,8 +655,8 @@ export class FakeOracleServer {
     }
     if (withOption === 'GRANT') throw ora('ORA-00994', 'missing OPTION keyword');
     if (what.length === 1 && (what[0].kind === 'quoted' || what[0].kind === 'word') && this.roles.has(what[0].value)) {
-      if (!this.hasPrivilege(session, 'GRANT ANY ROLE')) throw ora('ORA-01031', 'insufficient privileges');
       const role = what[0].value;
+      if (!this.canGrantRole(session, role)) throw ora('ORA-01924', `role '${role}' not granted or does not exist`);
       const prev = grantee.roles.get(role);
       grantee.roles.set(role, { admin: (prev?.admin ?? false) || withOption === 'ADMIN' });
       return {};
@@ -526,7 +664,7 @@ export class FakeOracleServer {
     if (what.every((t) => t.kind === 'word')) {
       const privilege = what.map((t) => t.value).join(' ');
       if (!SYSTEM_PRIVILEGES.has(privilege)) throw ora('ORA-01919', `role '${privilege}' does not exist`);
-      if (!this.hasPrivilege(session, 'GRANT ANY PRIVILEGE')) throw ora('ORA-01031', 'insufficient privileges');
+      if (!this.canGrantSystem(session, privilege)) throw ora('ORA-01031', 'insufficient privileges');
       const prev = grantee.systemPrivileges.get(privilege);
       grantee.systemPrivileges.set(privilege, { admin: (prev?.admin ?? false) || withOption === 'ADMIN' });
       return {};
@@ -607,6 +745,8 @@ function loginUserName(user: string): string | undefined {
 
 class FakeOracleConnection implements OracleConnectionLike {
   private closed = false;
+  /** node-oracledb's Connection.callTimeout (ms; 0 = none), set by the engine. */
+  callTimeout = 0;
 
   constructor(
     private readonly server: FakeOracleServer,
@@ -615,6 +755,14 @@ class FakeOracleConnection implements OracleConnectionLike {
 
   async execute(sql: string, binds: Record<string, string> = {}, options?: { outFormat?: number }): Promise<OracleResult> {
     if (this.closed) throw new FakeOracleError('NJS-003', 'invalid or closed connection');
+    this.server.callTimeouts.push(this.callTimeout);
+    if (this.server.stallStatements) {
+      this.server.statements.push({ session: this.sessionUser, sql, binds: { ...binds }, options });
+      const ms = this.callTimeout;
+      return new Promise<OracleResult>((_, reject) => {
+        if (ms && this.server.honourCallTimeout) setTimeout(() => reject(new FakeOracleError('NJS-123', `call timeout of ${ms} ms exceeded`)), ms);
+      });
+    }
     return this.server.execute(this.sessionUser, sql, binds, options);
   }
 

@@ -45,6 +45,8 @@ export interface FakeDbPrincipal {
   authenticationType: 0 | 1 | 2;
   password?: string;
   defaultSchema?: string;
+  /** Extended properties (sys.extended_properties, class 4): name -> value. */
+  properties?: Map<string, string>;
 }
 
 /** A permission as sys.*_permissions describes it (plus the grantee). */
@@ -86,6 +88,8 @@ export interface FakeConnectAttempt {
 }
 
 interface Session {
+  /** tedious's requestTimeout for this connection (ms), as the engine configured it. */
+  requestTimeout?: number;
   principal: string;
   contained: boolean;
   database: string;
@@ -93,11 +97,36 @@ interface Session {
   login?: FakeLogin;
 }
 
+/**
+ * The RDS for SQL Server master user's server permissions, as AWS documents them
+ * (UsingWithRDS.MasterAccounts.html, CHAP_SQLServer.html). The fake holds them WITH GRANT OPTION
+ * (state W), so the master may pass them on; AWS does not document the grant option (unverified).
+ */
+export const RDS_MASTER_SERVER_PERMISSIONS = [
+  'ADMINISTER BULK OPERATIONS', 'ALTER ANY CONNECTION', 'ALTER ANY CREDENTIAL', 'ALTER ANY EVENT SESSION',
+  'ALTER ANY LINKED SERVER', 'ALTER ANY LOGIN', 'ALTER ANY SERVER AUDIT', 'ALTER ANY SERVER ROLE', 'ALTER SERVER STATE',
+  'ALTER TRACE', 'CONNECT SQL', 'CREATE ANY DATABASE', 'VIEW ANY DATABASE', 'VIEW ANY DEFINITION', 'VIEW SERVER STATE',
+] as const;
+/** The RDS master's fixed server roles (it is in neither sysadmin nor securityadmin). */
+export const RDS_MASTER_SERVER_ROLES = ['processadmin', 'setupadmin'] as const;
+
 /** Server permissions the fake knows (a permission without ON in master is a server permission if named here). */
-const SERVER_PERMISSION_NAMES = new Set([
-  'CONNECT SQL', 'VIEW SERVER STATE', 'VIEW ANY DATABASE', 'VIEW ANY DEFINITION', 'ALTER ANY LOGIN', 'ALTER TRACE',
-  'ALTER ANY CONNECTION', 'CREATE ANY DATABASE', 'ALTER SERVER STATE', 'CONTROL SERVER', 'IMPERSONATE ANY LOGIN',
+const SERVER_PERMISSION_NAMES = new Set<string>([
+  ...RDS_MASTER_SERVER_PERMISSIONS, 'CONTROL SERVER', 'IMPERSONATE ANY LOGIN', 'ALTER ANY DATABASE', 'SHUTDOWN',
+  'CREATE ENDPOINT', 'ALTER ANY ENDPOINT', 'EXTERNAL ACCESS ASSEMBLY', 'UNSAFE ASSEMBLY', 'AUTHENTICATE SERVER',
 ]);
+
+/** GRANT ... ON <kind>::[name] for securables named by one name (sys.database_permissions.class), written independently of the engine. */
+const SINGLE_NAME_CLASSES: Record<string, number> = {
+  ASSEMBLY: 5, 'MESSAGE TYPE': 15, CONTRACT: 16, SERVICE: 17, 'REMOTE SERVICE BINDING': 18, ROUTE: 19, 'FULLTEXT CATALOG': 23,
+  'SYMMETRIC KEY': 24, CERTIFICATE: 25, 'ASYMMETRIC KEY': 26, 'FULLTEXT STOPLIST': 29, 'SEARCH PROPERTY LIST': 31,
+};
+
+/** Fixed server roles: members are added only by sysadmin or by a member of the same role. */
+const FIXED_SERVER_ROLES = ['sysadmin', 'securityadmin', 'serveradmin', 'processadmin', 'setupadmin', 'dbcreator', 'diskadmin', 'bulkadmin'];
+
+/** The extended property's name the rotator writes; the fake answers SQL.marker for any name bound as @property. */
+const denied15247 = (what: string) => requestError(15247, `User does not have permission to perform this action. (${what})`);
 
 function requestError(number: number, message: string): RequestError {
   const e = new RequestError(message, 'EREQUEST');
@@ -117,8 +146,8 @@ export class FakeSqlServer {
   /** server role -> member logins */
   readonly serverRoleMembers = new Map<string, Set<string>>();
   readonly serverPermissions: FakePermission[] = [];
-  /** Logins with CONTROL SERVER (sysadmin): allowed everything. */
-  readonly admins = new Set<string>();
+  /** Every statement received (and never answered) while true: a server that accepts logins, then stalls. */
+  stallStatements = false;
   /** Every statement received, in order. */
   readonly statements: FakeStatement[] = [];
   readonly connects: FakeConnectAttempt[] = [];
@@ -140,7 +169,7 @@ export class FakeSqlServer {
 
   constructor() {
     this.addDatabase('master');
-    for (const role of ['sysadmin', 'securityadmin', 'serveradmin', 'processadmin', 'setupadmin', 'dbcreator']) {
+    for (const role of FIXED_SERVER_ROLES) {
       this.logins.set(role, { name: role, type: 'R', sid: randomUUID(), defaultDatabase: 'master', disabled: false });
       this.serverRoleMembers.set(role, new Set());
     }
@@ -155,18 +184,52 @@ export class FakeSqlServer {
     db.principals.set('guest', { name: 'guest', type: 'S', sid: randomUUID(), authenticationType: 0, defaultSchema: 'guest' });
     for (const role of ['db_owner', 'db_datareader', 'db_datawriter', 'db_ddladmin', 'db_securityadmin']) this.addRole(name, role);
     db.roleMembers.get('db_owner')!.add('dbo');
+    // RDS: the master owns the databases it creates (db_owner); the fake maps it into every new one.
+    if (name !== 'master') {
+      for (const master of this.rdsMasters) {
+        this.addUser(name, master, { login: master });
+        this.addRoleMember(name, 'db_owner', master);
+      }
+    }
     return db;
   }
 
+  /** RDS masters (addRdsMaster), mapped as db_owner into every database added later. */
+  private readonly rdsMasters: string[] = [];
+
+  /**
+   * The RDS for SQL Server master user: a SQL login in processadmin and setupadmin with the server
+   * permissions AWS documents (RDS_MASTER_SERVER_PERMISSIONS, WITH GRANT OPTION), NOT sysadmin or
+   * securityadmin, and db_owner in every user database (existing ones and those added later).
+   */
+  addRdsMaster(name: string, password: string): FakeLogin {
+    const login = this.addLogin(name, password);
+    const i = this.serverPermissions.findIndex((p) => p.grantee === name);
+    this.serverPermissions.splice(i, 1);
+    for (const permissionName of RDS_MASTER_SERVER_PERMISSIONS) this.serverPermissions.push({ grantee: name, class: 100, state: 'W', permissionName });
+    for (const role of RDS_MASTER_SERVER_ROLES) this.serverRoleMembers.get(role)!.add(name);
+    for (const db of this.databases.values()) {
+      if (db.name === 'master') continue;
+      this.addUser(db.name, name, { login: name });
+      this.addRoleMember(db.name, 'db_owner', name);
+    }
+    this.rdsMasters.push(name);
+    return login;
+  }
+
+  /** A user-defined server role (CREATE SERVER ROLE). */
+  addServerRole(name: string): void {
+    this.logins.set(name, { name, type: 'R', sid: randomUUID(), defaultDatabase: 'master', disabled: false });
+    this.serverRoleMembers.set(name, new Set());
+  }
+
+  /** A login; `admin: true` makes it sysadmin, which only a self-managed SQL Server has (on RDS: addRdsMaster). */
   addLogin(name: string, password: string, options: { admin?: boolean; defaultDatabase?: string; type?: 'S' | 'U' } = {}): FakeLogin {
     const login: FakeLogin = { name, type: options.type ?? 'S', sid: randomUUID(), password, defaultDatabase: options.defaultDatabase ?? 'master', disabled: false };
     this.logins.set(name, login);
     this.passwordsSeen.add(password);
     this.serverPermissions.push({ grantee: name, class: 100, state: 'G', permissionName: 'CONNECT SQL' });
-    if (options.admin) {
-      this.admins.add(name);
-      this.serverRoleMembers.get('sysadmin')!.add(name);
-    }
+    if (options.admin) this.serverRoleMembers.get('sysadmin')!.add(name);
     return login;
   }
 
@@ -275,6 +338,7 @@ export class FakeSqlServer {
         throw new ConnectionError("Server requires encryption, set 'encrypt' config option to true.", 'EENCRYPT');
       }
       const session = this.authenticate(user, password, o.database);
+      session.requestTimeout = o.requestTimeout;
       const conn = new FakeConnection(this, session);
       this.open.add(conn);
       return conn;
@@ -304,8 +368,31 @@ export class FakeSqlServer {
     return { principal: user, contained: false, database: dbName, login };
   }
 
+  /** sysadmin (CONTROL SERVER): allowed everything. Never the RDS master. */
   isAdmin(login: string): boolean {
-    return this.admins.has(login) || (this.serverRoleMembers.get('sysadmin')?.has(login) ?? false);
+    return this.serverRoleMembers.get('sysadmin')?.has(login) ?? false;
+  }
+
+  /** The login holds a server permission (granted, or through sysadmin). */
+  hasServerPermission(login: string, permission: string): boolean {
+    if (this.isAdmin(login)) return true;
+    return this.serverPermissions.some((p) => p.grantee === login && p.class === 100 && p.permissionName === permission && (p.state === 'G' || p.state === 'W'));
+  }
+
+  /** The login may GRANT a server permission: sysadmin, or it holds it WITH GRANT OPTION. */
+  canGrantServer(login: string, permission: string): boolean {
+    return this.isAdmin(login) || this.serverPermissions.some((p) => p.grantee === login && p.class === 100 && p.permissionName === permission && p.state === 'W');
+  }
+
+  /** The session may administer the database (CONTROL on it): sysadmin, dbo, or a member of db_owner. */
+  isDbOwner(session: Session, db: FakeDatabase): boolean {
+    if (!session.contained && this.isAdmin(session.principal)) return true;
+    const me = this.databasePrincipalOf(session, db);
+    return me === 'dbo' || (db.roleMembers.get('db_owner')?.has(me) ?? false);
+  }
+
+  requireDbOwner(session: Session, db: FakeDatabase, permission: string): void {
+    if (!this.isDbOwner(session, db)) throw denied15247(permission);
   }
 
   // ---- statements ------------------------------------------------------------------------------
@@ -323,7 +410,7 @@ export class FakeSqlServer {
     const catalog = this.catalog(session, sql, params ?? {});
     if (catalog) return catalog;
     try {
-      new Ddl(this, session, tokenize(sql)).run();
+      this.batch(session, tokenize(sql), params ?? {});
     } catch (err) {
       if (err instanceof Unrecognised) {
         this.unrecognised.push(record);
@@ -332,6 +419,41 @@ export class FakeSqlServer {
       throw err;
     }
     return [];
+  }
+
+  /**
+   * One batch: statements separated by `;`. `SET XACT_ABORT ON; BEGIN TRANSACTION; ...; COMMIT
+   * TRANSACTION` is modelled: an error inside rolls every change of the transaction back.
+   */
+  private batch(session: Session, tokens: Token[], params: Record<string, string>): void {
+    const statements: Token[][] = [[]];
+    for (const t of tokens) {
+      if (t.t === 'p' && t.v === ';') statements.push([]);
+      else statements.at(-1)!.push(t);
+    }
+    const list = statements.filter((s) => s.length > 0);
+    let rollback: (() => void) | undefined;
+    let xactAbort = false;
+    const is = (s: Token[], ...words: string[]) => s.length === words.length && words.every((w, i) => s[i].t === 'word' && s[i].v === w);
+    try {
+      for (const s of list) {
+        if (is(s, 'SET', 'XACT_ABORT', 'ON')) xactAbort = true;
+        else if (is(s, 'BEGIN', 'TRANSACTION')) {
+          if (rollback) throw new Unrecognised('nested transaction');
+          rollback = this.snapshot();
+        } else if (is(s, 'COMMIT', 'TRANSACTION')) {
+          if (!rollback) throw new Unrecognised('COMMIT without BEGIN TRANSACTION');
+          rollback = undefined;
+        } else new Ddl(this, session, s, params).run();
+      }
+      if (rollback) throw new Unrecognised('transaction left open at the end of the batch');
+    } catch (err) {
+      if (rollback) {
+        if (!xactAbort) throw new Unrecognised('a transaction without SET XACT_ABORT ON would stay open after an error');
+        rollback();
+      }
+      throw err;
+    }
   }
 
   private catalog(session: Session, sql: string, params: Record<string, string>): Row[] | undefined {
@@ -360,9 +482,13 @@ export class FakeSqlServer {
       case SQL.login: {
         const l = this.logins.get(needName());
         // Metadata visibility: without ALTER ANY LOGIN a session sees only its own login and the server roles.
-        const visible = l && (l.type === 'R' || (!session.contained && (this.isAdmin(session.principal) || l.name === session.principal)));
+        const seesAll = !session.contained && ['VIEW ANY DEFINITION', 'ALTER ANY LOGIN'].some((perm) => this.hasServerPermission(session.principal, perm));
+        const visible = l && (l.type === 'R' || (!session.contained && (seesAll || l.name === session.principal)));
         if (!visible) return [];
-        return [{ name: l.name, type: l.type, defaultDatabase: l.type === 'R' ? null : l.defaultDatabase, isSelf: !session.contained && l.sid === session.login!.sid ? 1 : 0 }];
+        return [{
+          name: l.name, type: l.type, defaultDatabase: l.type === 'R' ? null : l.defaultDatabase, disabled: l.disabled ? 1 : 0,
+          isSelf: !session.contained && l.sid === session.login!.sid ? 1 : 0,
+        }];
       }
       case SQL.loginUser: {
         const l = this.logins.get(needName());
@@ -375,6 +501,13 @@ export class FakeSqlServer {
         return db.permissions.filter((p) => p.grantee === needName()).map(({ grantee: _g, ...row }) => ({ schemaName: null, objectName: null, columnName: null, principalType: null, ...row }));
       case SQL.serverRoles:
         return [...this.serverRoleMembers].filter(([, m]) => m.has(needName())).map(([roleName]) => ({ roleName }));
+      case SQL.marker: {
+        const p = db.principals.get(needName());
+        const property = params.property;
+        if (typeof property !== 'string') throw requestError(137, 'Must declare the scalar variable "@property".');
+        const value = p?.properties?.get(property);
+        return value === undefined ? [] : [{ value }];
+      }
       case SQL.serverPermissions:
         return this.serverPermissions.filter((p) => p.grantee === needName()).map(({ grantee: _g, ...row }) => ({ objectName: null, principalType: null, ...row }));
       default:
@@ -389,10 +522,24 @@ export class FakeSqlServer {
     return mapped ? mapped.name : this.isAdmin(session.principal) ? 'dbo' : 'guest';
   }
 
-  requireAdmin(session: Session, permission: string): void {
-    if (session.contained || !this.isAdmin(session.principal)) {
-      throw requestError(15247, `User does not have permission to perform this action. (${permission})`);
-    }
+  /** The session's login holds a server permission (or is sysadmin); contained users hold none. */
+  requireServerPermission(session: Session, permission: string): void {
+    if (session.contained || !this.hasServerPermission(session.principal, permission)) throw denied15247(permission);
+  }
+
+  /** State a transaction rolls back to. */
+  snapshot(): () => void {
+    const saved = structuredClone({ logins: this.logins, databases: this.databases, roles: this.serverRoleMembers, perms: this.serverPermissions });
+    return () => {
+      const copy = structuredClone(saved);
+      this.logins.clear();
+      for (const [k, v] of copy.logins) this.logins.set(k, v);
+      this.databases.clear();
+      for (const [k, v] of copy.databases) this.databases.set(k, v);
+      this.serverRoleMembers.clear();
+      for (const [k, v] of copy.roles) this.serverRoleMembers.set(k, v);
+      this.serverPermissions.splice(0, this.serverPermissions.length, ...copy.perms);
+    };
   }
 
   checkPolicy(password: string): void {
@@ -425,6 +572,14 @@ export class FakeConnection implements SqlServerConnectionLike {
 
   async query(sql: string, params?: Record<string, string>): Promise<Row[]> {
     if (this.closed) throw new RequestError('Requests can only be made in the LoggedIn state, not the Final state', 'EINVALIDSTATE');
+    if (this.server.stallStatements) {
+      this.server.statements.push({ sql, ...(params ? { params: { ...params } } : {}), principal: this.session.principal, database: this.session.database });
+      // Never answered; tedious fails the request after its requestTimeout (0: never).
+      const ms = this.session.requestTimeout;
+      return new Promise<Row[]>((_, reject) => {
+        if (ms) setTimeout(() => reject(new RequestError(`Timeout: Request failed to complete in ${ms}ms`, 'ETIMEOUT')), ms);
+      });
+    }
     return this.server.execute(this.session, sql, params);
   }
 
@@ -441,6 +596,7 @@ type Token =
   | { t: 'id'; v: string } // [bracketed identifier]
   | { t: 'str'; v: string } // N'unicode literal'
   | { t: 'word'; v: string } // bare word, upper-cased
+  | { t: 'var'; v: string } // @parameter (name without @)
   | { t: 'p'; v: string }; // punctuation
 
 class Unrecognised extends Error {}
@@ -498,10 +654,15 @@ export function tokenize(sql: string): Token[] {
       let v = '';
       while (i < sql.length && /[A-Za-z0-9_]/.test(sql[i])) v += sql[i++];
       out.push({ t: 'word', v: v.toUpperCase() });
+    } else if (c === '@' && /[A-Za-z_]/.test(sql[i + 1] ?? '')) {
+      let v = '';
+      i++;
+      while (i < sql.length && /[A-Za-z0-9_]/.test(sql[i])) v += sql[i++];
+      out.push({ t: 'var', v });
     } else if (c === ':' && sql[i + 1] === ':') {
       out.push({ t: 'p', v: '::' });
       i += 2;
-    } else if ('=,.()'.includes(c)) {
+    } else if ('=,.();'.includes(c)) {
       out.push({ t: 'p', v: c });
       i++;
     } else {
@@ -515,9 +676,16 @@ export function tokenize(sql: string): Token[] {
 class Ddl {
   private i = 0;
 
-  constructor(private readonly server: FakeSqlServer, private readonly session: Session, private readonly toks: Token[]) {}
+  constructor(
+    private readonly server: FakeSqlServer,
+    private readonly session: Session,
+    private readonly toks: Token[],
+    private readonly params: Record<string, string> = {},
+  ) {}
 
   run(): void {
+    if (this.accept('EXEC', 'SYS', '.', 'SP_ADDEXTENDEDPROPERTY')) return this.extendedProperty('add');
+    if (this.accept('EXEC', 'SYS', '.', 'SP_UPDATEEXTENDEDPROPERTY')) return this.extendedProperty('update');
     if (this.accept('ALTER', 'LOGIN')) return this.alterLogin();
     if (this.accept('CREATE', 'LOGIN')) return this.createLogin();
     if (this.accept('ALTER', 'USER')) return this.alterUser();
@@ -567,8 +735,46 @@ class Ddl {
     return this.server.db(this.session.database);
   }
 
-  private get admin(): boolean {
-    return !this.session.contained && this.server.isAdmin(this.session.principal);
+  private get dbOwner(): boolean {
+    return this.server.isDbOwner(this.session, this.db);
+  }
+
+  /** `@name = @param` or `@name = N'literal'` pairs, separated by commas. */
+  private namedArguments(): Map<string, string> {
+    const args = new Map<string, string>();
+    do {
+      const name = this.toks[this.i++];
+      if (name?.t !== 'var') throw new Unrecognised('expected @argument');
+      this.expect('=');
+      const v = this.toks[this.i++];
+      if (v?.t === 'str') args.set(name.v.toLowerCase(), v.v);
+      else if (v?.t === 'var') {
+        const bound = this.params[v.v];
+        if (typeof bound !== 'string') throw requestError(137, `Must declare the scalar variable "@${v.v}".`);
+        args.set(name.v.toLowerCase(), bound);
+      } else throw new Unrecognised('expected a value');
+    } while (this.accept(','));
+    this.end();
+    return args;
+  }
+
+  /** sp_addextendedproperty / sp_updateextendedproperty on a database USER (level 0). */
+  private extendedProperty(mode: 'add' | 'update'): void {
+    const args = this.namedArguments();
+    const name = args.get('name');
+    const value = args.get('value');
+    if (!name || value === undefined || args.get('level0type')?.toUpperCase() !== 'USER' || !args.get('level0name') || args.size !== 4) {
+      throw new Unrecognised('only a name and value on a database USER are modelled');
+    }
+    const user = this.db.principals.get(args.get('level0name')!);
+    if (!user || user.type === 'R') throw requestError(15135, `Object is invalid. Extended properties are not permitted on '${args.get('level0name')}', or the object does not exist.`);
+    // ALTER on the user: db_owner (ALTER ANY USER); db_ddladmin may not put properties on users.
+    if (!this.dbOwner) throw denied15247('ALTER ANY USER');
+    user.properties ??= new Map();
+    const has = user.properties.has(name);
+    if (mode === 'add' && has) throw requestError(15233, `Property cannot be added. Property '${name}' already exists for '${user.name}'.`);
+    if (mode === 'update' && !has) throw requestError(15217, `Property cannot be updated or deleted. Property '${name}' does not exist for '${user.name}'.`);
+    user.properties.set(name, value);
   }
 
   // -- statements
@@ -582,7 +788,10 @@ class Ddl {
     const self = !this.session.contained && this.session.principal === name;
     const denied = () => requestError(15151, `Cannot alter the login '${name}', because it does not exist or you do not have permission.`);
     if (!login || login.type !== 'S') throw denied();
-    if (!this.admin) {
+    const mayAlterAny = !this.session.contained && this.server.hasServerPermission(this.session.principal, 'ALTER ANY LOGIN') &&
+      // Resetting a sysadmin's password without OLD_PASSWORD takes CONTROL SERVER.
+      (!this.server.isAdmin(name) || this.server.isAdmin(this.session.principal));
+    if (!mayAlterAny) {
       if (!self || old === undefined) throw denied();
     }
     if (old !== undefined && old !== login.password) throw denied();
@@ -596,7 +805,7 @@ class Ddl {
     let defaultDatabase = 'master';
     if (this.accept(',', 'DEFAULT_DATABASE', '=')) defaultDatabase = this.id();
     this.end();
-    this.server.requireAdmin(this.session, 'ALTER ANY LOGIN');
+    this.server.requireServerPermission(this.session, 'ALTER ANY LOGIN');
     if (this.server.logins.has(name)) throw requestError(15025, `The server principal '${name}' already exists.`);
     if (!this.server.databases.has(defaultDatabase)) throw requestError(15010, `The database '${defaultDatabase}' does not exist.`);
     this.server.checkPolicy(password);
@@ -614,7 +823,7 @@ class Ddl {
       this.end();
       if (!user || user.type === 'R') throw denied();
       const self = this.session.contained && this.session.principal === name;
-      if (!(this.admin || (self && old !== undefined))) throw denied();
+      if (!(this.dbOwner || (self && old !== undefined))) throw denied();
       if (user.authenticationType !== 2) throw requestError(15562, `The user '${name}' is not a contained user with a password.`);
       if (old !== undefined && old !== user.password) throw denied();
       this.server.setUserPassword(user, password);
@@ -623,7 +832,7 @@ class Ddl {
     if (this.accept('LOGIN', '=')) {
       const loginName = this.id();
       this.end();
-      if (!this.admin || !user) throw denied();
+      if (!this.dbOwner || !user) throw denied();
       const login = this.server.logins.get(loginName);
       if (!login || login.type === 'R') throw requestError(15007, `'${loginName}' is not a valid login or you do not have permission.`);
       if ([...this.db.principals.values()].some((p) => p.sid === login.sid)) {
@@ -636,7 +845,7 @@ class Ddl {
     if (this.accept('DEFAULT_SCHEMA', '=')) {
       const schema = this.id();
       this.end();
-      if (!this.admin || !user) throw denied();
+      if (!this.dbOwner || !user) throw denied();
       user.defaultSchema = schema;
       return;
     }
@@ -649,7 +858,7 @@ class Ddl {
       const loginName = this.id();
       const schema = this.accept('WITH', 'DEFAULT_SCHEMA', '=') ? this.id() : undefined;
       this.end();
-      this.server.requireAdmin(this.session, 'ALTER ANY USER');
+      this.server.requireDbOwner(this.session, this.db, 'ALTER ANY USER');
       if (this.db.principals.has(name)) throw requestError(15023, `User, group, or role '${name}' already exists in the current database.`);
       const login = this.server.logins.get(loginName);
       if (!login || login.type === 'R') throw requestError(15007, `'${loginName}' is not a valid login or you do not have permission.`);
@@ -662,7 +871,7 @@ class Ddl {
       const password = this.str();
       const schema = this.accept(',', 'DEFAULT_SCHEMA', '=') ? this.id() : undefined;
       this.end();
-      this.server.requireAdmin(this.session, 'ALTER ANY USER');
+      this.server.requireDbOwner(this.session, this.db, 'ALTER ANY USER');
       if (!this.db.containment) throw requestError(33233, 'You can only create a user with a password in a contained database.');
       if (this.db.principals.has(name)) throw requestError(15023, `User, group, or role '${name}' already exists in the current database.`);
       this.server.checkPolicy(password);
@@ -675,7 +884,7 @@ class Ddl {
     this.expect('ADD', 'MEMBER');
     const member = this.id();
     this.end();
-    this.server.requireAdmin(this.session, 'ALTER ANY ROLE');
+    this.server.requireDbOwner(this.session, this.db, 'ALTER ANY ROLE');
     const r = this.db.principals.get(role);
     if (!r || r.type !== 'R') throw requestError(15151, `Cannot alter the role '${role}', because it does not exist or you do not have permission.`);
     if (!this.db.principals.has(member)) throw requestError(15151, `Cannot add the principal '${member}', because it does not exist or you do not have permission.`);
@@ -687,9 +896,15 @@ class Ddl {
     this.expect('ADD', 'MEMBER');
     const member = this.id();
     this.end();
-    this.server.requireAdmin(this.session, 'ALTER ANY SERVER ROLE');
     const r = this.server.logins.get(role);
-    if (!r || r.type !== 'R') throw requestError(15151, `Cannot alter the server role '${role}', because it does not exist or you do not have permission.`);
+    const refused = () => requestError(15151, `Cannot alter the server role '${role}', because it does not exist or you do not have permission.`);
+    if (!r || r.type !== 'R' || this.session.contained) throw refused();
+    const me = this.session.principal;
+    // A fixed server role takes members only from sysadmin or from its own members (sysadmin: only sysadmin);
+    // a user-defined one from ALTER ANY SERVER ROLE.
+    const allowed = this.server.isAdmin(me) ||
+      (FIXED_SERVER_ROLES.includes(role) ? role !== 'sysadmin' && this.server.serverRoleMembers.get(role)!.has(me) : this.server.hasServerPermission(me, 'ALTER ANY SERVER ROLE'));
+    if (!allowed) throw refused();
     if (!this.server.logins.has(member)) throw requestError(15151, `Cannot add the principal '${member}', because it does not exist or you do not have permission.`);
     this.server.serverRoleMembers.get(role)!.add(member);
   }
@@ -747,8 +962,15 @@ class Ddl {
           row = { class: 105, state: verb, permissionName, objectName: first };
           scope = 'server';
           break;
-        default:
-          throw new Unrecognised('unknown securable class');
+        case 'XML SCHEMA COLLECTION':
+          if (second === undefined) throw new Unrecognised('XML SCHEMA COLLECTION needs schema.name');
+          row = { class: 10, state: verb, permissionName, schemaName: first, objectName: second };
+          break;
+        default: {
+          const cls = SINGLE_NAME_CLASSES[kind.join(' ')];
+          if (cls === undefined || second !== undefined || column !== undefined) throw new Unrecognised('unknown securable class');
+          row = { class: cls, state: verb, permissionName, objectName: first };
+        }
       }
     } else if (this.session.database === 'master' && SERVER_PERMISSION_NAMES.has(permissionName)) {
       row = { class: 100, state: verb, permissionName };
@@ -760,7 +982,7 @@ class Ddl {
     const grantee = this.id();
     if (verb === 'G' && this.accept('WITH', 'GRANT', 'OPTION')) row.state = 'W';
     this.end();
-    this.server.requireAdmin(this.session, 'GRANT');
+    this.mayGrant(scope, row);
     const list = scope === 'server' ? this.server.serverPermissions : this.db.permissions;
     if (scope === 'server' ? !this.server.logins.has(grantee) : !this.db.principals.has(grantee)) {
       throw requestError(15151, `Cannot find the ${scope === 'server' ? 'login' : 'user'} '${grantee}', because it does not exist or you do not have permission.`);
@@ -773,6 +995,28 @@ class Ddl {
     const entry: FakePermission = { grantee, ...row };
     if (at >= 0) list[at] = entry;
     else list.push(entry);
+  }
+
+  /**
+   * Who may GRANT/DENY what. Database scope: db_owner (CONTROL on the database) or sysadmin.
+   * Server scope: sysadmin (CONTROL SERVER); else a server permission held WITH GRANT OPTION,
+   * ALTER / VIEW DEFINITION on a login or server role through ALTER ANY LOGIN / ALTER ANY SERVER
+   * ROLE / VIEW ANY DEFINITION held WITH GRANT OPTION. Anything else (IMPERSONATE or CONTROL on a
+   * login, endpoints, ...) needs CONTROL SERVER: error 4613, as SQL Server answers.
+   */
+  private mayGrant(scope: 'database' | 'server', row: PermissionRow): void {
+    if (scope === 'database') return this.server.requireDbOwner(this.session, this.db, 'GRANT');
+    const me = this.session.principal;
+    const refused = () => requestError(4613, 'Grantor does not have GRANT permission.');
+    if (this.session.contained) throw refused();
+    if (this.server.isAdmin(me)) return;
+    const p = row.permissionName;
+    if (row.class === 100 && this.server.canGrantServer(me, p)) return;
+    if (row.class === 101) {
+      const covering = p === 'VIEW DEFINITION' ? 'VIEW ANY DEFINITION' : p === 'ALTER' ? (row.principalType === 'R' ? 'ALTER ANY SERVER ROLE' : 'ALTER ANY LOGIN') : undefined;
+      if (covering && this.server.canGrantServer(me, covering)) return;
+    }
+    throw refused();
   }
 }
 
@@ -789,6 +1033,8 @@ export interface TdsStubOptions {
   /** PEM server certificate and key, for 'on'. */
   cert?: string;
   key?: string;
+  /** 'fail' (default): answer LOGIN7 with "Login failed". 'accept-then-stall': log in, answer tedious's initial SQL batch, then never answer again. */
+  login?: 'fail' | 'accept-then-stall';
 }
 
 export interface TdsStub {
@@ -797,6 +1043,8 @@ export interface TdsStub {
   received: Array<{ type: number; overTls: boolean }>;
   /** TLS handshakes the stub completed. */
   handshakes: number;
+  /** SQL batches / RPC requests the stub received and never answered ('accept-then-stall'). */
+  unanswered: number;
   close(): Promise<void>;
 }
 
@@ -814,6 +1062,23 @@ function preloginAnswer(encryption: number): Buffer {
   const table = Buffer.from([0x00, 0, 11, 0, 6, 0x01, 0, 17, 0, 1, 0xff]);
   const version = Buffer.from([16, 0, 0x0f, 0xa0, 0, 0]);
   return tdsPacket(TDS.TABULAR_RESULT, Buffer.concat([table, version, Buffer.from([encryption])]));
+}
+
+const TDS_SQL_BATCH = 0x01;
+const TDS_RPC = 0x03;
+
+function doneToken(): Buffer {
+  const u16 = (n: number) => { const b = Buffer.alloc(2); b.writeUInt16LE(n); return b; };
+  return Buffer.concat([Buffer.from([0xfd]), u16(0), u16(0), Buffer.alloc(8)]);
+}
+
+/** LOGINACK (TDS 7.4, "stub" 16.0) and DONE: a successful login. */
+function loginAckAnswer(): Buffer {
+  const name = Buffer.from('stub', 'utf16le');
+  const body = Buffer.concat([Buffer.from([1]), Buffer.from([0x74, 0x00, 0x00, 0x04]), Buffer.from([name.length / 2]), name, Buffer.from([16, 0, 0, 1])]);
+  const len = Buffer.alloc(2);
+  len.writeUInt16LE(body.length);
+  return tdsPacket(TDS.TABULAR_RESULT, Buffer.concat([Buffer.from([0xad]), len, body, doneToken()]));
 }
 
 function loginFailedAnswer(): Buffer {
@@ -870,7 +1135,8 @@ function duplexPair(): [Duplex, Duplex] {
 }
 
 export async function startTdsStub(options: TdsStubOptions): Promise<TdsStub> {
-  const stub: TdsStub = { port: 0, received: [], handshakes: 0, close: async () => undefined };
+  const stub: TdsStub = { port: 0, received: [], handshakes: 0, unanswered: 0, close: async () => undefined };
+  const stall = options.login === 'accept-then-stall';
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
     sockets.add(socket);
@@ -891,7 +1157,12 @@ export async function startTdsStub(options: TdsStubOptions): Promise<TdsStub> {
         outer!.write(payload); // a TLS handshake flight from the client
       } else {
         stub.received.push({ type, overTls: false });
-        if (type === TDS.LOGIN7) socket.write(loginFailedAnswer());
+        if (type === TDS.LOGIN7) socket.write(stall ? loginAckAnswer() : loginFailedAnswer());
+        else if (stall && (type === TDS_SQL_BATCH || type === TDS_RPC)) {
+          // tedious's own initial SET batch is answered; every later request stalls.
+          if (stub.received.filter((r) => r.type === TDS_SQL_BATCH || r.type === TDS_RPC).length === 1) socket.write(tdsPacket(TDS.TABULAR_RESULT, doneToken()));
+          else stub.unanswered++;
+        }
       }
     });
 
