@@ -265,6 +265,8 @@ export class DatabaseRotator<C = unknown> extends Rotator {
       // A duplicate invocation of this step may have changed the password at the same moment
       // (PostgreSQL: "tuple concurrently updated"): if the new password logs in, the step is done.
       await this.close(login.conn, ctx.log);
+      // A stalled or unreachable server is not a race: report it now, without another login.
+      if (err instanceof RotationError && (err.code === 'NETWORK' || err.code === 'TLS')) throw err;
       const done = await this.login(pending, AWSPENDING, ctx);
       if (!done.ok) throw err;
       await this.close(done.conn, ctx.log);
