@@ -1,7 +1,8 @@
 import type { DescribeSecretResponse } from '@aws-sdk/client-secrets-manager';
 import type { Logger } from './log';
 import type { Env } from './password';
-import { AWSCURRENT, type SecretStore } from './secrets';
+import { RotationStateError } from './errors';
+import { AWSCURRENT, AWSPENDING, type SecretStore } from './secrets';
 
 export type Step = 'createSecret' | 'setSecret' | 'testSecret' | 'finishSecret';
 
@@ -26,8 +27,9 @@ export interface StepContext {
  * secret's labels and then calls one of the four step methods; a rotator overrides only what
  * its target needs.
  *
- * - createSecret: by default reads AWSCURRENT, and unless this rotation's AWSPENDING value
- *   already exists (a retry), stores `generatePending(current)` as AWSPENDING.
+ * - createSecret: by default reads AWSCURRENT and stores `generatePending(current)` as
+ *   AWSPENDING with this rotation's token; when a value is already stored for the token (a
+ *   retry), that first value is kept (validated) and the new one dropped.
  * - setSecret / testSecret: make the target accept the pending value and prove it works.
  *   These are the ones a custom rotator writes.
  * - finishSecret: moves AWSCURRENT to this version (AWSPREVIOUS follows, the service's job).
@@ -36,7 +38,11 @@ export abstract class Rotator {
   /** A short name for logs, e.g. "postgres". */
   abstract readonly name: string;
 
-  /** Build the new secret value from the current one. */
+  /**
+   * Build the new secret value from the current one. Called on every createSecret attempt, also
+   * on a retry whose first value is then kept: it must only compute a value, with no effect on
+   * the target (changing the target is setSecret's job).
+   */
   abstract generatePending(current: string, ctx: StepContext): Promise<string>;
 
   abstract setSecret(ctx: StepContext): Promise<void>;
@@ -53,15 +59,23 @@ export abstract class Rotator {
   async createSecret(ctx: StepContext): Promise<void> {
     const current = await ctx.secrets.current();
     this.validate(current, AWSCURRENT, ctx);
-    const existing = await ctx.secrets.pending();
-    if (existing !== undefined) {
-      this.validate(existing, 'AWSPENDING', ctx);
-      ctx.log.info('AWSPENDING value already exists; nothing to create');
-      return;
-    }
+    // No "is there already a pending value?" read: PutSecretValue with this rotation's token is
+    // the check. It fills the value-less AWSPENDING placeholder RotateSecret created; repeated with
+    // the same value it is a no-op; with another value (a retry after a Put whose answer was lost,
+    // or after later steps failed) it fails with ResourceExistsException, and the value stored
+    // first is kept: it may already be set on the target.
     const pending = await this.generatePending(current, ctx);
-    this.validate(pending, 'AWSPENDING', ctx);
-    await ctx.secrets.putPending(pending);
+    this.validate(pending, AWSPENDING, ctx);
+    if (await ctx.secrets.putPending(pending)) return;
+    const existing = await ctx.secrets.pending();
+    if (existing === undefined) {
+      throw new RotationStateError(
+        `Secret ${ctx.secretId} already has a value for version ${ctx.token}, but not as AWSPENDING.`,
+        'Another rotation or a manual change replaced it; start a new rotation.',
+      );
+    }
+    this.validate(existing, AWSPENDING, ctx);
+    ctx.log.info('AWSPENDING value already stored by an earlier attempt; keeping it', { versionId: ctx.token });
   }
 
   async finishSecret(ctx: StepContext): Promise<void> {

@@ -9,17 +9,121 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { awsErrorName, RotationStateError, SecretFormatError } from './errors';
 import type { Logger } from './log';
-import type { PasswordPolicy } from './password';
+import { ConfigError } from './errors';
+import { generatePassword, type PasswordPolicy, type PasswordSource } from './password';
 import type { Redactor } from './redact';
 
 export const AWSCURRENT = 'AWSCURRENT';
 export const AWSPENDING = 'AWSPENDING';
 export const AWSPREVIOUS = 'AWSPREVIOUS';
 
-/** Builds the Secrets Manager client the handler uses, honouring SECRETS_MANAGER_ENDPOINT. */
+/**
+ * Builds the Secrets Manager client the handler uses, honouring SECRETS_MANAGER_ENDPOINT, with
+ * the retry strategy for rotation storms (RotationRetryStrategy; SECRETS_MANAGER_RETRY_BUDGET_MS).
+ */
 export function defaultSecretsManagerClient(env: Record<string, string | undefined> = process.env): SecretsManagerClient {
   const endpoint = env.SECRETS_MANAGER_ENDPOINT?.trim();
-  return new SecretsManagerClient(endpoint ? { endpoint } : {});
+  const retryStrategy = new RotationRetryStrategy({ throttleBudgetMs: retryBudgetFromEnv(env) });
+  return new SecretsManagerClient({ ...(endpoint ? { endpoint } : {}), retryStrategy, maxAttempts: retryStrategy.maxAttemptsHint });
+}
+
+export const DEFAULT_RETRY_BUDGET_MS = 40_000;
+
+/** SECRETS_MANAGER_RETRY_BUDGET_MS: how long one call may keep retrying ThrottlingException (default 40000, 0-600000). */
+export function retryBudgetFromEnv(env: Record<string, string | undefined>): number {
+  const raw = env.SECRETS_MANAGER_RETRY_BUDGET_MS?.trim();
+  if (!raw) return DEFAULT_RETRY_BUDGET_MS;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 600_000) {
+    throw new ConfigError(`SECRETS_MANAGER_RETRY_BUDGET_MS must be a whole number of milliseconds (0-600000), got "${raw.slice(0, 40)}".`);
+  }
+  return n;
+}
+
+/** The parts of the SDK's RetryStrategyV2 contract (@smithy/types) this strategy implements. */
+interface RetryErrorInfoLike {
+  errorType: 'TRANSIENT' | 'THROTTLING' | 'SERVER_ERROR' | 'CLIENT_ERROR';
+  retryAfterHint?: Date;
+}
+
+class RetryToken {
+  constructor(
+    readonly firstAttemptMs: number,
+    private readonly count: number,
+    private readonly delayMs: number,
+  ) {}
+  getRetryCount(): number {
+    return this.count;
+  }
+  getRetryDelay(): number {
+    return this.delayMs;
+  }
+}
+
+export interface RotationRetryOptions {
+  /** How long, from its first attempt, one call keeps retrying ThrottlingException (default 40 s). */
+  throttleBudgetMs?: number;
+  /** Backoff base and cap for throttling (default 500 ms and 10 s). */
+  throttleBaseMs?: number;
+  throttleCapMs?: number;
+  /** Attempts for transient (network, 5xx) errors, the SDK standard mode's 3 by default. */
+  transientMaxAttempts?: number;
+  /** For tests: the random source in [0, 1). */
+  random?: () => number;
+}
+
+/**
+ * The SDK retry strategy for rotation storms. Many secrets whose rotation windows open together
+ * meet Secrets Manager's per-Region quota of 50 PutSecretValue + UpdateSecretVersionStage
+ * requests per second (not adjustable), and every rotation needs both. A throttled call is not a
+ * failure to give up on quickly: it is retried with full-jitter exponential backoff (500 ms
+ * base, 10 s cap) for as long as its time budget allows (40 s by default, inside the template's
+ * 60 s Lambda timeout; each step makes at most one quota-limited call). Unlike the SDK's
+ * standard and adaptive modes, throttling retries draw on no client-wide retry quota: a
+ * function serving many secrets would otherwise empty that quota in the first second of a storm
+ * and fail every later call at its first ThrottlingException. Transient errors (network, 5xx)
+ * keep the standard mode's 3 attempts; client errors are never retried.
+ */
+export class RotationRetryStrategy {
+  readonly mode = 'standard';
+  private readonly budgetMs: number;
+  private readonly baseMs: number;
+  private readonly capMs: number;
+  private readonly transientMaxAttempts: number;
+  private readonly random: () => number;
+
+  constructor(options: RotationRetryOptions = {}) {
+    this.budgetMs = options.throttleBudgetMs ?? DEFAULT_RETRY_BUDGET_MS;
+    this.baseMs = options.throttleBaseMs ?? 500;
+    this.capMs = options.throttleCapMs ?? 10_000;
+    this.transientMaxAttempts = options.transientMaxAttempts ?? 3;
+    this.random = options.random ?? Math.random;
+  }
+
+  /** For the SDK's amz-sdk-request header only; the budget, not a count, bounds throttling retries. */
+  get maxAttemptsHint(): number {
+    return Math.max(this.transientMaxAttempts, 1 + Math.ceil(this.budgetMs / (this.baseMs / 2)));
+  }
+
+  async acquireInitialRetryToken(_scope: string): Promise<RetryToken> {
+    return new RetryToken(Date.now(), 0, 0);
+  }
+
+  async refreshRetryTokenForRetry(token: RetryToken, info: RetryErrorInfoLike): Promise<RetryToken> {
+    const next = token.getRetryCount() + 1;
+    if (info.errorType === 'THROTTLING') {
+      const exp = Math.min(this.capMs, this.baseMs * 2 ** Math.min(next - 1, 30));
+      let delay = Math.floor(this.random() * exp);
+      const hint = info.retryAfterHint instanceof Date ? info.retryAfterHint.getTime() - Date.now() : 0;
+      if (hint > delay) delay = Math.min(hint, this.capMs);
+      if (Date.now() + delay - token.firstAttemptMs <= this.budgetMs) return new RetryToken(token.firstAttemptMs, next, delay);
+    } else if (info.errorType === 'TRANSIENT' && next < this.transientMaxAttempts) {
+      return new RetryToken(token.firstAttemptMs, next, Math.floor(this.random() * Math.min(20_000, 100 * 2 ** (next - 1))));
+    }
+    throw new Error('No retry token available');
+  }
+
+  recordSuccess(_token: RetryToken): void {}
 }
 
 /**
@@ -84,25 +188,47 @@ export class SecretStore {
     return v;
   }
 
-  async putPending(secretString: string): Promise<void> {
+  /**
+   * Store this rotation's AWSPENDING value (PutSecretValue with ClientRequestToken = token).
+   * Returns true when stored (or already stored with this exact value: the call is idempotent),
+   * false when the version already holds another value (ResourceExistsException: a version is
+   * never changed), which the caller then reads with pending().
+   */
+  async putPending(secretString: string): Promise<boolean> {
     this.redactor.addSecretString(secretString);
-    await this.client.send(
-      new PutSecretValueCommand({
-        SecretId: this.secretId,
-        ClientRequestToken: this.token,
-        SecretString: secretString,
-        VersionStages: [AWSPENDING],
-        ...(this.rotationToken ? { RotationToken: this.rotationToken } : {}),
-      }),
-    );
+    try {
+      await this.client.send(
+        new PutSecretValueCommand({
+          SecretId: this.secretId,
+          ClientRequestToken: this.token,
+          SecretString: secretString,
+          VersionStages: [AWSPENDING],
+          ...(this.rotationToken ? { RotationToken: this.rotationToken } : {}),
+        }),
+      );
+    } catch (err) {
+      if (awsErrorName(err) === 'ResourceExistsException') return false;
+      throw err;
+    }
     this.cache.set(this.key(this.secretId, { VersionId: this.token, VersionStage: AWSPENDING }), Promise.resolve(secretString));
     this.log.info('stored AWSPENDING value', { versionId: this.token });
+    return true;
   }
 
-  async randomPassword(policy: PasswordPolicy): Promise<string> {
-    const out = await this.client.send(new GetRandomPasswordCommand({ ...policy }));
-    const pw = out.RandomPassword;
-    if (!pw) throw new SecretFormatError('GetRandomPassword returned no password.');
+  /**
+   * A new password under `policy`: generated here with node:crypto (source `local`, the
+   * default: no API call), or by GetRandomPassword (source `secretsmanager`). Registered with the
+   * redactor either way.
+   */
+  async randomPassword(policy: PasswordPolicy, source: PasswordSource = 'local'): Promise<string> {
+    let pw: string | undefined;
+    if (source === 'local') {
+      pw = generatePassword(policy);
+    } else {
+      const out = await this.client.send(new GetRandomPasswordCommand({ ...policy }));
+      pw = out.RandomPassword;
+      if (!pw) throw new SecretFormatError('GetRandomPassword returned no password.');
+    }
     this.redactor.add(pw);
     return pw;
   }
