@@ -127,12 +127,52 @@ export class RotationRetryStrategy {
 }
 
 /**
+ * Values by (secret ARN, VersionId), shared by the invocations of one warm container: one cache
+ * per Secrets Manager client (the handler keeps one client per container). A version's value
+ * never changes (PutSecretValue refuses to change it: ResourceExistsException), so a value read
+ * or stored by one step is the value a later step of the same rotation would read: setSecret,
+ * testSecret and finishSecret reuse what createSecret read and stored, after their own
+ * DescribeSecret has shown which version holds the label. Bounded (least recently used out).
+ */
+class VersionValueCache {
+  private readonly values = new Map<string, string>();
+  constructor(private readonly max = 64) {}
+  get(arn: string, versionId: string): string | undefined {
+    const k = `${arn}\u0000${versionId}`;
+    const v = this.values.get(k);
+    if (v !== undefined) {
+      this.values.delete(k);
+      this.values.set(k, v);
+    }
+    return v;
+  }
+  set(arn: string, versionId: string, value: string): void {
+    const k = `${arn}\u0000${versionId}`;
+    this.values.delete(k);
+    this.values.set(k, value);
+    if (this.values.size > this.max) this.values.delete(this.values.keys().next().value!);
+  }
+}
+
+const versionCaches = new WeakMap<SecretsManagerClient, VersionValueCache>();
+
+function versionCacheOf(client: SecretsManagerClient): VersionValueCache {
+  let c = versionCaches.get(client);
+  if (!c) versionCaches.set(client, (c = new VersionValueCache()));
+  return c;
+}
+
+/**
  * The per-invocation view of Secrets Manager a rotator works through. It reads each version at
- * most once per invocation, registers every value it reads with the redactor, and always passes
- * the ClientRequestToken (and the RotationToken, when the event has one) on writes.
+ * most once per invocation (and, in a warm container, a version an earlier step already read or
+ * stored not at all: VersionValueCache), registers every value it reads with the redactor, and
+ * always passes the ClientRequestToken (and the RotationToken, when the event has one) on writes.
  */
 export class SecretStore {
   private readonly cache = new Map<string, Promise<string | undefined>>();
+  private readonly versions: VersionValueCache;
+  /** This secret's DescribeSecret result of this invocation (which version holds which label). */
+  private metadata?: DescribeSecretResponse;
 
   constructor(
     readonly client: SecretsManagerClient,
@@ -141,11 +181,15 @@ export class SecretStore {
     private readonly redactor: Redactor,
     private readonly log: Logger,
     private readonly rotationToken?: string,
-  ) {}
+  ) {
+    this.versions = versionCacheOf(client);
+  }
 
   /** DescribeSecret of this secret, or of another one (the admin secret's tags). */
   async describe(secretId = this.secretId): Promise<DescribeSecretResponse> {
-    return this.client.send(new DescribeSecretCommand({ SecretId: secretId }));
+    const out = await this.client.send(new DescribeSecretCommand({ SecretId: secretId }));
+    if (secretId === this.secretId) this.metadata = out;
+    return out;
   }
 
   /** AWSCURRENT of this secret; it must exist. */
@@ -211,6 +255,7 @@ export class SecretStore {
       throw err;
     }
     this.cache.set(this.key(this.secretId, { VersionId: this.token, VersionStage: AWSPENDING }), Promise.resolve(secretString));
+    if (this.metadata?.ARN) this.versions.set(this.metadata.ARN, this.token, secretString);
     this.log.info('stored AWSPENDING value', { versionId: this.token });
     return true;
   }
@@ -249,11 +294,28 @@ export class SecretStore {
     return `${secretId}\u0000${sel.VersionId ?? ''}\u0000${sel.VersionStage ?? ''}`;
   }
 
+  /**
+   * A value of this secret an earlier step already read or stored: only when this invocation's
+   * DescribeSecret shows the version and (when one is asked for) that it holds the label.
+   */
+  private known(secretId: string, sel: { VersionId?: string; VersionStage?: string }): string | undefined {
+    const m = this.metadata;
+    if (secretId !== this.secretId || !m?.ARN || !m.VersionIdsToStages) return undefined;
+    const stages = m.VersionIdsToStages;
+    const id = sel.VersionId ?? Object.keys(stages).find((v) => sel.VersionStage !== undefined && stages[v].includes(sel.VersionStage));
+    if (id === undefined || !Object.hasOwn(stages, id)) return undefined;
+    if (sel.VersionStage !== undefined && !stages[id].includes(sel.VersionStage)) return undefined;
+    const v = this.versions.get(m.ARN, id);
+    if (v !== undefined) this.redactor.addSecretString(v);
+    return v;
+  }
+
   private read(secretId: string, sel: { VersionId?: string; VersionStage?: string }): Promise<string | undefined> {
     const k = this.key(secretId, sel);
     let p = this.cache.get(k);
     if (!p) {
-      p = this.fetch(secretId, sel);
+      const known = this.known(secretId, sel);
+      p = known !== undefined ? Promise.resolve(known) : this.fetch(secretId, sel);
       this.cache.set(k, p);
       p.catch(() => this.cache.delete(k));
     }
@@ -269,6 +331,7 @@ export class SecretStore {
         );
       }
       this.redactor.addSecretString(out.SecretString);
+      if (out.ARN && out.VersionId) this.versions.set(out.ARN, out.VersionId, out.SecretString);
       return out.SecretString;
     } catch (err) {
       if (awsErrorName(err) === 'ResourceNotFoundException') return undefined;

@@ -465,8 +465,8 @@ describe('the rotation driver', () => {
       'createSecret', 'setSecret', 'testSecret', 'finishSecret',
     ]);
     expect(new Set(events.map((e) => e.ClientRequestToken))).toEqual(new Set([token]));
-    // createSecret stored the value once; the retries found it.
-    expect(sm.countCalls('PutSecretValue')).toBe(1);
+    // createSecret stored the value once; the retries' Puts were refused and the first value kept.
+    expect(sm.calls.filter((c) => c.operation === 'PutSecretValue').map((c) => c.error)).toEqual([undefined, 'ResourceExistsException', 'ResourceExistsException']);
     expect(sm.versionStages(arn)[token]).toEqual(['AWSCURRENT']);
   });
 
