@@ -75,7 +75,7 @@ export abstract class Rotator {
       );
     }
     this.validate(existing, AWSPENDING, ctx);
-    ctx.log.info('AWSPENDING value already stored by an earlier attempt; keeping it', { versionId: ctx.token });
+    ctx.log.info('AWSPENDING value already exists; nothing to create', { versionId: ctx.token });
   }
 
   async finishSecret(ctx: StepContext): Promise<void> {
