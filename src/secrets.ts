@@ -66,6 +66,9 @@ export interface RotationRetryOptions {
   /** Backoff base and cap for throttling (default 500 ms and 10 s). */
   throttleBaseMs?: number;
   throttleCapMs?: number;
+  /** After this long from its first attempt (default 3/8 of the budget) a call retries within `lateCapMs` (default 1 s). */
+  lateAfterMs?: number;
+  lateCapMs?: number;
   /** Attempts for transient (network, 5xx) errors, the SDK standard mode's 3 by default. */
   transientMaxAttempts?: number;
   /** For tests: the random source in [0, 1). */
@@ -78,7 +81,12 @@ export interface RotationRetryOptions {
  * requests per second (not adjustable), and every rotation needs both. A throttled call is not a
  * failure to give up on quickly: it is retried with full-jitter exponential backoff (500 ms
  * base, 10 s cap) for as long as its time budget allows (40 s by default, inside the template's
- * 60 s Lambda timeout; each step makes at most one quota-limited call). Unlike the SDK's
+ * 60 s Lambda timeout; each step makes at most one quota-limited call). A call that has already
+ * waited 3/8 of its budget retries within 1 s instead: waiting then comes closer to first come,
+ * first served than to a lottery. With full jitter alone about 1 % of the writes of a
+ * 1,000-rotation storm (2,000 writes at 50/s: 40 s) ran out of a 40 s budget, in the benchmark
+ * and in a simulation; with this rule none did. Beyond about budget x 50 / 2 rotations at once
+ * no budget suffices: Secrets Manager's own retry of the failed rotation takes over. Unlike the SDK's
  * standard and adaptive modes, throttling retries draw on no client-wide retry quota: a
  * function serving many secrets would otherwise empty that quota in the first second of a storm
  * and fail every later call at its first ThrottlingException. Transient errors (network, 5xx)
@@ -91,11 +99,15 @@ export class RotationRetryStrategy {
   private readonly capMs: number;
   private readonly transientMaxAttempts: number;
   private readonly random: () => number;
+  private readonly lateAfterMs: number;
+  private readonly lateCapMs: number;
 
   constructor(options: RotationRetryOptions = {}) {
     this.budgetMs = options.throttleBudgetMs ?? DEFAULT_RETRY_BUDGET_MS;
     this.baseMs = options.throttleBaseMs ?? 500;
     this.capMs = options.throttleCapMs ?? 10_000;
+    this.lateAfterMs = options.lateAfterMs ?? Math.round((this.budgetMs * 3) / 8);
+    this.lateCapMs = options.lateCapMs ?? 1_000;
     this.transientMaxAttempts = options.transientMaxAttempts ?? 3;
     this.random = options.random ?? Math.random;
   }
@@ -112,7 +124,8 @@ export class RotationRetryStrategy {
   async refreshRetryTokenForRetry(token: RetryToken, info: RetryErrorInfoLike): Promise<RetryToken> {
     const next = token.getRetryCount() + 1;
     if (info.errorType === 'THROTTLING') {
-      const exp = Math.min(this.capMs, this.baseMs * 2 ** Math.min(next - 1, 30));
+      const late = Date.now() - token.firstAttemptMs > this.lateAfterMs;
+      const exp = late ? this.lateCapMs : Math.min(this.capMs, this.baseMs * 2 ** Math.min(next - 1, 30));
       let delay = Math.floor(this.random() * exp);
       const hint = info.retryAfterHint instanceof Date ? info.retryAfterHint.getTime() - Date.now() : 0;
       if (hint > delay) delay = Math.min(hint, this.capMs);
