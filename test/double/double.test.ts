@@ -868,6 +868,11 @@ describe('request quotas (opt-in) and the retry strategy for rotation storms', (
       delays.push(t.getRetryDelay());
     }
     expect(delays).toEqual([499, 999, 1998, 3996, 7992]);
+    // A call that has waited lateAfterMs retries within lateCapMs (closer to first come, first served).
+    const late = new RotationRetryStrategy({ lateAfterMs: 0, lateCapMs: 1000, random: () => 0.999 });
+    const l0 = await late.acquireInitialRetryToken('');
+    await new Promise((r) => setTimeout(r, 5));
+    expect((await late.refreshRetryTokenForRetry(await late.refreshRetryTokenForRetry(l0, { errorType: 'THROTTLING' }), { errorType: 'THROTTLING' })).getRetryDelay()).toBe(999);
     // The budget counts from the first attempt: a retry whose delay would end past it is refused.
     const tight = new RotationRetryStrategy({ throttleBudgetMs: 600, random: () => 0.999 });
     const t0 = await tight.acquireInitialRetryToken('');
