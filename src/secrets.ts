@@ -7,9 +7,8 @@ import {
   SecretsManagerClient,
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
-import { awsErrorName, RotationStateError, SecretFormatError } from './errors';
+import { awsErrorName, ConfigError, RotationStateError, SecretFormatError } from './errors';
 import type { Logger } from './log';
-import { ConfigError } from './errors';
 import { generatePassword, type PasswordPolicy, type PasswordSource } from './password';
 import type { Redactor } from './redact';
 
@@ -344,7 +343,8 @@ export class SecretStore {
         );
       }
       this.redactor.addSecretString(out.SecretString);
-      if (out.ARN && out.VersionId) this.versions.set(out.ARN, out.VersionId, out.SecretString);
+      // Only this secret's versions: another secret's (the admin's) are read once per invocation.
+      if (out.ARN && out.VersionId && out.ARN === this.metadata?.ARN) this.versions.set(out.ARN, out.VersionId, out.SecretString);
       return out.SecretString;
     } catch (err) {
       if (awsErrorName(err) === 'ResourceNotFoundException') return undefined;

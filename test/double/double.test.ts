@@ -911,3 +911,49 @@ describe('request quotas (opt-in) and the retry strategy for rotation storms', (
     expect(standard.failed).toBeGreaterThan(0);
   }, 60_000);
 });
+
+describe('values reused across the steps of a warm container', () => {
+  /** Records what setSecret saw; optionally fails with the pending value in its message (a careless rotator). */
+  class Observing extends ApiKeyRotator {
+    seenCurrent?: string;
+    leak = false;
+    override async setSecret(ctx: StepContext): Promise<void> {
+      this.seenCurrent = await ctx.secrets.current();
+      const pending = await ctx.secrets.requirePending();
+      if (this.leak) throw new Error(`the service rejected ${pending}`);
+      this.accepted.add(pending);
+    }
+  }
+
+  it('a value changed out of band between steps is read again: the cache is keyed by the version this step\'s DescribeSecret shows', async () => {
+    const { arn } = await create();
+    const r = new Observing();
+    const h = createHandler(r, { client, env: {}, logSink: () => undefined });
+    const run = sm.beginRotation(arn);
+    await h(run.event('createSecret'));
+    // Someone stores a new AWSCURRENT mid-rotation (a new version: versions never change).
+    await put(arn, 'Changed-Out-Of-Band-Value', ['AWSCURRENT']);
+    sm.resetCalls();
+    await h(run.event('setSecret'));
+    expect(r.seenCurrent).toBe('Changed-Out-Of-Band-Value');
+    expect(sm.calls.map((c) => c.operation)).toEqual(['DescribeSecret', 'GetSecretValue']);
+  });
+
+  it('a value served from the cache is still scrubbed from errors and logs of the step that uses it', async () => {
+    const { arn } = await create();
+    const r = new Observing();
+    const lines: string[] = [];
+    const h = createHandler(r, { client, env: {}, logSink: (l) => lines.push(l) });
+    const run = sm.beginRotation(arn);
+    await h(run.event('createSecret'));
+    const pending = (await client.send(new GetSecretValueCommand({ SecretId: arn, VersionId: run.versionId }))).SecretString!;
+    r.leak = true;
+    sm.resetCalls();
+    const err = await failure(h(run.event('setSecret')));
+    // Served from the cache (no GetSecretValue), yet scrubbed like a value read in this invocation.
+    expect(sm.calls.map((c) => c.operation)).toEqual(['DescribeSecret']);
+    expect(err.message).toMatch(/the service rejected/);
+    expect(err.message).not.toContain(pending);
+    expect(lines.join('\n')).not.toContain(pending);
+  });
+});
