@@ -7,7 +7,8 @@
  * most 20 labels per secret, AWSCURRENT moves need RemoveFromVersionId and drag AWSPREVIOUS
  * along, unlabelled versions are deprecated, ClientRequestToken idempotency, the value-less
  * AWSPENDING placeholder that RotateSecret creates, "A previous rotation isn't complete",
- * deleted secrets, RotationToken.
+ * deleted secrets, RotationToken, and (opt-in, `quotas`) the per-Region request quotas with
+ * ThrottlingException.
  * And it drives rotations the way the service does: RotateSecret returns at once and the four
  * steps are invoked afterwards, one by one, with retries of the whole sequence on failure.
  *
