@@ -1,6 +1,10 @@
+import { randomInt } from 'node:crypto';
 import { ConfigError } from './errors';
 
-/** The password policy sent to GetRandomPassword. Field names follow the API. */
+/**
+ * The password policy: GetRandomPassword's request members, which the local generator
+ * (generatePassword) honours with the same meaning. Field names follow the API.
+ */
 export interface PasswordPolicy {
   PasswordLength: number;
   ExcludeCharacters: string;
@@ -9,6 +13,8 @@ export interface PasswordPolicy {
   ExcludeUppercase: boolean;
   ExcludeLowercase: boolean;
   RequireEachIncludedType: boolean;
+  /** GetRandomPassword's IncludeSpace (default false): a space may appear; it is never required. */
+  IncludeSpace?: boolean;
 }
 
 /**
@@ -79,4 +85,77 @@ export function passwordClasses(pw: string): { upper: boolean; lower: boolean; d
     digit: /[0-9]/.test(pw),
     punct: /[^A-Za-z0-9]/.test(pw),
   };
+}
+
+// ---- generating a password ------------------------------------------------------------------
+
+/** GetRandomPassword's four character types. */
+export const LOWERCASE = 'abcdefghijklmnopqrstuvwxyz';
+export const UPPERCASE = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+export const DIGITS = '0123456789';
+/** All 32 ASCII punctuation characters: GetRandomPassword's punctuation set. */
+export const PUNCTUATION = '!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~';
+
+/** A policy no password can satisfy (GetRandomPassword answers InvalidParameterException). */
+export class PasswordPolicyError extends ConfigError {
+  override name = 'PasswordPolicyError';
+}
+
+/**
+ * Where passwords come from: `local` (default) generates them in the function with node:crypto
+ * (no API call, no extra round trip); `secretsmanager` calls GetRandomPassword. Both honour the
+ * same policy the same way. PASSWORD_SOURCE in the function's environment.
+ */
+export type PasswordSource = 'local' | 'secretsmanager';
+
+export function passwordSourceFromEnv(env: Env): PasswordSource {
+  const raw = env.PASSWORD_SOURCE?.trim().toLowerCase();
+  if (!raw || raw === 'local') return 'local';
+  if (raw === 'secretsmanager') return 'secretsmanager';
+  throw new ConfigError(`PASSWORD_SOURCE must be "local" or "secretsmanager", got "${env.PASSWORD_SOURCE!.slice(0, 40)}".`);
+}
+
+/**
+ * A password under GetRandomPassword's semantics, from a CSPRNG (node:crypto randomInt, which
+ * draws without modulo bias):
+ *
+ * - Alphabet: lower + upper letters, digits and the 32 ASCII punctuation characters, each type
+ *   unless its Exclude* flag is set; a space only with IncludeSpace. Every character of
+ *   ExcludeCharacters is removed.
+ * - RequireEachIncludedType: at least one character of each included type that still has
+ *   characters after the exclusions (a space is not a type). The required characters are
+ *   shuffled in (Fisher-Yates), so their positions are not predictable.
+ * - PasswordLength 1-4096 (the API's range); shorter than the number of required types, or an
+ *   empty alphabet, is a PasswordPolicyError.
+ */
+export function generatePassword(policy: Partial<PasswordPolicy> = {}): string {
+  const length = policy.PasswordLength ?? 32;
+  if (!Number.isInteger(length) || length < 1 || length > 4096) {
+    throw new PasswordPolicyError(`The password length must be a whole number from 1 to 4096, got ${length}.`);
+  }
+  const excluded = new Set(policy.ExcludeCharacters ?? '');
+  const keep = (chars: string): string => [...chars].filter((c) => !excluded.has(c)).join('');
+  const types = [
+    policy.ExcludeLowercase ? '' : keep(LOWERCASE),
+    policy.ExcludeUppercase ? '' : keep(UPPERCASE),
+    policy.ExcludeNumbers ? '' : keep(DIGITS),
+    policy.ExcludePunctuation ? '' : keep(PUNCTUATION),
+  ].filter((t) => t.length > 0);
+  const alphabet = types.join('') + (policy.IncludeSpace && !excluded.has(' ') ? ' ' : '');
+  if (alphabet.length === 0) {
+    throw new PasswordPolicyError('The password constraints exclude every character; include at least one character type.');
+  }
+  const required = (policy.RequireEachIncludedType ?? true) ? types : [];
+  if (length < required.length) throw new PasswordPolicyError('Password length is too short based on the required types.');
+  const chars = required.map(pick);
+  while (chars.length < length) chars.push(pick(alphabet));
+  for (let i = chars.length - 1; i > 0; i--) {
+    const j = randomInt(i + 1);
+    [chars[i], chars[j]] = [chars[j], chars[i]];
+  }
+  return chars.join('');
+}
+
+function pick(chars: string): string {
+  return chars[randomInt(chars.length)];
 }

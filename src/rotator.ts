@@ -33,8 +33,10 @@ export interface StepContext {
  *
  * The base class owns the step protocol, for every rotator:
  *
- * - createSecret: reads AWSCURRENT, and unless this rotation's AWSPENDING value already exists
- *   (a retry), stores `generatePending(current)` as AWSPENDING. Both are `validate`d.
+ * - createSecret: reads AWSCURRENT and stores `generatePending(current)` as AWSPENDING with
+ *   this rotation's token; when a value is already stored for the token (a retry, or a duplicate
+ *   concurrent invocation), that first value is kept (validated) and the new one dropped. So
+ *   `generatePending` runs on every attempt and must not change the target.
  * - testSecret: `verify`s AWSPENDING. On the value-less AWSPENDING placeholder of RotateSecret
  *   with RotateImmediately=false (the service's "test the rotation configuration" run, which
  *   invokes testSecret alone), it `verify`s AWSCURRENT instead.
@@ -46,7 +48,11 @@ export abstract class Rotator {
   /** A short name for logs, e.g. "postgres". */
   abstract readonly name: string;
 
-  /** Build the new secret value from the current one. */
+  /**
+   * Build the new secret value from the current one. Called on every createSecret attempt, also
+   * on a retry whose first value is then kept: it must only compute a value, with no effect on
+   * the target (changing the target is setSecret's job).
+   */
   abstract generatePending(current: string, ctx: StepContext): Promise<string>;
 
   abstract setSecret(ctx: StepContext): Promise<void>;
@@ -88,15 +94,23 @@ export abstract class Rotator {
   async createSecret(ctx: StepContext): Promise<void> {
     const current = await ctx.secrets.current();
     this.validate(current, AWSCURRENT, ctx);
-    const existing = await ctx.secrets.pending();
-    if (existing !== undefined) {
-      this.validate(existing, 'AWSPENDING', ctx);
-      ctx.log.info('AWSPENDING value already exists; nothing to create');
-      return;
-    }
+    // No "is there already a pending value?" read: PutSecretValue with this rotation's token is
+    // the check. It fills the value-less AWSPENDING placeholder RotateSecret created; repeated with
+    // the same value it is a no-op; with another value (a retry after a Put whose answer was lost,
+    // or after later steps failed) it fails with ResourceExistsException, and the value stored
+    // first is kept: it may already be set on the target.
     const pending = await this.generatePending(current, ctx);
-    this.validate(pending, 'AWSPENDING', ctx);
-    await ctx.secrets.putPending(pending, (stored) => this.validate(stored, AWSPENDING, ctx));
+    this.validate(pending, AWSPENDING, ctx);
+    if (await ctx.secrets.putPending(pending)) return;
+    const existing = await ctx.secrets.pending();
+    if (existing === undefined) {
+      throw new RotationStateError(
+        `Secret ${ctx.secretId} already has a value for version ${ctx.token}, but not as AWSPENDING.`,
+        'Another rotation or a manual change replaced it; start a new rotation.',
+      );
+    }
+    this.validate(existing, AWSPENDING, ctx);
+    ctx.log.info('AWSPENDING value already exists; nothing to create', { versionId: ctx.token });
   }
 
   /**

@@ -166,9 +166,11 @@ describe('events/', () => {
       if (variant.rotationToken) expect(puts[0].body.RotationToken).toBe(w.event.RotationToken);
       else expect(puts[0].body).not.toHaveProperty('RotationToken');
 
-      // Secrets Manager retries a failed rotation with the same events: nothing new is stored.
+      // Secrets Manager retries a failed rotation with the same events: the retry's Put (another
+      // generated value, same token) is refused with ResourceExistsException and the first value kept.
       await w.handler(w.event);
-      expect(w.wire.filter((r) => r.command === 'PutSecretValueCommand')).toHaveLength(1);
+      expect(w.wire.filter((r) => r.command === 'PutSecretValueCommand')).toHaveLength(2);
+      expect(w.sm.calls.filter((c) => c.operation === 'PutSecretValue').map((c) => c.error)).toEqual([undefined, 'ResourceExistsException']);
       expect(await valueOf(w, { VersionId: w.event.ClientRequestToken, VersionStage: 'AWSPENDING' })).toBe(pending);
       expectNoSecretInLogs(w, [INITIAL_KEY, keyOf(pending)]);
     });

@@ -79,6 +79,11 @@ async function pendingVersion(): Promise<string> {
   return token;
 }
 
+/** PutSecretValue calls that stored (or idempotently repeated) a value, not refused ones. */
+function storedPuts(): number {
+  return sm.calls.filter((c) => c.operation === 'PutSecretValue' && !c.error).length;
+}
+
 function stagesOf(token: string): string[] {
   return sm.versionStages(arn)[token] ?? [];
 }
@@ -194,14 +199,14 @@ describe('a full rotation through RotateSecret', () => {
     await sm.rotateAndWait(arn, { lambdaArn: LAMBDA });
     const ours = sm.calls.filter((c) => c.operation !== 'RotateSecret');
     expect(sm.countCalls('DescribeSecret')).toBe(4);
-    // createSecret: Describe, GSV current, GSV pending (placeholder -> not found), random, Put
-    // setSecret: Describe, GSV current, GSV pending; testSecret: Describe, GSV pending;
-    // finishSecret: Describe, GSV pending (verified before it is promoted), UpdateStage
+    // createSecret: Describe, GSV current, Put (the password is generated in the function; no pending read)
+    // setSecret, testSecret: Describe only (the warm container already holds both versions' values:
+    // their version ids come from this step's Describe); finishSecret: Describe, UpdateStage
     expect(ours.map((c) => c.operation)).toEqual([
-      'DescribeSecret', 'GetSecretValue', 'GetSecretValue', 'GetRandomPassword', 'PutSecretValue',
-      'DescribeSecret', 'GetSecretValue', 'GetSecretValue',
-      'DescribeSecret', 'GetSecretValue',
-      'DescribeSecret', 'GetSecretValue', 'UpdateSecretVersionStage',
+      'DescribeSecret', 'GetSecretValue', 'PutSecretValue',
+      'DescribeSecret',
+      'DescribeSecret',
+      'DescribeSecret', 'UpdateSecretVersionStage',
     ]);
   });
 
@@ -221,8 +226,9 @@ describe('a full rotation through RotateSecret', () => {
     const r = await sm.rotateAndWait(arn, { lambdaArn: LAMBDA });
     expect(r.succeeded).toBe(true);
     expect(r.attempts).toBe(2);
-    // The retry reused the AWSPENDING value stored by the first attempt: one PutSecretValue only.
-    expect(sm.countCalls('PutSecretValue')).toBe(1);
+    // The retry kept the AWSPENDING value stored by the first attempt: its Put was refused.
+    expect(storedPuts()).toBe(1);
+    expect(sm.calls.filter((c) => c.operation === 'PutSecretValue').map((c) => c.error)).toEqual([undefined, 'ResourceExistsException']);
     expect(sm.versionStages(arn)[r.versionId]).toEqual(['AWSCURRENT']);
   });
 });
@@ -248,8 +254,10 @@ describe('idempotent steps', () => {
     await handler({ SecretId: arn, ClientRequestToken: token, Step: 'createSecret' });
     const second = (await client.send(new GetSecretValueCommand({ SecretId: arn, VersionId: token, VersionStage: 'AWSPENDING' }))).SecretString;
     expect(second).toBe(first);
-    expect(sm.countCalls('PutSecretValue')).toBe(1);
-    expect(sm.countCalls('GetRandomPassword')).toBe(1);
+    // The replay's Put (another generated value) was refused; the first value stays.
+    expect(storedPuts()).toBe(1);
+    expect(sm.countCalls('PutSecretValue')).toBe(2);
+    expect(sm.countCalls('GetRandomPassword')).toBe(0);
   });
 
   it('createSecret reports a malformed AWSCURRENT and creates nothing', async () => {
@@ -277,7 +285,7 @@ describe('idempotent steps', () => {
       expect((await client.send(new GetSecretValueCommand({ SecretId: arn, VersionId: token }))).SecretString).toBe(value);
     }
     expect(stagesOf(token)).toContain('AWSCURRENT');
-    expect(sm.countCalls('PutSecretValue')).toBe(1);
+    expect(storedPuts()).toBe(1);
     expect(sm.countCalls('UpdateSecretVersionStage')).toBe(1);
   });
 

@@ -4,7 +4,7 @@
  * timeout, and what a failed login means. The SQL dialects (quoting included) stay in each
  * engine.
  */
-import { Client } from 'pg';
+import type { Client } from 'pg';
 import type { ConnectOptions } from '../../src/db/engine';
 import { nodeErrorClass } from '../../src/db/net-errors';
 import { portOf, type DbSecret } from '../../src/db/secret';
@@ -21,10 +21,19 @@ export interface PgTarget {
   classify(err: unknown, secret: DbSecret, port: number): ConnectError;
 }
 
+/**
+ * The driver, loaded on the first connection rather than with the bundle: createSecret (and any
+ * step that never logs in) does not pay for loading and compiling it in a cold container.
+ */
+function pgDriver(): typeof import('pg') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('pg') as typeof import('pg');
+}
+
 /** Open one connection as `secret.username`; a failure is thrown as `target.classify` says. */
 export async function connectPg(secret: DbSecret, options: ConnectOptions, target: PgTarget): Promise<Client> {
   const port = portOf(secret, target.defaultPort);
-  const client = new Client({
+  const client = new (pgDriver().Client)({
     host: secret.host,
     port,
     user: secret.username,

@@ -1,6 +1,6 @@
 import { ConfigError, LoginError, type LoginFailure, RotationError, RotationStateError, SecretFormatError, VerificationError, describeError } from '../errors';
 import type { Logger } from '../log';
-import { envFlag, passwordPolicyFromEnv } from '../password';
+import { envFlag, passwordPolicyFromEnv, passwordSourceFromEnv } from '../password';
 import { Rotator, type StepContext } from '../rotator';
 import { AWSCURRENT, AWSPENDING, AWSPREVIOUS } from '../secrets';
 import { type AdminEndpoint, type ManagedAdminLookup, normaliseRdsEngine, type RdsClientFactory, rdsManagedAdminLookup } from './admin-endpoint';
@@ -151,7 +151,7 @@ export class DatabaseRotator<C = unknown> extends Rotator {
       }
     }
     const policy = this.engine.passwordPolicy ? this.engine.passwordPolicy(ctx.env) : passwordPolicyFromEnv(ctx.env, this.engine.passwordDefaults);
-    const password = await ctx.secrets.randomPassword(policy);
+    const password = await ctx.secrets.randomPassword(policy, passwordSourceFromEnv(ctx.env));
     this.engine.validatePassword?.(password);
     next.password = password;
     return JSON.stringify(next);

@@ -7,7 +7,8 @@
  * most 20 labels per secret, AWSCURRENT moves need RemoveFromVersionId and drag AWSPREVIOUS
  * along, unlabelled versions are deprecated, ClientRequestToken idempotency, the value-less
  * AWSPENDING placeholder that RotateSecret creates, "A previous rotation isn't complete",
- * deleted secrets, RotationToken.
+ * deleted secrets, RotationToken, and (opt-in, `quotas`) the per-Region request quotas with
+ * ThrottlingException.
  * And it drives rotations the way the service does: RotateSecret returns at once and the four
  * steps are invoked afterwards, one by one, with retries of the whole sequence on failure.
  *
@@ -72,6 +73,51 @@ export interface SecretsManagerDoubleOptions {
    * it (the only case with published evidence). Default true.
    */
   strictLabelMoves?: boolean;
+  /**
+   * Enforce Secrets Manager's per-Region request quotas with ThrottlingException ("Rate
+   * exceeded."), one token bucket per quota (capacity = one second's worth, refilled
+   * continuously). `true`: the documented quotas (DOCUMENTED_QUOTAS); an object: those, with the
+   * given per-second rates replacing them. Default false: ordinary tests use clients without
+   * retries and make calls in bursts no Lambda function makes.
+   */
+  quotas?: boolean | Partial<Record<QuotaName, number>>;
+}
+
+/**
+ * Secrets Manager's request quotas per Region and second (sm-semantics.md §1.6: the service
+ * quotas page; DescribeSecret + GetSecretValue 10,000/s combined, 50/s for the others, the
+ * write APIs combined). Operations that share a quota share a bucket.
+ */
+export const DOCUMENTED_QUOTAS = {
+  'DescribeSecret+GetSecretValue': 10_000,
+  'PutSecretValue+UpdateSecret+UpdateSecretVersionStage': 50,
+  GetRandomPassword: 50,
+  CreateSecret: 50,
+  DeleteSecret: 50,
+  RestoreSecret: 50,
+  'RotateSecret+CancelRotateSecret': 50,
+  'TagResource+UntagResource': 50,
+  ListSecrets: 50,
+  ListSecretVersionIds: 50,
+} as const;
+
+export type QuotaName = keyof typeof DOCUMENTED_QUOTAS;
+
+/** A token bucket: `rate` requests per second, bursts of up to one second's worth. */
+class TokenBucket {
+  private tokens: number;
+  private lastMs = performance.now();
+  constructor(readonly rate: number) {
+    this.tokens = rate;
+  }
+  take(): boolean {
+    const now = performance.now();
+    this.tokens = Math.min(this.rate, this.tokens + ((now - this.lastMs) / 1000) * this.rate);
+    this.lastMs = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
 }
 
 /** One request the double served. Never contains a secret value or a RotationToken. */
@@ -81,7 +127,7 @@ export interface CallRecord {
   versionId?: string;
   versionStage?: string;
   versionStages?: string[];
-  /** The error code, when the call failed. */
+  /** The error code, when the call failed (ThrottlingException: refused by a quota, nothing done). */
   error?: string;
 }
 
@@ -229,7 +275,11 @@ export class SecretsManagerDouble {
   private readonly secrets = new Map<string, Secret>();
   private readonly functions = new Map<string, RotationFunction>();
   private readonly injected = new Map<string, SecretsManagerError[]>();
-  private readonly options: Required<Omit<SecretsManagerDoubleOptions, 'region' | 'accountId'>>;
+  private readonly options: Required<Omit<SecretsManagerDoubleOptions, 'region' | 'accountId' | 'quotas'>>;
+  /** Operation -> its quota's bucket, when quotas are enforced. */
+  private readonly buckets = new Map<string, TokenBucket>();
+  /** Set while the service itself starts a scheduled rotation (not an API call: no quota). */
+  private unmetered = false;
 
   private readonly operations: Record<string, (input: Input) => object> = {
     CreateSecret: (i) => this.createSecret(i),
@@ -260,6 +310,15 @@ export class SecretsManagerDouble {
       requireRotationToken: options.requireRotationToken ?? false,
       strictLabelMoves: options.strictLabelMoves ?? true,
     };
+    if (options.quotas) {
+      const rates: Record<string, number> = { ...DOCUMENTED_QUOTAS, ...(options.quotas === true ? {} : options.quotas) };
+      for (const [name, rate] of Object.entries(rates)) {
+        if (!Object.hasOwn(DOCUMENTED_QUOTAS, name)) throw new Error(`Unknown quota "${name}"; known: ${Object.keys(DOCUMENTED_QUOTAS).join(', ')}.`);
+        if (!(rate > 0)) throw new Error(`Quota ${name} must be a positive rate, got ${rate}.`);
+        const bucket = new TokenBucket(rate);
+        for (const op of name.split('+')) this.buckets.set(op, bucket);
+      }
+    }
   }
 
   // ---- transports ---------------------------------------------------------------------------
@@ -322,6 +381,7 @@ export class SecretsManagerDouble {
     });
     this.calls.push(record);
     try {
+      if (!this.unmetered && this.buckets.get(operation)?.take() === false) throw err('ThrottlingException', 'Rate exceeded.');
       const failure = this.injected.get(operation)?.shift();
       if (failure) throw failure;
       return compact(run());
@@ -374,6 +434,35 @@ export class SecretsManagerDouble {
   async rotateAndWait(secretId: string, options: RotateOptions = {}): Promise<RotationOutcome> {
     this.invoke('RotateSecret', this.rotateInput(secretId, options));
     return this.waitForRotation(secretId);
+  }
+
+  /**
+   * A rotation the service starts on its schedule (same code path as RotateSecret, logged as a
+   * RotateSecret call, but not an API call of the account: it draws on no quota), then wait for
+   * the outcome. For rotation storms: many schedules opening together.
+   */
+  async scheduledRotation(secretId: string, options: RotateOptions = {}): Promise<RotationOutcome> {
+    this.unmeteredInvoke('RotateSecret', this.rotateInput(secretId, options));
+    return this.waitForRotation(secretId);
+  }
+
+  /**
+   * invoke() outside the account's quotas: set-up a test does through another path (the console,
+   * another account), or what the service does itself. Still recorded in the call log.
+   */
+  unmeteredInvoke(operation: string, input: Input): object {
+    const was = this.unmetered;
+    this.unmetered = true;
+    try {
+      return this.invoke(operation, input);
+    } finally {
+      this.unmetered = was;
+    }
+  }
+
+  /** Calls refused with ThrottlingException, of one operation or of all. */
+  countThrottled(operation?: string): number {
+    return this.calls.filter((c) => c.error === 'ThrottlingException' && (!operation || c.operation === operation)).length;
   }
 
   /** The outcome of the latest rotation the double drove for this secret. */

@@ -25,9 +25,9 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { randomUUID } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { createHandler, Rotator, type StepContext } from '../../src';
+import { createHandler, DEFAULT_PASSWORD_POLICY, defaultSecretsManagerClient, Logger, Redactor, RotationRetryStrategy, Rotator, SecretStore, type StepContext } from '../../src';
 import { DIGITS, LOWERCASE, PUNCTUATION, UPPERCASE } from '../../src/testing/random-password';
-import { type RotationEventPayload, SecretsManagerDouble, type SecretsManagerDoubleOptions } from '../../src/testing/secrets-manager-double';
+import { DOCUMENTED_QUOTAS, type RotationEventPayload, SecretsManagerDouble, type SecretsManagerDoubleOptions } from '../../src/testing/secrets-manager-double';
 
 const FN = 'arn:aws:lambda:us-east-1:123456789012:function:api-key-rotator';
 /** Hostile on purpose: quotes, backslash, semicolon, %, spaces, unicode. */
@@ -469,8 +469,8 @@ describe('the rotation driver', () => {
       'createSecret', 'setSecret', 'testSecret', 'finishSecret',
     ]);
     expect(new Set(events.map((e) => e.ClientRequestToken))).toEqual(new Set([token]));
-    // createSecret stored the value once; the retries found it.
-    expect(sm.countCalls('PutSecretValue')).toBe(1);
+    // createSecret stored the value once; the retries' Puts were refused and the first value kept.
+    expect(sm.calls.filter((c) => c.operation === 'PutSecretValue').map((c) => c.error)).toEqual([undefined, 'ResourceExistsException', 'ResourceExistsException']);
     expect(sm.versionStages(arn)[token]).toEqual(['AWSCURRENT']);
   });
 
@@ -693,5 +693,272 @@ describe('the call log, injected failures and the wire', () => {
     expect(JSON.parse(rotateNoToken.body).__type).toBe('InvalidParameterException');
     const missing = await sm.handleJsonRequest('secretsmanager.DescribeSecret', '{}');
     expect(JSON.parse(missing.body).__type).toBe('ValidationException');
+  });
+});
+
+describe('createSecret without a pending read: PutSecretValue decides', () => {
+  /** Runs each step through a handler; `fresh` builds a new client per step (a cold container each time). */
+  async function countPerStep(fresh: boolean): Promise<Record<string, string[]>> {
+    const { arn } = await create();
+    const r = new ApiKeyRotator();
+    const shared = sm.client();
+    const run = sm.beginRotation(arn);
+    const perStep: Record<string, string[]> = {};
+    for (const step of ['createSecret', 'setSecret', 'testSecret', 'finishSecret'] as const) {
+      const h = createHandler(r, { client: fresh ? sm.client() : shared, env: {}, logSink: () => undefined });
+      sm.resetCalls();
+      await h(run.event(step));
+      perStep[step] = sm.calls.map((c) => c.operation);
+    }
+    run.complete();
+    expect(sm.versionStages(arn)[run.versionId]).toEqual(['AWSCURRENT']);
+    return perStep;
+  }
+
+  it('counts the calls per step: 7 in a warm function, 10 with a cold container per step (the previous design: 12)', async () => {
+    const warm = await countPerStep(false);
+    expect(warm).toEqual({
+      createSecret: ['DescribeSecret', 'GetSecretValue', 'PutSecretValue'],
+      // The values createSecret read and stored are reused by version id (from each step's DescribeSecret).
+      setSecret: ['DescribeSecret'],
+      testSecret: ['DescribeSecret'],
+      finishSecret: ['DescribeSecret', 'UpdateSecretVersionStage'],
+    });
+    const cold = await countPerStep(true);
+    expect(cold).toEqual({
+      createSecret: ['DescribeSecret', 'GetSecretValue', 'PutSecretValue'],
+      setSecret: ['DescribeSecret', 'GetSecretValue'],
+      testSecret: ['DescribeSecret', 'GetSecretValue'],
+      // finishSecret verifies AWSPENDING before promoting it: a cold container reads it.
+      finishSecret: ['DescribeSecret', 'GetSecretValue', 'UpdateSecretVersionStage'],
+    });
+  });
+
+  it('a Put stored but never acknowledged: the step fails, and its retry keeps the first value (ResourceExistsException, then a read)', async () => {
+    const { arn } = await create();
+    const lossy = sm.client();
+    let dropNextPutAnswer = true;
+    lossy.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args);
+        if (context.commandName === 'PutSecretValueCommand' && dropNextPutAnswer) {
+          dropNextPutAnswer = false;
+          throw Object.assign(new Error('socket hang up'), { name: 'TimeoutError', code: 'ECONNRESET' });
+        }
+        return out;
+      },
+      { step: 'deserialize', name: 'dropPutAnswer' },
+    );
+    const r = new ApiKeyRotator();
+    const h = createHandler(r, { client: lossy, env: {}, logSink: () => undefined });
+    const run = sm.beginRotation(arn);
+    await expect(h(run.event('createSecret'))).rejects.toThrow(/socket hang up/);
+    const stored = (await client.send(new GetSecretValueCommand({ SecretId: arn, VersionId: run.versionId }))).SecretString!;
+    expect(stored).toHaveLength(40);
+
+    sm.resetCalls();
+    await h(run.event('createSecret'));
+    expect(sm.calls.map((c) => [c.operation, c.error])).toEqual([
+      ['DescribeSecret', undefined],
+      ['PutSecretValue', 'ResourceExistsException'],
+      ['GetSecretValue', undefined],
+    ]);
+    for (const step of ['setSecret', 'testSecret', 'finishSecret'] as const) await h(run.event(step));
+    run.complete();
+    expect((await client.send(new GetSecretValueCommand({ SecretId: arn }))).SecretString).toBe(stored);
+    expect(r.accepted.has(stored)).toBe(true);
+    expect(r.accepted.size).toBe(2);
+  });
+
+  it('a Put whose answer is lost and that the SDK resends (same token, same value) is idempotent', async () => {
+    const { arn } = await create();
+    const retrying = sm.client({ retryStrategy: new RotationRetryStrategy({ random: () => 0 }) });
+    let drop = true;
+    retrying.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args);
+        if (context.commandName === 'PutSecretValueCommand' && drop) {
+          drop = false;
+          throw Object.assign(new Error('socket hang up'), { name: 'TimeoutError', code: 'ECONNRESET' });
+        }
+        return out;
+      },
+      { step: 'deserialize', name: 'dropPutAnswer' },
+    );
+    const run = sm.beginRotation(arn);
+    sm.resetCalls();
+    await createHandler(new ApiKeyRotator(), { client: retrying, env: {}, logSink: () => undefined })(run.event('createSecret'));
+    expect(sm.calls.filter((c) => c.operation === 'PutSecretValue').map((c) => c.error)).toEqual([undefined, undefined]);
+    expect(sm.versionStages(arn)[run.versionId]).toEqual(['AWSPENDING']);
+  });
+
+  it('a malformed value already stored for the token is reported, never overwritten', async () => {
+    const { arn } = await create();
+    const strict = new (class extends ApiKeyRotator {
+      override validate(value: string, label: string): void {
+        if (value.length !== 40 && label === 'AWSPENDING') throw new Error(`${label} is malformed`);
+      }
+    })();
+    const run = sm.beginRotation(arn);
+    await put(arn, 'short', ['AWSPENDING'], run.versionId);
+    const h = createHandler(strict, { client, env: {}, logSink: () => undefined });
+    await expect(h(run.event('createSecret'))).rejects.toThrow(/AWSPENDING is malformed/);
+    expect((await client.send(new GetSecretValueCommand({ SecretId: arn, VersionId: run.versionId }))).SecretString).toBe('short');
+  });
+
+  it('PASSWORD_SOURCE=secretsmanager keeps GetRandomPassword; the default generates in the function', async () => {
+    const { arn } = await create();
+    const run = sm.beginRotation(arn);
+    const h = createHandler(rotator, { client, env: {}, logSink: () => undefined });
+    await h(run.event('createSecret'));
+    expect(sm.countCalls('GetRandomPassword')).toBe(0);
+    const store = new SecretStore(client, arn, run.versionId, new Redactor(), new Logger(() => undefined, {}, new Redactor(), 'error'));
+    const policy = { ...DEFAULT_PASSWORD_POLICY, PasswordLength: 24 };
+    expect(await store.randomPassword(policy, 'secretsmanager')).toHaveLength(24);
+    expect(sm.countCalls('GetRandomPassword')).toBe(1);
+    expect(await store.randomPassword(policy)).toHaveLength(24);
+    expect(sm.countCalls('GetRandomPassword')).toBe(1);
+  });
+});
+
+describe('request quotas (opt-in) and the retry strategy for rotation storms', () => {
+  const WRITES = 'PutSecretValue+UpdateSecret+UpdateSecretVersionStage';
+
+  it('the documented per-Region quotas: reads 10,000/s, writes 50/s combined, the rest 50/s', () => {
+    expect(DOCUMENTED_QUOTAS['DescribeSecret+GetSecretValue']).toBe(10_000);
+    expect(DOCUMENTED_QUOTAS[WRITES]).toBe(50);
+    expect(DOCUMENTED_QUOTAS.GetRandomPassword).toBe(50);
+    expect(DOCUMENTED_QUOTAS.ListSecretVersionIds).toBe(50);
+    expect(() => new SecretsManagerDouble({ quotas: { Nope: 5 } as never })).toThrow(/Unknown quota/);
+  });
+
+  it('are off by default: a burst of 120 writes all succeed', async () => {
+    const { arn } = await create();
+    const results = await Promise.allSettled(Array.from({ length: 120 }, (_, k) => put(arn, `v${k}`)));
+    expect(results.filter((r) => r.status === 'rejected')).toHaveLength(0);
+  });
+
+  it('when on, writes over the combined quota fail with ThrottlingException and change nothing; reads have their own bucket', async () => {
+    setup({ quotas: { [WRITES]: 5 } });
+    const { arn } = await create();
+    const before = sm.versionStages(arn);
+    const outcomes: string[] = [];
+    for (let k = 0; k < 4; k++) {
+      outcomes.push(await put(arn, `v${k}`, ['AWSPENDING']).then(() => 'ok', (e) => e.name));
+    }
+    for (let k = 0; k < 4; k++) {
+      outcomes.push(
+        await client.send(new UpdateSecretVersionStageCommand({ SecretId: arn, VersionStage: 'BLUE', MoveToVersionId: Object.keys(before)[0] })).then(() => 'ok', (e) => e.name),
+      );
+    }
+    expect(outcomes).toEqual(['ok', 'ok', 'ok', 'ok', 'ok', 'ThrottlingException', 'ThrottlingException', 'ThrottlingException']);
+    const throttled = await failure(put(arn, 'never stored', ['AWSPENDING']));
+    expect(throttled).toMatchObject({ name: 'ThrottlingException', message: 'Rate exceeded.', $metadata: { httpStatusCode: 400 } });
+    expect(sm.countThrottled('UpdateSecretVersionStage')).toBe(3);
+    expect(JSON.stringify(sm.calls)).not.toContain('never stored');
+    // Reads draw on the 10,000/s bucket: 200 at once are fine.
+    const reads = await Promise.allSettled(Array.from({ length: 200 }, () => client.send(new DescribeSecretCommand({ SecretId: arn }))));
+    expect(reads.every((r) => r.status === 'fulfilled')).toBe(true);
+    // The bucket refills: 5 per second.
+    await new Promise((r) => setTimeout(r, 450));
+    expect(await put(arn, 'later', ['AWSPENDING']).then(() => 'ok')).toBe('ok');
+  });
+
+  it('RotationRetryStrategy: throttling retried with full-jitter backoff within its time budget; transient 3 attempts; client errors never', async () => {
+    const s = new RotationRetryStrategy({ throttleBaseMs: 500, throttleCapMs: 10_000, throttleBudgetMs: 40_000, random: () => 0.999 });
+    let t = await s.acquireInitialRetryToken('');
+    const delays: number[] = [];
+    for (let k = 0; k < 5; k++) {
+      t = await s.refreshRetryTokenForRetry(t, { errorType: 'THROTTLING' });
+      delays.push(t.getRetryDelay());
+    }
+    expect(delays).toEqual([499, 999, 1998, 3996, 7992]);
+    // A call that has waited lateAfterMs retries within lateCapMs (closer to first come, first served).
+    const late = new RotationRetryStrategy({ lateAfterMs: 0, lateCapMs: 1000, random: () => 0.999 });
+    const l0 = await late.acquireInitialRetryToken('');
+    await new Promise((r) => setTimeout(r, 5));
+    expect((await late.refreshRetryTokenForRetry(await late.refreshRetryTokenForRetry(l0, { errorType: 'THROTTLING' }), { errorType: 'THROTTLING' })).getRetryDelay()).toBe(999);
+    // The budget counts from the first attempt: a retry whose delay would end past it is refused.
+    const tight = new RotationRetryStrategy({ throttleBudgetMs: 600, random: () => 0.999 });
+    const t0 = await tight.acquireInitialRetryToken('');
+    const t1 = await tight.refreshRetryTokenForRetry(t0, { errorType: 'THROTTLING' });
+    await expect(tight.refreshRetryTokenForRetry(t1, { errorType: 'THROTTLING' })).rejects.toThrow(/No retry token/);
+    let tr = await s.acquireInitialRetryToken('');
+    tr = await s.refreshRetryTokenForRetry(tr, { errorType: 'TRANSIENT' });
+    tr = await s.refreshRetryTokenForRetry(tr, { errorType: 'TRANSIENT' });
+    await expect(s.refreshRetryTokenForRetry(tr, { errorType: 'TRANSIENT' })).rejects.toThrow(/No retry token/);
+    await expect(s.refreshRetryTokenForRetry(await s.acquireInitialRetryToken(''), { errorType: 'CLIENT_ERROR' })).rejects.toThrow(/No retry token/);
+    expect(defaultSecretsManagerClient({ SECRETS_MANAGER_ENDPOINT: 'http://127.0.0.1:1' }).config.retryStrategy).toBeDefined();
+    expect(() => defaultSecretsManagerClient({ SECRETS_MANAGER_RETRY_BUDGET_MS: 'soon' })).toThrow(/SECRETS_MANAGER_RETRY_BUDGET_MS/);
+  });
+
+  /** `n` scheduled rotations at once through one handler (the double sets the write quota). */
+  async function storm(n: number, c: SecretsManagerClient): Promise<{ failed: number; throttled: number; ms: number }> {
+    const handler = createHandler(new ApiKeyRotator(), { client: c, env: {}, logSink: () => undefined });
+    const fn = `${FN}-storm`;
+    sm.registerFunction(fn, handler);
+    const arns = await Promise.all(Array.from({ length: n }, () => create().then((x) => x.arn)));
+    const t0 = Date.now();
+    const outcomes = await Promise.all(arns.map((arn) => sm.scheduledRotation(arn, { lambdaArn: fn })));
+    return { failed: outcomes.filter((o) => !o.succeeded).length, throttled: sm.countThrottled(), ms: Date.now() - t0 };
+  }
+
+  it('a storm: every rotation completes with RotationRetryStrategy, where the SDK\'s standard retries give up', async () => {
+    setup({ quotas: { [WRITES]: 10 } });
+    const ours = await storm(24, sm.client({ retryStrategy: new RotationRetryStrategy({ throttleBaseMs: 100, throttleCapMs: 1000, throttleBudgetMs: 20_000 }) }));
+    expect(ours.failed).toBe(0);
+    expect(ours.throttled).toBeGreaterThan(0);
+    // 48 writes at 10/s after a burst of 10: at least 3.8 s.
+    expect(ours.ms).toBeGreaterThan(3500);
+
+    setup({ quotas: { [WRITES]: 10 } });
+    const standard = await storm(24, sm.client({ maxAttempts: 3, retryMode: 'standard' }));
+    expect(standard.failed).toBeGreaterThan(0);
+  }, 60_000);
+});
+
+describe('values reused across the steps of a warm container', () => {
+  /** Records what setSecret saw; optionally fails with the pending value in its message (a careless rotator). */
+  class Observing extends ApiKeyRotator {
+    seenCurrent?: string;
+    leak = false;
+    override async setSecret(ctx: StepContext): Promise<void> {
+      this.seenCurrent = await ctx.secrets.current();
+      const pending = await ctx.secrets.requirePending();
+      if (this.leak) throw new Error(`the service rejected ${pending}`);
+      this.accepted.add(pending);
+    }
+  }
+
+  it('a value changed out of band between steps is read again: the cache is keyed by the version this step\'s DescribeSecret shows', async () => {
+    const { arn } = await create();
+    const r = new Observing();
+    const h = createHandler(r, { client, env: {}, logSink: () => undefined });
+    const run = sm.beginRotation(arn);
+    await h(run.event('createSecret'));
+    // Someone stores a new AWSCURRENT mid-rotation (a new version: versions never change).
+    await put(arn, 'Changed-Out-Of-Band-Value', ['AWSCURRENT']);
+    sm.resetCalls();
+    await h(run.event('setSecret'));
+    expect(r.seenCurrent).toBe('Changed-Out-Of-Band-Value');
+    expect(sm.calls.map((c) => c.operation)).toEqual(['DescribeSecret', 'GetSecretValue']);
+  });
+
+  it('a value served from the cache is still scrubbed from errors and logs of the step that uses it', async () => {
+    const { arn } = await create();
+    const r = new Observing();
+    const lines: string[] = [];
+    const h = createHandler(r, { client, env: {}, logSink: (l) => lines.push(l) });
+    const run = sm.beginRotation(arn);
+    await h(run.event('createSecret'));
+    const pending = (await client.send(new GetSecretValueCommand({ SecretId: arn, VersionId: run.versionId }))).SecretString!;
+    r.leak = true;
+    sm.resetCalls();
+    const err = await failure(h(run.event('setSecret')));
+    // Served from the cache (no GetSecretValue), yet scrubbed like a value read in this invocation.
+    expect(sm.calls.map((c) => c.operation)).toEqual(['DescribeSecret']);
+    expect(err.message).toMatch(/the service rejected/);
+    expect(err.message).not.toContain(pending);
+    expect(lines.join('\n')).not.toContain(pending);
   });
 });

@@ -509,7 +509,7 @@ describe('Secrets Manager errors are typed and actionable', () => {
     const run = h.begin(arn);
     await Promise.all([h.invoke(run.event('createSecret')), h.invoke(run.event('createSecret'))]);
     expect(h.sm.calls.filter((c) => c.operation === 'PutSecretValue')).toHaveLength(2);
-    expect(h.records().some((l) => l.msg === 'another invocation stored this rotation\'s AWSPENDING value first; using it')).toBe(true);
+    expect(h.records().some((l) => l.msg === 'AWSPENDING value already exists; nothing to create')).toBe(true);
     for (const step of ['setSecret', 'testSecret', 'finishSecret'] as const) await h.invoke(run.event(step));
     expect(h.holderOf(arn, 'AWSCURRENT')).toBe(run.versionId);
     expect(servers.get('db-a')!.get('app')).toBe((await h.current(arn)).json!.password);
