@@ -100,10 +100,10 @@ beforeAll(async () => {
   su = new Client({ host: info.host, port: info.port, user: info.superuser, password: info.superPassword, database: info.database, ssl: false });
   await su.connect();
   serverVersion = Number((await su.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0].v);
-  // The admin of the alternating strategy is not a superuser: CREATEROLE, as an RDS master user has.
-  adminUser = uniq('rl admin "A"');
-  adminPassword = hostilePassword('admin');
-  await createRole(adminUser, adminPassword, 'CREATEROLE CREATEDB');
+  // The admin of the alternating strategy is the RDS-like master user: not a superuser, CREATEROLE
+  // and CREATEDB, member of rds_superuser (test/support/postgres.ts).
+  adminUser = info.master;
+  adminPassword = info.masterPassword;
 });
 
 afterAll(async () => {
@@ -622,15 +622,18 @@ describe('password hashing', () => {
     expect(stored.rows[0].rolpassword).toMatch(/^SCRAM-SHA-256\$/);
   });
 
-  it('rejects an unknown PASSWORD_ENCRYPTION value with a configuration error', async () => {
-    const h = harness({}, new PostgresEngine({ env: { PASSWORD_ENCRYPTION: 'md5' } }));
+  it('rejects an unknown PASSWORD_ENCRYPTION value with a configuration error in createSecret, before AWSPENDING is written', async () => {
+    const h = harness({}, new PostgresEngine({ env: { PASSWORD_ENCRYPTION: 'sha1' } }));
     const user = uniq('cfg');
     const initial = hostilePassword('cfg');
     await createRole(user, initial);
     const arn = await h.createSecret(dbSecret(user, initial));
     const r = await h.rotate(arn);
     expect(r.succeeded).toBe(false);
-    expect(r.error).toMatch(/ConfigError: PASSWORD_ENCRYPTION must be/);
+    expect(r.error).toMatch(/ConfigError: PASSWORD_ENCRYPTION must be "auto".*got "sha1"/);
+    expect(r.steps).toEqual(['createSecret']);
+    expect(r.calls).not.toContain('PutSecretValue');
+    expect(r.calls).not.toContain('GetRandomPassword');
     expect(await tryLogin(user, initial)).toBe('ok');
   });
 
@@ -651,13 +654,14 @@ describe('password hashing', () => {
       expect(statement).toHaveLength(1);
       expect(statement[0].includes(password)).toBe(true);
 
-      // Alternating users, handler env with an unknown mode: the admin's upsert refuses it.
-      const h2 = harness({ PASSWORD_ENCRYPTION: 'md5' });
+      // Alternating users, handler env with an unknown mode: refused in createSecret.
+      const h2 = harness({ PASSWORD_ENCRYPTION: 'sha1' });
       const user2 = uniq('envalt');
       await createRole(user2, hostilePassword('envalt'));
       const { arn: arn2 } = await alternatingSecret(h2, user2, hostilePassword('envalt'));
       const r2 = await h2.rotate(arn2);
-      expect(r2.error).toMatch(/ConfigError: PASSWORD_ENCRYPTION must be "scram-sha-256" \(the default\) or "plaintext", got "md5"/);
+      expect(r2.error).toMatch(/ConfigError: PASSWORD_ENCRYPTION must be "auto" \(the default: keep the verifier type the user has\), "scram-sha-256", "md5" or "plaintext", got "sha1"/);
+      expect(r2.steps).toEqual(['createSecret']);
       expect(await roleExists(`${user2}_clone`)).toBe(false);
 
       // No PASSWORD_ENCRYPTION in the handler env: the default (SCRAM), whatever process.env says.

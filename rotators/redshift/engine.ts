@@ -344,6 +344,7 @@ export const redshiftEngine: DatabaseEngine<Client> = {
       defaultPort: REDSHIFT_DEFAULT_PORT,
       defaultDatabase: REDSHIFT_DEFAULT_DATABASE,
       classify: (err, s, port) => classifyConnectError(err, `${s.host}:${port}`, [s.password]),
+      serverTimeout: 'set',
     });
   },
 
