@@ -154,20 +154,23 @@ export class PostgresEngine implements DatabaseEngine<Client> {
         `If this secret really belongs to "${currentUser}", rename or drop the role "${alternateUser}"; otherwise fix the secret's username.`,
       );
     }
+    const { clone, original } = pairSides(change);
+    const marked = (clone === alternateUser ? alt : cur).marker === alternateMarker(original);
+    // Objects a marked clone created while it was the current user are the application's own;
+    // never accepted for the original user (alt = `<x>`), whose ownership a forged clone must not reach.
+    const ownedMayStay = marked && clone === alternateUser;
     const reasons: string[] = [];
     for (const [col, kw] of ATTRIBUTES) if (alt[col] === true && cur[col] !== true) reasons.push(`${kw} (which "${currentUser}" lacks)`);
     // A current user with the privileges of the alternate one (membership with INHERIT: the way
     // back, user_clone -> user) already has everything it owns, holds and can grant.
     const { rows: [reach] } = await exec<{ inherits: boolean }>(admin, 'compare the two users', `SELECT pg_has_role($1::oid, $2::oid, 'USAGE') AS inherits`, [cur.oid, alt.oid]);
-    if (!reach?.inherits) reasons.push(...(await this.extraCapabilities(admin, cur.oid, alt.oid, currentUser)));
+    if (!reach?.inherits) reasons.push(...(await this.extraCapabilities(admin, cur.oid, alt.oid, currentUser, ownedMayStay, log)));
     if (reasons.length) {
       throw new PrivilegeError(
         `${refuse}: it holds what "${currentUser}" does not: ${reasons.join('; ')}. It is not this pair's alternate user, and its password must not be reset. Nothing was changed.`,
         `If "${alternateUser}" really is "${currentUser}"'s alternate, remove from it what "${currentUser}" lacks (or give that to "${currentUser}"); otherwise use another username for this secret.`,
       );
     }
-    const { clone, original } = pairSides(change);
-    const marked = (clone === alternateUser ? alt : cur).marker === alternateMarker(original);
     if (!marked) {
       if (!adoptUnmarked(change.env)) {
         throw new PrivilegeError(
@@ -181,7 +184,7 @@ export class PostgresEngine implements DatabaseEngine<Client> {
   }
 
   /** What `alt` holds and the current user does not: memberships, admin options, object privileges, owned objects. */
-  private async extraCapabilities(admin: Client, curOid: number, altOid: number, currentUser: string): Promise<string[]> {
+  private async extraCapabilities(admin: Client, curOid: number, altOid: number, currentUser: string, ownedMayStay: boolean, log: Logger): Promise<string[]> {
     const reasons: string[] = [];
     const { rows: memberships } = await exec<{ role: string; admin: boolean; cur_member: boolean; cur_admin: boolean }>(
       admin,
@@ -233,7 +236,13 @@ export class PostgresEngine implements DatabaseEngine<Client> {
         GROUP BY 1 ORDER BY 1`,
       [altOid],
     );
-    for (const d of deps) reasons.push(`${d.what} ${d.n} object(s)`);
+    for (const d of deps) {
+      if (d.what === 'owns' && ownedMayStay) {
+        log.warn('the alternate user owns objects it created while it was the current user; set POSTGRES_CLONE_SET_ROLE=true so they belong to the original user', { owned: d.n });
+        continue;
+      }
+      reasons.push(`${d.what} ${d.n} object(s)`);
+    }
     return reasons;
   }
 
@@ -271,6 +280,7 @@ export class PostgresEngine implements DatabaseEngine<Client> {
       const attributes = await this.copyAttributes(admin, currentUser, alternateUser, log);
       const granted = await this.copyMemberships(admin, currentUser, alternateUser, version, log);
       const settings = await this.copySettings(admin, currentUser, alternateUser, log);
+      const actsAs = await this.actAsOriginal(admin, change);
       await exec(admin, 'commit', 'COMMIT');
       log.info(created ? 'created the alternate user' : 'updated the alternate user', {
         username: alternateUser,
@@ -279,6 +289,7 @@ export class PostgresEngine implements DatabaseEngine<Client> {
         rolesGranted: granted,
         settingsCopied: settings,
         markerSet: marked,
+        ...(actsAs ? { sessionRole: actsAs } : {}),
         passwordEncryption: password.encryption,
         passwordEncryptionFrom: password.source,
       });
@@ -286,6 +297,20 @@ export class PostgresEngine implements DatabaseEngine<Client> {
       await admin.query('ROLLBACK').catch(() => undefined);
       throw err;
     }
+  }
+
+  /**
+   * POSTGRES_CLONE_SET_ROLE=true: the clone's sessions start as the original user
+   * (`ALTER ROLE <x>_clone SET role = '<x>'`), so objects it creates are owned by `<x>` and the
+   * two users are interchangeable for DDL. Needs the clone's membership in `<x>` (granted above;
+   * on 16+ with the SET option, the default). Returns the role set, if any.
+   */
+  private async actAsOriginal(admin: Client, change: AlternateUserChange): Promise<string | undefined> {
+    if (!cloneSetsRole(change.env)) return undefined;
+    const { clone, original } = pairSides(change);
+    if (clone !== change.alternateUser) return undefined; // the original user keeps its own sessions
+    await exec(admin, `make "${clone}" sessions start as "${original}"`, `ALTER ROLE ${admin.escapeIdentifier(clone)} SET role = ${admin.escapeLiteral(original)}`);
+    return original;
   }
 
   /** Mark the `_clone` side when this upsert created the pair's other user, or when adopting. Returns whether it wrote. */
@@ -325,6 +350,7 @@ export class PostgresEngine implements DatabaseEngine<Client> {
     }
     // Environment variables this engine reads fail here, in createSecret, before AWSPENDING exists.
     this.encryptionSetting(env);
+    cloneSetsRole(env);
   }
 
   validatePassword(password: string): void {
@@ -487,6 +513,8 @@ export class PostgresEngine implements DatabaseEngine<Client> {
     const have = settings(alternateUser);
     const copied: string[] = [];
     for (const [key, s] of want) {
+      // `role` is the clone's own POSTGRES_CLONE_SET_ROLE setting: never given to the original user.
+      if (s.name === 'role' || s.name === 'session_authorization') continue;
       if (have.get(key)?.value === s.value) continue;
       const where = s.db === null ? '' : ` IN DATABASE ${admin.escapeIdentifier(s.db)}`;
       const name = s.name.split('.').map((p) => admin.escapeIdentifier(p)).join('.');
@@ -518,6 +546,14 @@ export class PostgresEngine implements DatabaseEngine<Client> {
       throw statementError(err, admin, 'copy a privilege to the alternate user', []);
     }
   }
+}
+
+/** POSTGRES_CLONE_SET_ROLE: `true` or `false` (default); anything else is a ConfigError. */
+function cloneSetsRole(env: Env): boolean {
+  const raw = env.POSTGRES_CLONE_SET_ROLE?.trim().toLowerCase();
+  if (!raw || raw === 'false') return false;
+  if (raw === 'true') return true;
+  throw new ConfigError(`POSTGRES_CLONE_SET_ROLE must be "true" or "false", got "${raw.slice(0, 40)}".`);
 }
 
 /** ADOPT_UNMARKED_ALTERNATE=true: accept (and mark) an unmarked pair that passes the capability check. */
@@ -668,6 +704,11 @@ export function classifyConnectError(err: unknown, secret: DbSecret, port: numbe
     case 'unknown':
       return new ConnectError('NETWORK', `Connecting to PostgreSQL as ${who} failed: ${detail}.`, err);
   }
+}
+
+/** A failed statement as the error this engine throws (exported for tests). */
+export function classifyStatementError(err: unknown, conn: Client, what: string, secrets: string[] = [], opts: { privilegeRemedy?: string } = {}): Error {
+  return statementError(err, conn, what, secrets, opts);
 }
 
 function statementError(err: unknown, conn: Client, what: string, secrets: string[], opts: { privilegeRemedy?: string } = {}): Error {
