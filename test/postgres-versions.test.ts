@@ -314,6 +314,26 @@ describe.each(servers.map((info) => [`PostgreSQL ${Math.floor(info.versionNum / 
     }
   });
 
+  it('two concurrent single-user password changes of the same step both succeed', async () => {
+    const log = new Logger(() => undefined);
+    const opts = { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 5000, statementTimeoutMs: 30_000, log, env: {} };
+    for (let i = 0; i < 3; i++) {
+      const user = uniq('race1');
+      const initial = hostilePassword('race1');
+      await createRole(user, initial);
+      const secret = { engine: 'postgres', host: info.host, port: info.port, dbname: info.database, username: user, password: initial } as DbSecret;
+      const newPassword = `Race1${RUN}${i}newPassw0rd`;
+      const [a, b] = await Promise.all([postgresEngine.connect(secret, opts), postgresEngine.connect(secret, opts)]);
+      try {
+        const change = { username: user, oldPassword: initial, newPassword, env: {} };
+        await Promise.all([postgresEngine.setOwnPassword(a, change, log), postgresEngine.setOwnPassword(b, change, log)]);
+      } finally {
+        await Promise.all([postgresEngine.close(a), postgresEngine.close(b)]);
+      }
+      expect(await tryLogin(user, newPassword)).toBe('ok');
+    }
+  });
+
   if (major(info) >= 16) {
     it('16+: an existing clone the master holds no ADMIN OPTION on fails PRIVILEGE with the 16+ remedy and the server\'s DETAIL', async () => {
       const h = harness();

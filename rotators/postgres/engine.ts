@@ -124,12 +124,23 @@ export class PostgresEngine implements DatabaseEngine<Client> {
 
   async setOwnPassword(conn: Client, change: PasswordChange, log: Logger): Promise<void> {
     const password = await this.passwordSql(conn, change.username, change.newPassword, change.env, 'self');
-    await exec(conn, `change the password of "${change.username}"`, `ALTER ROLE ${conn.escapeIdentifier(change.username)} WITH PASSWORD ${password.sql}`, undefined, {
-      secrets: [change.newPassword, change.oldPassword, password.sql],
-      privilegeRemedy:
-        'The user may not change its own password. On RDS with rds.restrict_password_commands, grant it the rds_password role, ' +
-        'or use the alternating-users strategy with an admin secret (masterarn).',
-    });
+    const alter = () =>
+      exec(conn, `change the password of "${change.username}"`, `ALTER ROLE ${conn.escapeIdentifier(change.username)} WITH PASSWORD ${password.sql}`, undefined, {
+        secrets: [change.newPassword, change.oldPassword, password.sql],
+        privilegeRemedy:
+          'The user may not change its own password. On RDS with rds.restrict_password_commands, grant it the rds_password role, ' +
+          'or use the alternating-users strategy with an admin secret (masterarn).',
+      });
+    try {
+      await alter();
+    } catch (err) {
+      // A concurrent duplicate of this step changed the same role at the same moment
+      // (`tuple concurrently updated`): setting the same password again converges.
+      const state = concurrentDuplicate(err);
+      if (!state) throw err;
+      log.warn('a concurrent invocation changed the password at the same time; setting it once more', { username: change.username, sqlstate: state });
+      await alter();
+    }
     log.info('ALTER ROLE ... PASSWORD executed', { username: change.username, passwordEncryption: password.encryption, passwordEncryptionFrom: password.source });
   }
 
