@@ -169,6 +169,27 @@ describe.each(servers.map((info) => [`PostgreSQL ${Math.floor(info.versionNum / 
     });
   });
 
+  it('POSTGRES_CLONE_SET_ROLE=true: the clone\'s sessions act as the user (membership with SET on 16+)', async () => {
+    const h = harness({ POSTGRES_CLONE_SET_ROLE: 'true' });
+    const user = uniq('setrole');
+    const initial = hostilePassword('setrole');
+    await createRole(user, initial);
+    await adminMayAdminister(user);
+    const arn = await alternatingSecret(h, user, initial);
+    for (const expected of [`${user}_clone`, user, `${user}_clone`]) {
+      expect((await h.rotate(arn)).error).toBeUndefined();
+      const cur = await h.credentials(arn);
+      expect(cur.username).toBe(expected);
+      const c = new Client({ host: info.host, port: info.port, user: expected, password: cur.password, database: info.database, ssl: false });
+      await c.connect();
+      try {
+        expect((await c.query('SELECT current_user AS cu, session_user AS su')).rows[0]).toEqual({ cu: user, su: expected });
+      } finally {
+        await c.end();
+      }
+    }
+  });
+
   it('attack: a child secret naming X_clone for an existing superuser X fails PRIVILEGE; X keeps its password and attributes', async () => {
     const h = harness();
     const victim = uniq('dba');
