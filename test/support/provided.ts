@@ -12,6 +12,17 @@ export interface PostgresInfo {
   caFile: string;
   /** A CA that did not sign it: verification against it must fail. */
   otherCaPem: string;
+  /**
+   * The RDS-like master user, the default admin of the tests: LOGIN NOSUPERUSER INHERIT CREATEDB
+   * CREATEROLE, member of the NOLOGIN role `rds_superuser` (itself a member of pg_monitor and
+   * pg_signal_backend), as RDS creates it.
+   */
+  master: string;
+  masterPassword: string;
+  /** server_version_num, e.g. 150014. */
+  versionNum: number;
+  /** password_encryption and the pg_hba.conf method of the server. */
+  passwordEncryption: 'scram-sha-256' | 'md5';
 }
 
 export interface MariaDbInfo {
@@ -30,6 +41,8 @@ export interface MariaDbInfo {
 declare module 'vitest' {
   export interface ProvidedContext {
     postgres: PostgresInfo;
+    /** More PostgreSQL majors (13 with md5, as RDS defaults to through 13; 18), for the version matrix. */
+    postgresVersions: PostgresInfo[];
     mariadb: MariaDbInfo;
   }
 }
