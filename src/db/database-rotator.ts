@@ -5,6 +5,7 @@ import { Rotator, type StepContext } from '../rotator';
 import { AWSCURRENT, AWSPENDING, AWSPREVIOUS } from '../secrets';
 import { type AdminEndpoint, type ManagedAdminLookup, normaliseRdsEngine, type RdsClientFactory, rdsManagedAdminLookup } from './admin-endpoint';
 import type { DatabaseEngine } from './engine';
+import { preflightOrThrow } from '../ops/preflight';
 import {
   type DbSecret,
   defaultAlternateUsername,
@@ -139,11 +140,10 @@ export class DatabaseRotator<C = unknown> extends Rotator {
   async testSecret(ctx: StepContext): Promise<void> {
     const raw = await ctx.secrets.pending();
     // RotateSecret with RotateImmediately=false runs testSecret alone on a value-less AWSPENDING
-    // placeholder, to test the rotation configuration: prove the function reaches Secrets
-    // Manager and the database by testing AWSCURRENT instead.
-    const label = raw === undefined ? AWSCURRENT : AWSPENDING;
-    if (raw === undefined) ctx.log.info('AWSPENDING has no value (a RotateImmediately=false test run); testing AWSCURRENT');
-    const secret = this.parse(raw ?? (await ctx.secrets.current()), label, ctx);
+    // placeholder, to test the rotation configuration: run the whole preflight (changes nothing).
+    if (raw === undefined) return this.preflight(ctx);
+    const label = AWSPENDING;
+    const secret = this.parse(raw, label, ctx);
     const login = await this.login(secret, label, ctx);
     if (!login.ok) throw new LoginError(`Unable to log into the database with the ${label} secret.`, [login.failure]);
     try {
@@ -152,6 +152,15 @@ export class DatabaseRotator<C = unknown> extends Rotator {
       await this.close(login.conn, ctx.log);
     }
     ctx.log.info(`${label} logs in and runs the check query`, { username: secret.username });
+  }
+
+  /**
+   * Preflight (src/ops/preflight.ts): every check this secret's rotation depends on, read-only;
+   * throws a PreflightError listing every failed check with its remedy.
+   */
+  async preflight(ctx: StepContext): Promise<void> {
+    ctx.log.info('AWSPENDING has no value (a RotateImmediately=false test run); running the preflight');
+    await preflightOrThrow(this, ctx);
   }
 
   private async setSingle(current: DbSecret, pending: DbSecret, ctx: StepContext): Promise<void> {
