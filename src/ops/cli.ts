@@ -134,7 +134,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     const token = pending && pending !== current ? pending : (current ?? '');
     const secrets = new SecretStore(client, metadata.ARN ?? args.secretId, token, redactor, log);
     const engine = parseJsonSecret(await secrets.current(), AWSCURRENT).engine;
-    const rotator = await rotatorForEngine(engine);
+    const rotator = rotatorForEngine(engine);
     const ctx = { secretId: secrets.secretId, secrets, log, env, metadata };
 
     if (args.command === 'preflight') {
