@@ -4,12 +4,16 @@
  * server. Hostile passwords throughout; no value of any secret (passwords, whole secret strings)
  * may appear in stdout or stderr, raw, JSON-escaped, base64 or URL-encoded, in any command or mode.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Client } from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DatabaseRotator } from '../../src/db/database-rotator';
 import { createHandler } from '../../src/handler';
 import { startSecretsManagerServer, type SecretsManagerServer } from '../../src/testing';
 import { postgresEngine } from '../../rotators/postgres/engine';
+import { buildCli } from '../../scripts/build-cli';
 import type { PostgresInfo } from '../support/provided';
 import { assertNoLeaksInAll, createRotationHarness, type RotationHarness } from '../support/rotation-harness';
 import { assertNoSecretIn, type CliResult, spawnCli } from './support';
@@ -128,6 +132,24 @@ describe('rotation-lambdas, spawned', () => {
     expect(report.ok).toBe(true);
     expect(report.checks.map((c: { id: string }) => c.id)).toEqual(expect.arrayContaining(['admin.login', 'admin.create-role', 'admin.grant-roles']));
     noLeak(r, [...(await allValues(arn, adminArn)), adminPw, pw]);
+  });
+
+  it('the bundled CLI (scripts/build-cli.ts, run from an empty directory) reads the status of a secret', { timeout: 180_000 }, async () => {
+    const out = mkdtempSync(join(tmpdir(), 'rl-cli-test-'));
+    try {
+      const file = await buildCli(out);
+      const user = uniq('cli bundled');
+      const pw = hostilePassword('bundled');
+      await createRole(user, pw);
+      const arn = await h.createSecret(dbSecret(user, pw));
+      const r = await spawnCli(server.endpoint, ['status', '--secret-id', arn], {}, file);
+      expect(r.code, r.err).toBe(0);
+      expect(r.out).toContain('AWSCURRENT (version');
+      expect(r.out).toContain(') logs in.');
+      noLeak(r, [...(await allValues(arn)), pw]);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
   });
 
   it('usage errors exit 2 with the usage text; --help exits 0', { timeout: 60_000 }, async () => {

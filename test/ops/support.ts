@@ -42,12 +42,12 @@ export async function runCli(h: RotationHarness, args: string[], env: Env = {}):
   }
 }
 
-/** The CLI as a user runs it: `node bin/rotation-lambdas.js ...` in a child process, endpoint from SECRETS_MANAGER_ENDPOINT. */
-export function spawnCli(endpoint: string, args: string[], env: Env = {}): Promise<CliResult> {
+/** The CLI as a user runs it: `node bin/rotation-lambdas.js ...` (or another script) in a child process, endpoint from SECRETS_MANAGER_ENDPOINT. */
+export function spawnCli(endpoint: string, args: string[], env: Env = {}, script = join(ROOT, 'bin', 'rotation-lambdas.js')): Promise<CliResult> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      [join(ROOT, 'bin', 'rotation-lambdas.js'), ...args],
+      [script, ...args],
       {
         cwd: ROOT,
         timeout: 60_000,
