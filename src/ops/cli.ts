@@ -13,6 +13,7 @@ import { Logger, parseLevel } from '../log';
 import type { Env } from '../password';
 import { Redactor } from '../redact';
 import { AWSCURRENT, SecretStore } from '../secrets';
+import { regionOfArn } from '../db/admin-endpoint';
 import { parseJsonSecret } from '../db/secret';
 import { rotatorForEngine } from './engines';
 import { runPreflight } from './preflight';
@@ -28,7 +29,7 @@ Commands:
 
 Options:
   --secret-id <id>      the secret's ARN or name (required)
-  --region <region>     AWS region (default: the SDK's: AWS_REGION, profile...)
+  --region <region>     AWS region (default: the secret ARN's, else the SDK's: AWS_REGION, profile...)
   --endpoint-url <url>  Secrets Manager endpoint (default: SECRETS_MANAGER_ENDPOINT, else AWS's)
   --yes                 repair: apply the plan (without it, only show it)
   --json                print the report as JSON
@@ -126,7 +127,9 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   const env: Env = { ...io.env };
   const log = new Logger((line) => io.err(line + '\n'), { tool: 'rotation-lambdas', command: args.command }, redactor, args.verbose ? 'debug' : parseLevel(env.LOG_LEVEL ?? 'warn'));
   const endpoint = args.endpoint ?? env.SECRETS_MANAGER_ENDPOINT?.trim();
-  const client = new SecretsManagerClient({ ...(endpoint ? { endpoint } : {}), ...(args.region ? { region: args.region } : {}) });
+  // A full ARN names its region; --region, else the SDK's default, otherwise.
+  const region = args.region ?? regionOfArn(args.secretId);
+  const client = new SecretsManagerClient({ ...(endpoint ? { endpoint } : {}), ...(region ? { region } : {}) });
   try {
     const metadata = await client.send(new DescribeSecretCommand({ SecretId: args.secretId }));
     const { current, pending } = holders(metadata);

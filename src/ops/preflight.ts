@@ -17,7 +17,7 @@ import { type DbSecret, parseAdminSecret, strategyOf } from '../db/secret';
 import { parseTlsMode, resolveCa } from '../db/tls';
 import { describeError, type LoginFailure } from '../errors';
 import type { Logger } from '../log';
-import type { Env } from '../password';
+import { type Env, passwordPolicyFromEnv } from '../password';
 import type { StepContext } from '../rotator';
 import { AWSCURRENT } from '../secrets';
 import { builtinHooks } from './builtin-hooks';
@@ -67,6 +67,9 @@ export async function runPreflight<C>(rotator: DatabaseRotator<C>, ctx: Prefligh
 
   // 2. TLS settings.
   checks.push(tlsCheck('secret.tls', 'TLS settings of AWSCURRENT', current, ctx.env));
+
+  // The password policy (PASSWORD_LENGTH, EXCLUDE_*...) and GetRandomPassword, as createSecret will use them.
+  checks.push(await passwordPolicyCheck(rotator, ctx));
 
   // 3. AWSCURRENT logs in over the TLS mode in force, and the check query runs.
   const login = await loginAndCheck(rotator, current, AWSCURRENT, ctx);
@@ -224,6 +227,20 @@ function alternateNameCheck<C>(rotator: DatabaseRotator<C>, current: DbSecret, a
     return pass('alternate.name', title, `"${alternateUser}": ${length} of at most ${max} ${unit}.`);
   } catch (err) {
     return failFrom('alternate.name', title, err, 'SECRET_FORMAT');
+  }
+}
+
+async function passwordPolicyCheck<C>(rotator: DatabaseRotator<C>, ctx: PreflightContext): Promise<Check> {
+  const title = 'The password policy works with GetRandomPassword';
+  try {
+    const policy = rotator.engine.passwordPolicy ? rotator.engine.passwordPolicy(ctx.env) : passwordPolicyFromEnv(ctx.env, rotator.engine.passwordDefaults);
+    // Read-only: a password is generated (and registered for redaction), never stored.
+    const sample = await ctx.secrets.randomPassword(policy);
+    rotator.engine.validatePassword?.(sample);
+    return pass('secret.password-policy', title, `${policy.PasswordLength} characters${policy.ExcludeCharacters ? ', with excluded characters' : ''}; GetRandomPassword answered.`);
+  } catch (err) {
+    return failFrom('secret.password-policy', title, err, 'CONFIG',
+      'Check PASSWORD_LENGTH and the EXCLUDE_* variables, and that the function may call secretsmanager:GetRandomPassword.');
   }
 }
 

@@ -152,8 +152,8 @@ describe('preflight (RotateSecret with RotateImmediately=false)', () => {
     });
   });
 
-  it('reports every failure together: a too-long alternate name AND an admin without CREATEROLE; nothing is created', async () => {
-    const h = harness();
+  it('reports every failure together: a bad password policy, a too-long alternate name AND an admin without CREATEROLE; nothing is created', async () => {
+    const h = harness({ PASSWORD_LENGTH: '3' });
     const user = `${uniq('app')}_${'x'.repeat(60)}`.slice(0, 60);
     const pw = hostilePassword('many');
     await createRole(user, pw);
@@ -164,9 +164,10 @@ describe('preflight (RotateSecret with RotateImmediately=false)', () => {
     const { arn } = await alternating(h, user, pw, { username: weak, password: weakPw });
     const r = await configurationTest(h, arn);
     expect(r.succeeded).toBe(false);
-    expect(r.error).toContain('found 2 problem(s)');
-    expect(r.error).toMatch(/\(1\) \[SECRET_FORMAT\] The alternate user name fits the limit/);
-    expect(r.error).toMatch(/\(2\) \[PRIVILEGE\] The admin may create .*neither SUPERUSER nor CREATEROLE/);
+    expect(r.error).toContain('found 3 problem(s)');
+    expect(r.error).toMatch(/\(1\) \[CONFIG\] The password policy works with GetRandomPassword: PASSWORD_LENGTH must be between 4 and 4096/);
+    expect(r.error).toMatch(/\(2\) \[SECRET_FORMAT\] The alternate user name fits the limit/);
+    expect(r.error).toMatch(/\(3\) \[PRIVILEGE\] The admin may create .*neither SUPERUSER nor CREATEROLE/);
     expect(await roleExists(`${user}_clone`)).toBe(false);
   });
 
