@@ -1,5 +1,6 @@
 /**
- * The CLI as a user runs it: `node bin/rotation-lambdas.js <command>` in a child process, with the
+ * The CLI as a user runs it: the bundled command (scripts/build-cli.ts, run from a temporary
+ * directory) and `node bin/rotation-lambdas.js` in child processes, with the
  * Secrets Manager double served over HTTP (SECRETS_MANAGER_ENDPOINT) and the real PostgreSQL
  * server. Hostile passwords throughout; no value of any secret (passwords, whole secret strings)
  * may appear in stdout or stderr, raw, JSON-escaped, base64 or URL-encoded, in any command or mode.
@@ -28,6 +29,11 @@ const hostilePassword = (tag: string) => `Cl'i"\\/&=+?#%$$;--Ü😀 ${tag} ${RUN
 let su: Client;
 let h: RotationHarness;
 let server: SecretsManagerServer;
+/** The bundled CLI (scripts/build-cli.ts), built once into a temporary directory. */
+let bundleDir: string;
+let bundle: string;
+/** Most runs use the bundle (fast to start); the bin script itself is run too, below. */
+const run = (args: string[], env = {}) => spawnCli(server.endpoint, args, env, bundle);
 
 async function createRole(name: string, password: string, extra = ''): Promise<void> {
   await su.query(`CREATE ROLE ${su.escapeIdentifier(name)} WITH LOGIN PASSWORD ${su.escapeLiteral(password)} ${extra}`);
@@ -56,8 +62,11 @@ beforeAll(async () => {
   await su.connect();
   h = createRotationHarness({ handler: (o) => createHandler(new DatabaseRotator(postgresEngine), o), env: { CONNECT_TIMEOUT_MS: '3000' } });
   server = await startSecretsManagerServer(h.sm);
-});
+  bundleDir = mkdtempSync(join(tmpdir(), 'rl-cli-test-'));
+  bundle = await buildCli(bundleDir);
+}, 180_000);
 afterAll(async () => {
+  if (bundleDir) rmSync(bundleDir, { recursive: true, force: true });
   await server?.close();
   await su?.end();
 });
@@ -80,7 +89,7 @@ describe('rotation-lambdas, spawned', () => {
     const pendingId = h.holderOf(arn, 'AWSPENDING')!;
     const values = [...(await allValues(arn)), pw, info.superPassword];
 
-    const status = await spawnCli(server.endpoint, ['status', '--secret-id', arn]);
+    const status = await run(['status', '--secret-id', arn]);
     expect(status.code, status.err).toBe(1);
     expect(status.out).toContain(`AWSPENDING is on version ${pendingId}, not on AWSCURRENT`);
     expect(status.out).toContain('AWSCURRENT (version');
@@ -88,30 +97,30 @@ describe('rotation-lambdas, spawned', () => {
     expect(status.out).toContain('Result: PROBLEM');
     noLeak(status, values);
 
-    const json = await spawnCli(server.endpoint, ['status', '--secret-id', arn, '--json', '--verbose']);
+    const json = await run(['status', '--secret-id', arn, '--json', '--verbose']);
     expect(json.code).toBe(1);
     expect(JSON.parse(json.out)).toMatchObject({ stalePending: true, pending: { result: 'ok' }, current: { result: 'AUTH' } });
     noLeak(json, values);
 
-    const preflight = await spawnCli(server.endpoint, ['preflight', '--secret-id', arn, '--verbose']);
+    const preflight = await run(['preflight', '--secret-id', arn, '--verbose']);
     expect(preflight.code).toBe(1);
     expect(preflight.out).toContain('[FAIL] AWSCURRENT logs in and runs the check query (AUTH)');
     expect(preflight.out).toContain('run `rotation-lambdas status` and `repair`');
     noLeak(preflight, values);
 
-    const dry = await spawnCli(server.endpoint, ['repair', '--secret-id', arn]);
+    const dry = await run(['repair', '--secret-id', arn]);
     expect(dry.code).toBe(1);
     expect(dry.out).toContain('Dry run: nothing was changed. Run again with --yes to apply.');
     expect(h.holderOf(arn, 'AWSPENDING')).toBe(pendingId);
     noLeak(dry, values);
 
-    const fix = await spawnCli(server.endpoint, ['repair', '--secret-id', arn, '--yes', '--verbose']);
+    const fix = await run(['repair', '--secret-id', arn, '--yes', '--verbose']);
     expect(fix.code, fix.out + fix.err).toBe(0);
     expect(fix.out).toContain(`done: Moved AWSCURRENT`);
     expect(h.holderOf(arn, 'AWSCURRENT')).toBe(pendingId);
     noLeak(fix, values);
 
-    const after = await spawnCli(server.endpoint, ['status', '--secret-id', arn]);
+    const after = await run(['status', '--secret-id', arn]);
     expect(after.code).toBe(0);
     expect(after.out).toContain('Result: OK');
     noLeak(after, values);
@@ -126,7 +135,7 @@ describe('rotation-lambdas, spawned', () => {
     await createRole(user, pw);
     const adminArn = await h.createSecret({ host: info.host, port: info.port, ssl: false, username: admin, password: adminPw });
     const arn = await h.createSecret(dbSecret(user, pw, { masterarn: adminArn }));
-    const r = await spawnCli(server.endpoint, ['preflight', '--secret-id', arn, '--json', '--verbose']);
+    const r = await run(['preflight', '--secret-id', arn, '--json', '--verbose']);
     expect(r.code, r.err).toBe(0);
     const report = JSON.parse(r.out);
     expect(report.ok).toBe(true);
@@ -134,29 +143,23 @@ describe('rotation-lambdas, spawned', () => {
     noLeak(r, [...(await allValues(arn, adminArn)), adminPw, pw]);
   });
 
-  it('the bundled CLI (scripts/build-cli.ts, run from an empty directory) reads the status of a secret', { timeout: 180_000 }, async () => {
-    const out = mkdtempSync(join(tmpdir(), 'rl-cli-test-'));
-    try {
-      const file = await buildCli(out);
-      const user = uniq('cli bundled');
-      const pw = hostilePassword('bundled');
-      await createRole(user, pw);
-      const arn = await h.createSecret(dbSecret(user, pw));
-      const r = await spawnCli(server.endpoint, ['status', '--secret-id', arn], {}, file);
-      expect(r.code, r.err).toBe(0);
-      expect(r.out).toContain('AWSCURRENT (version');
-      expect(r.out).toContain(') logs in.');
-      noLeak(r, [...(await allValues(arn)), pw]);
-    } finally {
-      rmSync(out, { recursive: true, force: true });
-    }
+  it('bin/rotation-lambdas.js itself (the package\'s bin entry) reads the status of a secret', { timeout: 120_000 }, async () => {
+    const user = uniq('cli bin');
+    const pw = hostilePassword('bin');
+    await createRole(user, pw);
+    const arn = await h.createSecret(dbSecret(user, pw));
+    const r = await spawnCli(server.endpoint, ['status', '--secret-id', arn]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain('AWSCURRENT (version');
+    expect(r.out).toContain(') logs in.');
+    noLeak(r, [...(await allValues(arn)), pw]);
   });
 
-  it('usage errors exit 2 with the usage text; --help exits 0', { timeout: 60_000 }, async () => {
-    const bad = await spawnCli(server.endpoint, ['status']);
+  it('usage errors exit 2 with the usage text; --help exits 0', { timeout: 120_000 }, async () => {
+    const bad = await run(['status']);
     expect(bad.code).toBe(2);
     expect(bad.err).toContain('--secret-id is required');
-    const help = await spawnCli(server.endpoint, ['--help']);
+    const help = await run(['--help']);
     expect(help.code).toBe(0);
     expect(help.out).toContain('Usage: rotation-lambdas <command>');
   });
