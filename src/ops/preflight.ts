@@ -206,9 +206,9 @@ async function alternatingChecks<C>(rotator: DatabaseRotator<C>, current: DbSecr
  * admin secret's host, an RDS/Redshift lookup, or ADMIN_HOST_FROM_CHILD; the same-host rule).
  */
 async function resolveAdmin<C>(rotator: DatabaseRotator<C>, current: DbSecret, ctx: PreflightContext): Promise<DbSecret> {
-  // adminSecret is DatabaseRotator's private resolution; calling it keeps one set of rules.
-  const resolve = (rotator as unknown as { adminSecret(c: DbSecret, x: PreflightContext): Promise<DbSecret> }).adminSecret;
-  return resolve.call(rotator, current, ctx);
+  // adminSecret is DatabaseRotator's private resolution; calling it keeps one set of rules. The
+  // element access is type-checked, so a rename or a signature change fails to compile here.
+  return rotator['adminSecret'](current, ctx as StepContext);
 }
 
 function alternateNameCheck<C>(rotator: DatabaseRotator<C>, current: DbSecret, alternateUser: string, env: Env): Check {
