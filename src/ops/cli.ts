@@ -8,7 +8,7 @@
  * goes through the redactor that every value read from Secrets Manager is registered with.
  */
 import { DescribeSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { awsErrorName, describeError } from '../errors';
+import { awsErrorName, describeError, RotationError } from '../errors';
 import { Logger, parseLevel } from '../log';
 import type { Env } from '../password';
 import { Redactor } from '../redact';
@@ -17,7 +17,7 @@ import { regionOfArn } from '../db/admin-endpoint';
 import { parseJsonSecret } from '../db/secret';
 import { rotatorForEngine } from './engines';
 import { runPreflight } from './preflight';
-import { formatChecks, type PreflightReport } from './report';
+import { failFrom, formatChecks, type PreflightReport } from './report';
 import { applyRepair, gatherStatus, holders, planRepair, type RepairPlan, type StatusReport } from './status';
 
 export const USAGE = `Usage: rotation-lambdas <command> --secret-id <id> [options]
@@ -136,16 +136,25 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     // The store's token is the version a stale AWSPENDING is on, so pending() reads it.
     const token = pending && pending !== current ? pending : (current ?? '');
     const secrets = new SecretStore(client, metadata.ARN ?? args.secretId, token, redactor, log);
-    const engine = parseJsonSecret(await secrets.current(), AWSCURRENT).engine;
-    const rotator = rotatorForEngine(engine);
     const ctx = { secretId: secrets.secretId, secrets, log, env, metadata };
+    // The rotator follows AWSCURRENT's engine field; without one, status still shows the labels.
+    let rotator: ReturnType<typeof rotatorForEngine> | undefined;
+    let rotatorError: unknown;
+    try {
+      rotator = rotatorForEngine(parseJsonSecret(await secrets.current(), AWSCURRENT).engine);
+    } catch (err) {
+      if (!(err instanceof RotationError)) throw err;
+      rotatorError = err;
+    }
 
     if (args.command === 'preflight') {
-      const report = await runPreflight(rotator, ctx);
+      const report: PreflightReport = rotator
+        ? await runPreflight(rotator, ctx)
+        : { secretId: ctx.secretId, ok: false, checks: [failFrom('secret.shape', 'AWSCURRENT is a valid secret for a built-in rotator', rotatorError, 'SECRET_FORMAT')] };
       out(args.json ? json(report, redactor) : renderPreflight(report));
       return report.ok ? 0 : 1;
     }
-    const status = await gatherStatus(rotator, ctx);
+    const status = await gatherStatus(rotator, ctx, rotatorError);
     if (args.command === 'status') {
       out(args.json ? json(status, redactor) : renderStatus(status));
       return status.ok ? 0 : 1;

@@ -23,7 +23,7 @@ import { type DbSecret, strategyOf } from '../db/secret';
 import { describeError, type ErrorCode, RotationError } from '../errors';
 import type { Logger } from '../log';
 import type { Env } from '../password';
-import { AWSCURRENT, AWSPENDING, type SecretStore } from '../secrets';
+import { AWSCURRENT, AWSPENDING, AWSPREVIOUS, type SecretStore } from '../secrets';
 
 export interface VersionInfo {
   versionId: string;
@@ -61,6 +61,8 @@ export interface StatusReport {
   pendingHasValue?: boolean;
   current: LoginProbe;
   pending?: LoginProbe;
+  /** Tried only when AWSCURRENT does not log in: does AWSPREVIOUS (information only; repair never moves it back). */
+  previous?: LoginProbe;
   /** Why the pending value may not be promoted, when it may not. */
   pendingIneligible?: string;
   diagnosis: string[];
@@ -104,7 +106,12 @@ export async function listVersions(secrets: SecretStore, metadata: DescribeSecre
     .sort((a, b) => (a.createdDate ?? '').localeCompare(b.createdDate ?? ''));
 }
 
-export async function gatherStatus<C>(rotator: DatabaseRotator<C>, ctx: StatusContext): Promise<StatusReport> {
+/**
+ * The status. `rotator` is undefined when no rotator could be chosen (AWSCURRENT unreadable, or an
+ * engine no built-in rotator serves; `rotatorError` says why): versions, configuration and labels
+ * are still reported, and no login is tried.
+ */
+export async function gatherStatus<C>(rotator: DatabaseRotator<C> | undefined, ctx: StatusContext, rotatorError?: unknown): Promise<StatusReport> {
   const m = ctx.metadata;
   const { current: currentId, pending: pendingId } = holders(m);
   const report: StatusReport = {
@@ -133,6 +140,7 @@ export async function gatherStatus<C>(rotator: DatabaseRotator<C>, ctx: StatusCo
   // AWSCURRENT
   let current: DbSecret | undefined;
   try {
+    if (!rotator) throw rotatorError ?? new Error('no rotator for this secret');
     current = rotator.parse(await ctx.secrets.current(), AWSCURRENT, ctx);
     report.engine = current.engine;
     report.strategy = strategyOf(current);
@@ -145,6 +153,31 @@ export async function gatherStatus<C>(rotator: DatabaseRotator<C>, ctx: StatusCo
       ? `AWSCURRENT (version ${currentId}) logs in.`
       : `AWSCURRENT (version ${currentId ?? 'none'}) does NOT log in: [${report.current.result}] ${report.current.detail}`,
   );
+
+  // AWSPREVIOUS, when AWSCURRENT is refused: worth knowing, never acted on.
+  if (rotator && current && report.current.result === 'AUTH') {
+    const prevId = Object.entries(m.VersionIdsToStages ?? {}).find(([, st]) => st.includes(AWSPREVIOUS))?.[0];
+    const raw = prevId ? await ctx.secrets.previous().catch(() => undefined) : undefined;
+    if (prevId && raw !== undefined) {
+      let why: string | undefined;
+      let previous: DbSecret | undefined;
+      try {
+        previous = rotator.parse(raw, AWSPREVIOUS, ctx);
+        why = ineligible(rotator, current, previous);
+      } catch (err) {
+        why = `it is not a valid secret (${describeError(err)})`;
+      }
+      report.previous = why ? { result: 'skipped', detail: `not tried: ${why}` } : await probe(rotator, previous!, AWSPREVIOUS, ctx);
+      if (report.previous.result === 'ok') {
+        d.push(
+          `AWSPREVIOUS (version ${prevId}) still logs in. repair never moves labels back; if no rotation is pending and you want it back: ` +
+            `aws secretsmanager update-secret-version-stage --secret-id <arn> --version-stage AWSCURRENT --move-to-version-id ${prevId} --remove-from-version-id ${currentId}`,
+        );
+      } else {
+        d.push(`AWSPREVIOUS (version ${prevId}) does not log in either: [${report.previous.result}] ${report.previous.detail}`);
+      }
+    }
+  }
 
   // AWSPENDING
   if (!report.stalePending) {
@@ -164,7 +197,7 @@ export async function gatherStatus<C>(rotator: DatabaseRotator<C>, ctx: StatusCo
     } else if (raw === undefined) {
       report.pending = { result: 'skipped', detail: 'the version has no value' };
       d.push('The AWSPENDING version has no value: RotateSecret\'s placeholder, left when createSecret never stored one (or by a RotateImmediately=false test run).');
-    } else if (current) {
+    } else if (current && rotator) {
       let pending: DbSecret | undefined;
       try {
         pending = rotator.parse(raw, AWSPENDING, ctx);

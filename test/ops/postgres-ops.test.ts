@@ -378,6 +378,40 @@ describe('status and repair of each stuck state', () => {
     expect(await tryLogin(cur.username, cur.password)).toBe('ok');
   });
 
+  it('AWSCURRENT refused after a restore from backup, no rotation pending: status says AWSPREVIOUS still logs in; repair moves nothing back', async () => {
+    const h = harness();
+    const user = uniq('app');
+    const pw = hostilePassword('restore');
+    await createRole(user, pw);
+    const arn = await h.createSecret(dbSecret(user, pw));
+    const first = h.holderOf(arn, 'AWSCURRENT')!;
+    expect((await h.rotate(arn)).succeeded).toBe(true);
+    await su.query(`ALTER ROLE ${ident(user)} PASSWORD ${literal(pw)}`); // the database restored from a backup
+    const st = await runCli(h, ['status', '--secret-id', arn]);
+    expect(st.code).toBe(1);
+    expect(st.out).toContain(`AWSPREVIOUS (version ${first}) still logs in`);
+    const before = h.stages(arn);
+    const fix = await runCli(h, ['repair', '--secret-id', arn, '--yes']);
+    expect(fix.code).toBe(1);
+    expect(fix.out).toContain('Nothing was changed.');
+    expect(h.stages(arn)).toEqual(before);
+    assertNoSecretIn(st.out + fix.out, [pw, (await h.credentials(arn)).password]);
+  });
+
+  it('a secret no built-in rotator serves: status still lists versions and labels, preflight fails, nothing is tried', async () => {
+    const h = harness();
+    const arn = await h.createSecret({ engine: 'db2', host: info.host, username: 'x', password: hostilePassword('db2') });
+    const st = await runCli(h, ['status', '--secret-id', arn, '--json']);
+    expect(st.code).toBe(1);
+    const s = JSON.parse(st.out);
+    expect(s.versions).toHaveLength(1);
+    expect(s.current).toMatchObject({ result: 'SECRET_FORMAT' });
+    expect(s.current.detail).toContain('no built-in rotator serves');
+    const pre = await runCli(h, ['preflight', '--secret-id', arn]);
+    expect(pre.code).toBe(1);
+    expect(pre.out).toContain('[FAIL] AWSCURRENT is a valid secret for a built-in rotator (SECRET_FORMAT)');
+  });
+
   it('status shows the rotation configuration; preflight from the CLI exits 0 on a healthy secret; a missing secret exits 2', async () => {
     const h = harness();
     const user = uniq('app');
