@@ -269,6 +269,43 @@ describe('status and repair of each stuck state', () => {
     });
   }
 
+  it('faults during repair itself: a failed first label move changes nothing; a failed second one leaves a healthy state; a rerun finishes', async () => {
+    const h = harness();
+    const user = uniq('app');
+    const pw = hostilePassword('rf');
+    await createRole(user, pw);
+    const arn = await h.createSecret(dbSecret(user, pw));
+    faultAt(h, 'testSecret', 'before');
+    expect((await h.rotate(arn)).succeeded).toBe(false);
+    h.intercept = undefined;
+    const pendingId = h.holderOf(arn, 'AWSPENDING')!;
+    const before = h.stages(arn);
+
+    h.sm.failNext('UpdateSecretVersionStage', 'AccessDeniedException');
+    const first = await runCli(h, ['repair', '--secret-id', arn, '--yes']);
+    expect(first.code).toBe(2);
+    expect(first.err).toContain('AccessDeniedException');
+    expect(h.stages(arn)).toEqual(before);
+
+    // The AWSCURRENT move succeeds, the AWSPENDING removal fails: both labels sit on one version.
+    const moves = h.sm.countCalls('UpdateSecretVersionStage');
+    const orig = h.sm.invoke.bind(h.sm);
+    let n = 0;
+    h.sm.invoke = (op, input) => {
+      if (op === 'UpdateSecretVersionStage' && ++n === 2) h.sm.failNext('UpdateSecretVersionStage', 'AccessDeniedException');
+      return orig(op, input);
+    };
+    const second = await runCli(h, ['repair', '--secret-id', arn, '--yes']);
+    h.sm.invoke = orig;
+    expect(second.code).toBe(2);
+    expect(h.sm.countCalls('UpdateSecretVersionStage')).toBe(moves + 2);
+    expect(h.stages(arn)[pendingId]).toEqual(expect.arrayContaining(['AWSCURRENT', 'AWSPENDING']));
+    // Not stale (AWSPENDING is on AWSCURRENT's version): healthy, and the next rotation may start.
+    expect((await runCli(h, ['status', '--secret-id', arn])).code).toBe(0);
+    expect((await runCli(h, ['repair', '--secret-id', arn, '--yes'])).code).toBe(0);
+    expect((await h.rotate(arn)).succeeded).toBe(true);
+  });
+
   it('single user, fault before setSecret: the pending value does not log in, AWSCURRENT does: repair removes the stale label', async () => {
     const h = harness();
     const user = uniq('app');
