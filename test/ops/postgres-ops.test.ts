@@ -13,6 +13,7 @@ import { DatabaseRotator } from '../../src/db/database-rotator';
 import { createHandler } from '../../src/handler';
 import type { Env } from '../../src/password';
 import { postgresEngine } from '../../rotators/postgres/engine';
+import { RdsDouble } from '../../src/testing';
 import type { PostgresInfo } from '../support/provided';
 import { assertNoLeaksInAll, createRotationHarness, type RotationHarness } from '../support/rotation-harness';
 import { assertNoSecretIn, configurationTest, runCli } from './support';
@@ -207,6 +208,33 @@ describe('preflight (RotateSecret with RotateImmediately=false)', () => {
     } finally {
       await new Promise<void>((r) => rogue.close(() => r()));
     }
+  });
+
+  it('an RDS-managed admin secret (credentials only): the endpoint comes from the RDS API over verified TLS; an unknown database fails the check', async () => {
+    const rds = new RdsDouble();
+    const h = createRotationHarness({
+      handler: (o) => createHandler(new DatabaseRotator(postgresEngine, { rdsClient: (region) => rds.client(region) }), o),
+      env: { SSL_CA_BUNDLE: info.caFile, CONNECT_TIMEOUT_MS: '3000' },
+    });
+    h.sensitive(info.superPassword, adminPassword);
+    const user = uniq('managed');
+    const pw = hostilePassword('managed');
+    await createRole(user, pw);
+    if (serverVersion >= 160000) await su.query(`GRANT ${ident(user)} TO ${ident(adminUser)} WITH ADMIN OPTION`);
+    const dbArn = rds.addInstance({ id: uniq('orders-pg').replace(/_/g, '-'), engine: 'postgres', address: 'localhost', port: info.port });
+    const adminArn = await h.createSecret({ username: adminUser, password: adminPassword });
+    h.sm.tagSecret(adminArn, [{ Key: 'aws:rds:primaryDBInstanceArn', Value: dbArn }]);
+    const arn = await h.createSecret(dbSecret(user, pw, { host: 'localhost', masterarn: adminArn }));
+    const r = await configurationTest(h, arn);
+    expect(r.error).toBeUndefined();
+    expect(checksLogged(h)).toMatchObject({ 'admin.endpoint': 'pass', 'admin.tls': 'pass', 'admin.login': 'pass' });
+    expect(rds.calls.map((c) => c.action)).toEqual(['DescribeDBInstances']);
+
+    // The tag names a database RDS does not know: the check fails with what to do, nothing else breaks.
+    h.sm.tagSecret(adminArn, [{ Key: 'aws:rds:primaryDBInstanceArn', Value: `${dbArn}-gone` }]);
+    const gone = await configurationTest(h, arn);
+    expect(gone.succeeded).toBe(false);
+    expect(gone.error).toMatch(/\[STATE\] The admin secret resolves to this database: The admin secret is tagged with the RDS instance .*-gone, which RDS does not know/);
   });
 
   it('an admin secret for another host fails the endpoint check (STATE); ADMIN_HOST_FROM_CHILD=true lets a host-less admin secret pass', async () => {
