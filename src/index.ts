@@ -29,3 +29,7 @@ export {
 } from './db/secret';
 export { parseTlsMode, tlsAttempts, resolveCa, nodeTlsOptions, defaultTrustedCas, trustedCaOption, type TlsMode, type TlsOptions } from './db/tls';
 export { nodeErrorClass, errorChain, type NestedErrors } from './db/net-errors';
+// Operations (preflight, status, repair): src/ops/.
+export { runPreflight, preflightOrThrow, type PreflightContext } from './ops/preflight';
+export { PreflightError, type Check, type CheckStatus, type PreflightReport } from './ops/report';
+export type { PreflightHooks, WithPreflightHooks, OwnPasswordInput, AdminPrivilegesInput } from './ops/hooks';

@@ -39,7 +39,7 @@ export interface StepContext {
  *   `generatePending` runs on every attempt and must not change the target.
  * - testSecret: `verify`s AWSPENDING. On the value-less AWSPENDING placeholder of RotateSecret
  *   with RotateImmediately=false (the service's "test the rotation configuration" run, which
- *   invokes testSecret alone), it `verify`s AWSCURRENT instead.
+ *   invokes testSecret alone), it runs `preflight` instead (default: `verify` AWSCURRENT).
  * - finishSecret: refuses a value-less or invalid AWSPENDING, `verify`s it, and only then moves
  *   AWSCURRENT to it (AWSPREVIOUS follows, the service's job). So invoking finishSecret out of
  *   order (before setSecret ran) cannot promote a value the target does not accept.
@@ -75,17 +75,23 @@ export abstract class Rotator {
    */
   validate(_secretString: string, _label: string, _ctx: StepContext): void {}
 
-  /** Verifies AWSPENDING, or AWSCURRENT on a RotateImmediately=false test run (value-less AWSPENDING). */
+  /**
+   * The RotateImmediately=false test run (testSecret alone on a value-less AWSPENDING): prove the
+   * rotation can work, changing nothing. By default: AWSCURRENT is valid and `verify`s. A rotator
+   * that can check more (the database rotators run a whole preflight) overrides it.
+   */
+  async preflight(ctx: StepContext): Promise<void> {
+    ctx.log.info('AWSPENDING has no value (a RotateImmediately=false test run); testing AWSCURRENT');
+    const current = await ctx.secrets.current();
+    this.validate(current, AWSCURRENT, ctx);
+    await this.verify(current, AWSCURRENT, ctx);
+    ctx.log.info('AWSCURRENT works');
+  }
+
+  /** Verifies AWSPENDING, or runs `preflight` on a RotateImmediately=false test run (value-less AWSPENDING). */
   async testSecret(ctx: StepContext): Promise<void> {
     const pending = await ctx.secrets.pending();
-    if (pending === undefined) {
-      ctx.log.info('AWSPENDING has no value (a RotateImmediately=false test run); testing AWSCURRENT');
-      const current = await ctx.secrets.current();
-      this.validate(current, AWSCURRENT, ctx);
-      await this.verify(current, AWSCURRENT, ctx);
-      ctx.log.info('AWSCURRENT works');
-      return;
-    }
+    if (pending === undefined) return this.preflight(ctx);
     this.validate(pending, AWSPENDING, ctx);
     await this.verify(pending, AWSPENDING, ctx);
     ctx.log.info('AWSPENDING works');

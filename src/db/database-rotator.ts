@@ -5,6 +5,7 @@ import { Rotator, type StepContext } from '../rotator';
 import { AWSCURRENT, AWSPENDING, AWSPREVIOUS } from '../secrets';
 import { type AdminEndpoint, type ManagedAdminLookup, normaliseRdsEngine, type RdsClientFactory, rdsManagedAdminLookup } from './admin-endpoint';
 import type { DatabaseEngine } from './engine';
+import { preflightOrThrow } from '../ops/preflight';
 import {
   type DbSecret,
   defaultAlternateUsername,
@@ -215,6 +216,16 @@ export class DatabaseRotator<C = unknown> extends Rotator {
       await this.close(login.conn, ctx.log);
     }
     ctx.log.info(`${label} logs in and runs the check query`, { username: secret.username, step: ctx.step });
+  }
+
+  /**
+   * The RotateImmediately=false test run (value-less AWSPENDING): the whole preflight
+   * (src/ops/preflight.ts), every check this secret's rotation depends on, read-only; throws a
+   * PreflightError listing every failed check with its remedy.
+   */
+  override async preflight(ctx: StepContext): Promise<void> {
+    ctx.log.info('AWSPENDING has no value (a RotateImmediately=false test run); running the preflight');
+    await preflightOrThrow(this, ctx);
   }
 
   /**

@@ -1,0 +1,12 @@
+/**
+ * The built-in engines' preflight checks, by engine name (DatabaseEngine.name). They live beside
+ * their engines and only read; an engine object may instead carry its own `preflight` member.
+ */
+import { mysqlPreflight } from '../../rotators/mysql/preflight';
+import { postgresPreflight } from '../../rotators/postgres/preflight';
+import type { PreflightHooks } from './hooks';
+
+export const builtinHooks: Record<string, PreflightHooks<never>> = {
+  postgres: postgresPreflight as PreflightHooks<never>,
+  mysql: mysqlPreflight as PreflightHooks<never>,
+};
