@@ -188,7 +188,7 @@ describe('single user', () => {
     expect(shape(plain.userCommands(), { AWSPENDING: pw1 })).toEqual([
       { name: 'updateUser', db: 'app', user: `app.${USER}`, ok: true, args: { updateUser: USER, pwd: 'AWSPENDING' } },
     ]);
-    expect(h.records().some((l) => l.msg === 'AWSPENDING already logs in; password was set by an earlier attempt')).toBe(true);
+    expect(h.records().some((l) => l.message === 'AWSPENDING already logs in; password was set by an earlier attempt')).toBe(true);
     expect(plain.checkPassword('app', USER, pw1)).toBe(true);
   });
 
@@ -210,7 +210,7 @@ describe('single user', () => {
     ]);
     // pending, current fail; previous logs in; then verification and testSecret.
     expect(plain.logins.map((l) => l.ok)).toEqual([false, false, true, true, true]);
-    const changed = h.records().filter((l) => l.msg === 'changed own password').at(-1);
+    const changed = h.records().filter((l) => l.message === 'changed own password').at(-1);
     expect(changed?.loggedInWith).toBe('AWSPREVIOUS');
     expect(plain.checkPassword('app', USER, pw2)).toBe(true);
   });
@@ -554,7 +554,7 @@ describe('TLS', () => {
     const r = await h.rotate(arn);
     expect(r.error).toBeUndefined();
     expect(r.succeeded).toBe(true);
-    expect(h.records().some((l) => l.level === 'warn' && String(l.msg).includes('WITHOUT TLS'))).toBe(true);
+    expect(h.records().some((l) => l.level === 'WARN' && String(l.message).includes('WITHOUT TLS'))).toBe(true);
     expect(plain.protocolErrors.length).toBeGreaterThan(0); // the TLS ClientHellos it refused
   });
 });

@@ -192,7 +192,7 @@ describe('single user', () => {
     const cur = await h.credentials(arn);
     expect(await tryLogin(user, cur.password)).toBe('ok');
     expect(await tryLogin(user, initial)).toBe('ER_ACCESS_DENIED_ERROR');
-    expect(h.records().some((l) => l.msg === 'changed own password' && l.loggedInWith === 'AWSPREVIOUS')).toBe(true);
+    expect(h.records().some((l) => l.message === 'changed own password' && l.loggedInWith === 'AWSPREVIOUS')).toBe(true);
   });
 
   it('MariaDB answers OK to ALTER USER CURRENT_USER() and changes nothing: the login check catches an engine that trusts OK', async () => {
@@ -531,7 +531,7 @@ describe('replaying steps', () => {
     run.complete();
 
     expect(h.stages(arn)).toEqual({ [token]: ['AWSCURRENT'], [original.versionId]: ['AWSPREVIOUS'] });
-    const msgs = h.records().map((l) => l.msg);
+    const msgs = h.records().map((l) => l.message);
     expect(msgs).toContain('AWSPENDING value already exists; nothing to create');
     if (strategy === 'single') {
       expect(msgs).toContain('AWSPENDING already logs in; password was set by an earlier attempt');

@@ -361,7 +361,7 @@ describe('alternating users on MySQL 8 / 9 (fake server)', () => {
     fake.failWith = (sql) =>
       /IDENTIFIED WITH/.test(sql) ? driverError('ER_CREDENTIALS_CONTRADICT_TO_HISTORY', 3638, "Cannot use these credentials for 'app_clone@10.0.%' because they contradict the password history policy", sql) : undefined;
     await h.invoke(run.event('setSecret'));
-    expect(h.records().some((l) => l.level === 'warn' && /password history refused/.test(String(l.msg)))).toBe(true);
+    expect(h.records().some((l) => l.level === 'WARN' && /password history refused/.test(String(l.message)))).toBe(true);
     await h.invoke(run.event('testSecret'));
     await h.invoke(run.event('finishSecret'));
   });

@@ -84,7 +84,7 @@ function secret(username: string, password: string, extra: Record<string, unknow
 }
 
 function errorCodes(h: RotationHarness): unknown[] {
-  return h.records().filter((r) => r.msg === 'step failed').map((r) => r.errorCode);
+  return h.records().filter((r) => r.message === 'step failed').map((r) => r.errorCode);
 }
 
 /** An app login with a database user in appdb, and the admin login. */
@@ -294,7 +294,7 @@ describe('single user', () => {
     const cur = await w.h.credentials(arn);
     expect(w.fake.ddlSince(mark)).toEqual([`ALTER LOGIN [app] WITH PASSWORD = N'${lit(cur.password)}' OLD_PASSWORD = N'${lit(P0)}'`]);
     expect(w.fake.canLogin('app', cur.password, 'appdb')).toBe(true);
-    expect(w.h.records().some((l) => l.msg === 'changed own password' && l.loggedInWith === 'AWSPREVIOUS')).toBe(true);
+    expect(w.h.records().some((l) => l.message === 'changed own password' && l.loggedInWith === 'AWSPREVIOUS')).toBe(true);
   });
 
   it('fails with AUTH when no version logs in, and changes nothing', async () => {
@@ -387,7 +387,7 @@ describe('alternating users', () => {
     const withoutCert = (list: string[]) => list.filter((p) => !p.includes('signing_cert'));
     expect(w.fake.permissionsOf('appdb', 'app_clone')).toEqual(withoutCert(w.fake.permissionsOf('appdb', 'app')));
     expect(w.fake.db('appdb').principals.get('app_clone')?.defaultSchema).toBe('api');
-    const warn = w.h.records().find((l) => l.level === 'warn' && String(l.msg).startsWith('skipped a permission'));
+    const warn = w.h.records().find((l) => l.level === 'WARN' && String(l.message).startsWith('skipped a permission'));
     expect(warn).toMatchObject({ class: 25, permission: 'CONTROL', username: 'app_clone' });
 
     // Rotation 2 only sets app's password: everything else is already there.
@@ -494,7 +494,7 @@ describe('alternating users', () => {
     ]);
     expect(w.fake.serverRolesOf('ops_clone')).toEqual(['processadmin']);
     expect(w.fake.canLogin('ops_clone', cur.password, 'master')).toBe(true);
-    expect(w.h.records().some((l) => l.level === 'warn' && l.scope === 'server' && l.class === 108)).toBe(true);
+    expect(w.h.records().some((l) => l.level === 'WARN' && l.scope === 'server' && l.class === 108)).toBe(true);
   });
 
   it('maps an orphaned database user of the clone\'s name to the clone login (ALTER USER ... WITH LOGIN)', async () => {
@@ -747,7 +747,7 @@ describe('replaying steps', () => {
     expect(w.fake.ddlSince().filter((s) => s.startsWith('ALTER LOGIN'))).toHaveLength(1);
     const cur = await w.h.credentials(arn);
     expect(w.fake.canLogin('app', cur.password, 'appdb')).toBe(true);
-    expect(w.h.records().some((l) => String(l.msg).startsWith('AWSPENDING already logs in'))).toBe(true);
+    expect(w.h.records().some((l) => String(l.message).startsWith('AWSPENDING already logs in'))).toBe(true);
   });
 
   it('alternating users: three rotations with every step run twice; a replayed setSecret re-applies the same state', async () => {
@@ -832,7 +832,7 @@ describe('TLS settings reach the driver', () => {
     const r = await w.h.rotate(arn);
     expect(r.succeeded, r.error).toBe(true);
     expect(w.fake.connects.filter((c) => c.outcome === 'ok').every((c) => c.encrypt === false)).toBe(true);
-    expect(w.h.records().some((l) => l.level === 'warn' && String(l.msg).includes('WITHOUT TLS'))).toBe(true);
+    expect(w.h.records().some((l) => l.level === 'WARN' && String(l.message).includes('WITHOUT TLS'))).toBe(true);
   });
 
   it('the default TLS mode fails with TLS (no plaintext retry) when certificate verification fails', async () => {
@@ -876,7 +876,7 @@ describe('the production connection path (real tedious)', () => {
     expect(err?.message).toMatch(/127\.0\.0\.1/);
     expect(err?.message).not.toContain(PW);
     expect(lines.join('\n')).not.toContain(PW);
-    expect(JSON.parse(lines[0])).toMatchObject({ msg: 'connecting to SQL Server', host: '127.0.0.1', port, database: 'master', username: 'app', encrypt: false });
+    expect(JSON.parse(lines[0])).toMatchObject({ message: 'connecting to SQL Server', host: '127.0.0.1', port, database: 'master', username: 'app', encrypt: false });
   });
 
   it('a server that never answers fails with NETWORK after the connect timeout', async () => {

@@ -144,7 +144,7 @@ describe('where the admin secret connects', () => {
     const r = await h.rotate(arn);
     expect(r.succeeded).toBe(true);
     expect(changes).toEqual(['upsert app_clone@db-a by admin']);
-    const line = h.records().find((l) => l.msg === 'admin secret endpoint');
+    const line = h.records().find((l) => l.message === 'admin secret endpoint');
     expect(line).toMatchObject({ host: 'db-a', endpointFrom: 'the child secret (ADMIN_HOST_FROM_CHILD)' });
   });
 
@@ -159,7 +159,7 @@ describe('where the admin secret connects', () => {
     expect(rds.calls).toEqual([{ action: 'DescribeDBInstances', params: expect.objectContaining({ DBInstanceIdentifier: dbArn }), region: 'us-east-1' }]);
     // One DescribeSecret of the admin secret, in setSecret only.
     expect(h.sm.calls.filter((c) => c.operation === 'DescribeSecret' && c.secretId === adminArn)).toHaveLength(1);
-    expect(h.records().find((l) => l.msg === 'admin secret endpoint')).toMatchObject({ host: 'db-a', port: 1, endpointFrom: `RDS instance ${dbArn}` });
+    expect(h.records().find((l) => l.message === 'admin secret endpoint')).toMatchObject({ host: 'db-a', port: 1, endpointFrom: `RDS instance ${dbArn}` });
   });
 
   it('finds a cluster through aws:rds:primaryDBClusterArn (key in any case), in the ARN\'s region', async () => {
