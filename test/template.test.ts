@@ -216,7 +216,7 @@ describe('template.yaml', () => {
     const vars: Record<string, Json> = template.Globals.Function.Environment.Variables;
     const nonEmpty = (param: string) => ({ 'Fn::Not': [{ 'Fn::Equals': [{ Ref: param }, ''] }] });
     for (const [name, value] of Object.entries(vars)) {
-      if (name === 'SECRETS_MANAGER_ENDPOINT' || name === 'LOG_LEVEL') continue;
+      if (name === 'SECRETS_MANAGER_ENDPOINT') continue;
       const [condition, then, otherwise] = value['Fn::If'];
       expect(otherwise, name).toEqual(NO_VALUE);
       expect(template.Conditions[condition], name).toEqual(nonEmpty(then.Ref));
@@ -227,7 +227,8 @@ describe('template.yaml', () => {
     expect(vars.SECRETS_MANAGER_ENDPOINT).toEqual({
       'Fn::If': ['HasEndpoint', { Ref: 'SecretsManagerEndpoint' }, { 'Fn::Sub': 'https://secretsmanager.${AWS::Region}.${AWS::URLSuffix}' }],
     });
-    expect(vars.LOG_LEVEL).toEqual({ Ref: 'LogLevel' });
+    // The level reaches the function as AWS_LAMBDA_LOG_LEVEL, from LoggingConfig (LOG_LEVEL stays an override).
+    expect(vars.LOG_LEVEL).toBeUndefined();
 
     const source = readTree(join(ROOT, 'src'));
     for (const name of Object.keys(vars)) expect(source.includes(name), `src/ reads ${name}`).toBe(true);
@@ -248,8 +249,54 @@ describe('template.yaml', () => {
     expect(g.VpcConfig).toEqual({
       'Fn::If': ['HasVpc', { SubnetIds: { Ref: 'SubnetIds' }, SecurityGroupIds: { Ref: 'SecurityGroupIds' } }, NO_VALUE],
     });
-    expect(template.Conditions.HasVpc).toEqual({ 'Fn::Not': [{ 'Fn::Equals': [{ 'Fn::Join': [',', { Ref: 'SubnetIds' }] }, ''] }] });
+    // Both lists, or no VPC: a half VPC config never reaches Lambda.
+    expect(template.Conditions.HasVpc).toEqual({ 'Fn::And': [{ Condition: 'HasSubnets' }, { Condition: 'HasSecurityGroups' }] });
+    expect(template.Conditions.HasSubnets).toEqual({ 'Fn::Not': [{ 'Fn::Equals': [{ 'Fn::Join': [',', { Ref: 'SubnetIds' }] }, ''] }] });
+    expect(template.Conditions.HasSecurityGroups).toEqual({ 'Fn::Not': [{ 'Fn::Equals': [{ 'Fn::Join': [',', { Ref: 'SecurityGroupIds' }] }, ''] }] });
     expect(g.Layers).toEqual({ 'Fn::If': ['HasLayers', { Ref: 'LayerArns' }, NO_VALUE] });
+  });
+
+  it('refuses SubnetIds without SecurityGroupIds (and the reverse) with a Rules assertion', () => {
+    const [assertion] = template.Rules.VpcNeedsSubnetsAndSecurityGroups.Assertions;
+    const empty = (p: string) => ({ 'Fn::EachMemberEquals': [{ Ref: p }, ''] });
+    expect(assertion.Assert).toEqual({
+      'Fn::Or': [
+        { 'Fn::And': [empty('SubnetIds'), empty('SecurityGroupIds')] },
+        { 'Fn::And': [{ 'Fn::Not': [empty('SubnetIds')] }, { 'Fn::Not': [empty('SecurityGroupIds')] }] },
+      ],
+    });
+    // Evaluated for the four combinations, as CloudFormation does with CommaDelimitedList values.
+    const evaluate = (node: Json, params: Record<string, string[]>): boolean => {
+      const [fn, args] = Object.entries(node)[0] as [string, Json];
+      if (fn === 'Fn::Or') return args.some((a: Json) => evaluate(a, params));
+      if (fn === 'Fn::And') return args.every((a: Json) => evaluate(a, params));
+      if (fn === 'Fn::Not') return !evaluate(args[0], params);
+      if (fn === 'Fn::EachMemberEquals') return params[args[0].Ref].every((v) => v === args[1]);
+      throw new Error(`unexpected ${fn}`);
+    };
+    const none = [''];
+    const some = ['x-1'];
+    expect(evaluate(assertion.Assert, { SubnetIds: none, SecurityGroupIds: none })).toBe(true);
+    expect(evaluate(assertion.Assert, { SubnetIds: some, SecurityGroupIds: some })).toBe(true);
+    expect(evaluate(assertion.Assert, { SubnetIds: some, SecurityGroupIds: none })).toBe(false);
+    expect(evaluate(assertion.Assert, { SubnetIds: none, SecurityGroupIds: some })).toBe(false);
+  });
+
+  it("logs in Lambda's JSON format with the LogLevel parameter as ApplicationLogLevel", () => {
+    expect(template.Globals.Function.LoggingConfig).toEqual({ LogFormat: 'JSON', ApplicationLogLevel: { Ref: 'LogLevel' }, SystemLogLevel: 'INFO' });
+    expect(template.Parameters.LogLevel.AllowedValues).toEqual(['DEBUG', 'INFO', 'WARN', 'ERROR']);
+  });
+
+  it('sends Secrets Manager RotationFailed / RotationAbandoned events to the alarm topic', () => {
+    const rule = resources.RotationFailureRule;
+    expect(rule.Type).toBe('AWS::Events::Rule');
+    expect(rule.Condition).toBe('HasAlarmTopic');
+    expect(rule.Properties.EventPattern).toEqual({
+      source: ['aws.secretsmanager'],
+      'detail-type': ['AWS Service Event via CloudTrail'],
+      detail: { eventSource: ['secretsmanager.amazonaws.com'], eventName: ['RotationFailed', 'RotationAbandoned'] },
+    });
+    expect(rule.Properties.Targets).toEqual([{ Id: 'alarm-topic', Arn: { Ref: 'AlarmTopicArn' } }]);
   });
 
   it('has an optional example RotationSchedule that waits for the invoke permissions', () => {
