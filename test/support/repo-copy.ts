@@ -6,21 +6,24 @@
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { cpSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join, relative, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 
 export const REPO = resolve(__dirname, '..', '..');
 
-/** What aws-lambda-builders leaves out when it copies CodeUri (EXCLUDED_FILES), and our own build output. */
-const EXCLUDED = new Set(['node_modules', '.git', '.aws-sam', 'dist', 'lib', '.tools', '.tmp']);
+/** What aws-lambda-builders leaves out when it copies CodeUri (EXCLUDED_FILES). */
+export const SAM_EXCLUDED = ['node_modules', '.git', '.aws-sam'];
+/** A fresh clone: no installed or built files. */
+export const CLONE_EXCLUDED = [...SAM_EXCLUDED, 'dist', 'lib', '.tmp'];
 
-/** Copies the repository into a new temporary directory and returns it. */
-export function copyRepo(prefix: string): string {
+/** Copies the repository, less the excluded names at any depth, into a new temporary directory. */
+export function copyRepo(prefix: string, excluded: readonly string[] = CLONE_EXCLUDED): string {
+  const EXCLUDED = new Set(excluded);
   const dir = mkdtempSync(join(tmpdir(), prefix));
   cpSync(REPO, dir, {
     recursive: true,
     filter: (src) => {
       const rel = relative(REPO, src);
-      return rel === '' || !rel.split(/[\\/]/).some((part) => EXCLUDED.has(part)) || basename(src) === '.gitignore';
+      return rel === '' || !rel.split(/[\\/]/).some((part) => EXCLUDED.has(part));
     },
   });
   return dir;
