@@ -100,7 +100,7 @@ if ! have_py_tools; then
 fi
 if ! have_py_tools && command -v python3 >/dev/null 2>&1; then
   echo "setup: trying pip for cfn-lint and moto[server]"
-  python3 -m pip install --quiet --disable-pip-version-check 'cfn-lint==1.51.0' 'moto[server]==5.2.1' >/dev/null 2>&1 || true
+  python3 -m pip install --quiet --disable-pip-version-check --retries 0 --timeout 15 'cfn-lint==1.51.0' 'moto[server]==5.2.1' >/dev/null 2>&1 || true
   hash -r
 fi
 if ! have_py_tools; then
