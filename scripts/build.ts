@@ -3,7 +3,8 @@
  * exporting `handler` (deploy with Handler `index.handler`).
  *
  * The esbuild options are the ones template.yaml gives `sam build` (BuildMethod esbuild), so a
- * local build is what SAM deploys: bundle, platform node, target node22, format cjs, minify, the
+ * local build is what SAM deploys: bundle, platform node, target node22, format cjs, minify with
+ * class and function names kept (Lambda reports `constructor.name` as errorType), the
  * engine's `external` list (optional driver add-ons only). The AWS SDK is bundled, never
  * external: the SDK inside the Lambda runtime is pinned per Region and may predate
  * PutSecretValue's RotationToken (3.596.0).
@@ -29,7 +30,7 @@ import { ENGINES, type EngineSpec, engineByName } from './engines';
 export const ROOT = resolve(__dirname, '..');
 
 /** The settings template.yaml passes to SAM's esbuild (Metadata.BuildProperties), minus External. */
-export const BUILD_PROPERTIES = { Target: 'node22', Format: 'cjs', Minify: true, Sourcemap: false } as const;
+export const BUILD_PROPERTIES = { Target: 'node22', Format: 'cjs', Minify: true, Sourcemap: false, KeepNames: true } as const;
 
 export interface BuildOptions {
   /** Where `<engine>/index.js` goes. Default: `<repo>/dist`. */
@@ -62,6 +63,7 @@ export function esbuildOptions(engine: EngineSpec, outdir: string, sourcemap = f
     target: BUILD_PROPERTIES.Target,
     format: BUILD_PROPERTIES.Format,
     minify: BUILD_PROPERTIES.Minify,
+    keepNames: BUILD_PROPERTIES.KeepNames,
     sourcemap: sourcemap ? 'external' : false,
     external: [...engine.external],
     metafile: true,
@@ -111,8 +113,9 @@ if (typeof m.handler !== 'function') { console.error('handler is ' + typeof m.ha
 Promise.resolve(m.handler({})).then(
   () => { console.error('the handler accepted an empty event'); process.exit(1); },
   (e) => {
-    if (e && e.name === 'EventError' && e.code === 'EVENT') process.exit(0);
-    console.error('an empty event failed with ' + (e && e.name) + ' instead of EventError');
+    // constructor.name is what Lambda reports as errorType: minification must keep it.
+    if (e && e.name === 'EventError' && e.code === 'EVENT' && e.constructor.name === 'EventError') process.exit(0);
+    console.error('an empty event failed with ' + (e && e.name) + ' (class ' + (e && e.constructor && e.constructor.name) + ') instead of EventError');
     process.exit(1);
   });
 `;

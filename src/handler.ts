@@ -1,6 +1,7 @@
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { Context } from 'aws-lambda';
 import { describeError, EventError, RotationError, RotationStateError } from './errors';
-import { Logger, type LogSink, parseLevel, stdoutSink } from './log';
+import { levelFromEnv, Logger, type LogFields, type LogSink, stdoutSink } from './log';
 import type { Env } from './password';
 import { Redactor } from './redact';
 import type { Rotator, Step, StepContext } from './rotator';
@@ -23,7 +24,15 @@ export interface HandlerOptions {
   logSink?: LogSink;
 }
 
-export type RotationHandler = (event: RotationEvent) => Promise<void>;
+/**
+ * What the handler reads of the Lambda context (`Context` of @types/aws-lambda): the request id
+ * and the function's name for the log lines. Optional, so tests and scripts may call
+ * `handler(event)` alone.
+ */
+export type LambdaContext = Pick<Context, 'awsRequestId'> & Partial<Pick<Context, 'functionName' | 'functionVersion' | 'invokedFunctionArn'>>;
+
+/** A Lambda handler: assignable to `Handler<RotationEvent, void>` of @types/aws-lambda. */
+export type RotationHandler = (event: RotationEvent, context?: LambdaContext) => Promise<void>;
 
 /** Step names as the wire sends them, plus the snake_case spelling one AWS guide uses. */
 const STEP_ALIASES: Record<string, Step> = {
@@ -52,12 +61,17 @@ export function createHandler(rotator: Rotator, options: HandlerOptions = {}): R
     return cachedClient;
   };
 
-  return async (event: RotationEvent): Promise<void> => {
+  // The first invocation of this handler in its execution environment is the cold start.
+  let coldStart = true;
+
+  return async (event: RotationEvent, context?: LambdaContext): Promise<void> => {
     const redactor = new Redactor();
     const started = Date.now();
-    // Read once per invocation: LOG_LEVEL, the step and the client all see the same environment.
+    // Read once per invocation: the log level, the step and the client all see the same environment.
     const env = getEnv();
-    let log = new Logger(options.logSink ?? stdoutSink, { rotator: rotator.name }, redactor, parseLevel(env.LOG_LEVEL));
+    const lambdaFields = invocationFields(context, env, coldStart);
+    coldStart = false;
+    let log = new Logger(options.logSink ?? stdoutSink, { ...lambdaFields, rotator: rotator.name }, redactor, levelFromEnv(env));
     try {
       const { secretId, token, step, rotationToken } = parseEvent(event);
       redactor.add(rotationToken);
@@ -103,6 +117,23 @@ export function createHandler(rotator: Rotator, options: HandlerOptions = {}): R
       throw safe;
     }
   };
+}
+
+/**
+ * The Lambda fields of every line, named as Powertools for AWS Lambda's Logger names them:
+ * `function_request_id` (the context's awsRequestId), `cold_start`, `function_name` and, when
+ * X-Ray tracing is on, `xray_trace_id`. Absent values are left out.
+ */
+function invocationFields(context: LambdaContext | undefined, env: Env, coldStart: boolean): LogFields {
+  const fields: LogFields = { cold_start: coldStart };
+  const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined);
+  const requestId = str(context?.awsRequestId);
+  const functionName = str(context?.functionName) ?? str(env.AWS_LAMBDA_FUNCTION_NAME);
+  const traceId = /(?:^|;)Root=([^;]+)/.exec(str(env._X_AMZN_TRACE_ID) ?? str(process.env._X_AMZN_TRACE_ID) ?? '')?.[1];
+  if (requestId) fields.function_request_id = requestId;
+  if (functionName) fields.function_name = functionName;
+  if (traceId) fields.xray_trace_id = traceId;
+  return fields;
 }
 
 function parseEvent(event: RotationEvent): { secretId: string; token: string; step: Step; rotationToken?: string } {

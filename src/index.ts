@@ -1,8 +1,8 @@
-export { createHandler, type HandlerOptions, type RotationEvent, type RotationHandler } from './handler';
+export { createHandler, type HandlerOptions, type LambdaContext, type RotationEvent, type RotationHandler } from './handler';
 export { Rotator, currentVersionId, STEPS, type Step, type StepContext } from './rotator';
 export { SecretStore, AWSCURRENT, AWSPENDING, AWSPREVIOUS, defaultSecretsManagerClient, RotationRetryStrategy, type RotationRetryOptions } from './secrets';
 export * from './errors';
-export { Logger, type LogSink, type LogFields, type LogLevel, stdoutSink } from './log';
+export { Logger, type LogSink, type LogFields, type LogLevel, stdoutSink, levelFromEnv } from './log';
 export { Redactor } from './redact';
 export { DEFAULT_PASSWORD_POLICY, passwordPolicyFromEnv, envFlag, passwordClasses, generatePassword, passwordSourceFromEnv, PasswordPolicyError, type PasswordPolicy, type PasswordSource, type Env } from './password';
 export { DatabaseRotator, type DatabaseRotatorOptions } from './db/database-rotator';

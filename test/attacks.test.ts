@@ -252,7 +252,7 @@ describe('the admin credentials go only where the admin secret says (PostgreSQL,
       expect(rogue.received().includes(Buffer.from(postgres.admin.username))).toBe(false);
       expect(rogue.received().includes(Buffer.from(postgres.admin.password))).toBe(false);
       // The admin went to the engine's default port, the only port left when its secret names none.
-      expect(h.records().find((l) => l.msg === 'admin secret endpoint')).toMatchObject({ host: pgInfo.host, port: 5432, endpointFrom: 'the admin secret' });
+      expect(h.records().find((l) => l.message === 'admin secret endpoint')).toMatchObject({ host: pgInfo.host, port: 5432, endpointFrom: 'the admin secret' });
       expect(logins.filter((l) => l.user === postgres.admin.username).map((l) => l.port)).toEqual([5432]);
       expect(r.succeeded).toBe(false);
       expect((await h.current(arn)).versionId).toBe(before.versionId);
@@ -355,7 +355,7 @@ describe.each([postgres, mariadb])('$name', (target) => {
     expect(h.stages(arn)[working]).toBeUndefined();
     const r = await h.rotate(arn);
     expect(r.error).toBeUndefined();
-    expect(h.records().find((l) => l.msg === 'logged in with the password of an unlabelled version')).toMatchObject({ usedVersionId: working });
+    expect(h.records().find((l) => l.message === 'logged in with the password of an unlabelled version')).toMatchObject({ usedVersionId: working });
     const { password } = await h.credentials(arn);
     expect(await target.tryLogin(user, password)).toBe('ok');
     expect(await target.tryLogin(user, initial)).not.toBe('ok');

@@ -80,7 +80,7 @@ describe('the base class\'s protocol rules hold for the custom rotator', () => {
     const r = await sm.rotateAndWait(arn, { lambdaArn: fn, rotateImmediately: false });
     expect(r).toMatchObject({ succeeded: true, steps: ['testSecret'] });
     expect(holder('AWSCURRENT')).toBe(before);
-    expect(lines.map((l) => JSON.parse(l).msg)).toContain('AWSCURRENT works');
+    expect(lines.map((l) => JSON.parse(l).message)).toContain('AWSCURRENT works');
   });
 
   it('an out-of-order finishSecret (setSecret never ran) is refused: AUTH, AWSCURRENT does not move, no key registered', async () => {

@@ -193,7 +193,7 @@ async function expectNowhereIn(h: RotationHarness, arn: string, password: string
 
 /** The failed step's error carried this shared code (as the handler logs it). */
 function expectCode(h: RotationHarness, code: string): void {
-  expect(h.records().filter((l) => l.msg === 'step failed').map((l) => l.errorCode)).toContain(code);
+  expect(h.records().filter((l) => l.message === 'step failed').map((l) => l.errorCode)).toContain(code);
 }
 
 /** An operator abandons a failed rotation (removes AWSPENDING) so that the next one can start. */
@@ -266,7 +266,7 @@ describe.each(PERSONALITIES)('$name: single user', (p) => {
     expect(shape(fake.userCommands(), { AWSPENDING: pw1 })).toEqual([
       { name: 'updateUser', db: p.userDb, user: `${p.userDb}.${USER}`, ok: true, args: { updateUser: USER, pwd: 'AWSPENDING' } },
     ]);
-    expect(h.records().some((l) => l.msg === 'AWSPENDING already logs in; password was set by an earlier attempt')).toBe(true);
+    expect(h.records().some((l) => l.message === 'AWSPENDING already logs in; password was set by an earlier attempt')).toBe(true);
     expect(fake.checkPassword(p.userDb, USER, pw1)).toBe(true);
   });
 
@@ -289,7 +289,7 @@ describe.each(PERSONALITIES)('$name: single user', (p) => {
     ]);
     // current, pending fail; previous logs in; then verification, testSecret and finishSecret.
     expect(fake.logins.map((l) => l.ok)).toEqual([false, false, true, true, true, true]);
-    const changed = h.records().filter((l) => l.msg === 'changed own password').at(-1);
+    const changed = h.records().filter((l) => l.message === 'changed own password').at(-1);
     expect(changed?.loggedInWith).toBe('AWSPREVIOUS');
     expect(fake.checkPassword(p.userDb, USER, pw2)).toBe(true);
   });
@@ -711,7 +711,7 @@ describe('alternating users (MongoDB: the customData marker)', () => {
       { name: 'updateUser', db: 'app', user: `admin.${p.admin}`, ok: true, args: { updateUser: CLONE, customData: { team: 'payments', ...markerOf(USER, 'app') } } },
       { name: 'updateUser', db: 'app', user: `admin.${p.admin}`, ok: true, args: { updateUser: USER, pwd: 'AWSPENDING', roles: BASE_ROLES } },
     ]);
-    expect(h.records().some((l) => l.level === 'warn' && String(l.msg).includes('adopting an unmarked pair'))).toBe(true);
+    expect(h.records().some((l) => l.level === 'WARN' && String(l.message).includes('adopting an unmarked pair'))).toBe(true);
 
     plain.resetRecords();
     h.env = { ...h.env, ADOPT_UNMARKED_ALTERNATE: undefined };
@@ -760,7 +760,7 @@ describe('alternating users (DocumentDB)', () => {
     const { arn } = await setupAlternating(p, h);
     const r = await h.rotate(arn);
     expect(r.error).toBeUndefined();
-    expect(h.records().some((l) => String(l.msg).includes('no pair marker on this server'))).toBe(true);
+    expect(h.records().some((l) => String(l.message).includes('no pair marker on this server'))).toBe(true);
     expect(docdb.getUser('admin', CLONE)?.roles).toEqual(BASE_ROLES);
     expect(writes(docdb).every((c) => !('customData' in c.args))).toBe(true);
   });
@@ -928,7 +928,7 @@ describe('TLS', () => {
     const r = await h.rotate(arn);
     expect(r.error).toBeUndefined();
     expect(r.succeeded).toBe(true);
-    expect(h.records().some((l) => l.level === 'warn' && String(l.msg).includes('WITHOUT TLS'))).toBe(true);
+    expect(h.records().some((l) => l.level === 'WARN' && String(l.message).includes('WITHOUT TLS'))).toBe(true);
     expect(plain.protocolErrors.length).toBeGreaterThan(0); // the TLS ClientHellos it refused
   });
 });

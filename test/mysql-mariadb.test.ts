@@ -200,7 +200,7 @@ describe('single user', () => {
     const cur = await h.credentials(arn);
     expect(await tryLogin(user, cur.password)).toBe('ok');
     expect(await tryLogin(user, initial)).toBe('ER_ACCESS_DENIED_ERROR');
-    expect(h.records().some((l) => l.msg === 'changed own password' && l.loggedInWith === 'AWSPREVIOUS')).toBe(true);
+    expect(h.records().some((l) => l.message === 'changed own password' && l.loggedInWith === 'AWSPREVIOUS')).toBe(true);
   });
 
   it('MariaDB answers OK to ALTER USER CURRENT_USER() and changes nothing: the login check catches an engine that trusts OK', async () => {
@@ -587,7 +587,7 @@ describe('replaying steps', () => {
     run.complete();
 
     expect(h.stages(arn)).toEqual({ [token]: ['AWSCURRENT'], [original.versionId]: ['AWSPREVIOUS'] });
-    const msgs = h.records().map((l) => l.msg);
+    const msgs = h.records().map((l) => l.message);
     expect(msgs).toContain('AWSPENDING value already exists; nothing to create');
     if (strategy === 'single') {
       expect(msgs).toContain('AWSPENDING already logs in; password was set by an earlier attempt');
@@ -797,7 +797,7 @@ describe('the alternate user must be this pair\'s (checkAlternateUser, attacks)'
     const pending = JSON.parse((await h.version(arn, r.versionId)).value!);
     expect(pending.username).toBe(victim);
     expect(await tryLogin(victim, pending.password)).toBe('ER_ACCESS_DENIED_ERROR');
-    expect(h.records().some((l) => l.msg === 'alternate user created or updated by the admin user')).toBe(false);
+    expect(h.records().some((l) => l.message === 'alternate user created or updated by the admin user')).toBe(false);
     return r;
   }
 
@@ -952,7 +952,7 @@ describe('single user defined on several hosts', () => {
     const arn = await h.createSecret(dbSecret(user, initial));
     const r = await h.rotate(arn);
     expect(r.error).toBeUndefined();
-    expect(h.records().some((l) => /mysql\.user is not readable by this user/.test(String(l.msg)) && l.matchedHost === '127.0.0.1')).toBe(true);
+    expect(h.records().some((l) => /mysql\.user is not readable by this user/.test(String(l.message)) && l.matchedHost === '127.0.0.1')).toBe(true);
   });
 });
 

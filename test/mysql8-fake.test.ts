@@ -342,7 +342,7 @@ describe('alternating users on MySQL 8 / 9 (fake server, RDS master)', () => {
       adopted.h.sensitive('Old-clone-pw1');
       const r2 = await adopted.h.rotate(adopted.arn);
       expect(r2.error).toBeUndefined();
-      expect(adopted.h.records().some((l) => l.level === 'warn' && /adopting an unmarked alternate user/.test(String(l.msg)))).toBe(true);
+      expect(adopted.h.records().some((l) => l.level === 'WARN' && /adopting an unmarked alternate user/.test(String(l.message)))).toBe(true);
       expect(fake.account('svc_clone', '%')?.attributes).toEqual({ rotation_lambdas_alternate_of: 'svc' });
       // Marked now: the next rotations need no opt-in.
       adopted.h.env = {};
@@ -359,7 +359,7 @@ describe('alternating users on MySQL 8 / 9 (fake server, RDS master)', () => {
     const { h, arn } = await alternating(fake);
     const r = await h.rotate(arn);
     expect(r.error).toBeUndefined();
-    expect(h.records().some((l) => l.level === 'warn' && /collided with a concurrent change/.test(String(l.msg)))).toBe(true);
+    expect(h.records().some((l) => l.level === 'WARN' && /collided with a concurrent change/.test(String(l.message)))).toBe(true);
     expect(fake.account('app_clone', '10.0.%')?.password).toBe((await h.credentials(arn)).password);
   });
 
@@ -436,7 +436,7 @@ describe('alternating users on MySQL 8 / 9 (fake server, RDS master)', () => {
     fake.failWith = (sql) =>
       /IDENTIFIED WITH/.test(sql) ? driverError('ER_CREDENTIALS_CONTRADICT_TO_HISTORY', 3638, "Cannot use these credentials for 'app_clone@10.0.%' because they contradict the password history policy", sql) : undefined;
     await h.invoke(run.event('setSecret'));
-    expect(h.records().some((l) => l.level === 'warn' && /password history refused/.test(String(l.msg)))).toBe(true);
+    expect(h.records().some((l) => l.level === 'WARN' && /password history refused/.test(String(l.message)))).toBe(true);
     await h.invoke(run.event('testSecret'));
     await h.invoke(run.event('finishSecret'));
   });

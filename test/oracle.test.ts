@@ -245,7 +245,7 @@ describe('connection configuration (what node-oracledb getConnection receives)',
     expect(seen[0]).toMatchObject({ connectTimeout: 7, transportConnectTimeout: 7, sslServerDNMatch: true, user: 'APP' });
     expect(lines.length).toBeGreaterThan(0);
     const logged = JSON.parse(lines[0]) as Record<string, unknown>;
-    expect(logged).toMatchObject({ msg: 'connecting to Oracle', host: 'db.example.com', port: 2484, service: 'ORCLPDB1', protocol: 'TCPS', hostnameCheck: true });
+    expect(logged).toMatchObject({ message: 'connecting to Oracle', host: 'db.example.com', port: 2484, service: 'ORCLPDB1', protocol: 'TCPS', hostnameCheck: true });
     expect(lines.join('\n')).not.toContain('Very-Secret-Password-42');
 
     // ssl "require": Thin mode cannot skip chain verification; it says so.
@@ -523,7 +523,7 @@ describe('single-user rotation', () => {
     expect(r.succeeded).toBe(false);
     expect(r.error).toMatch(/ORA-28003/);
     expect(r.error).toMatch(/PASSWORD_LENGTH/);
-    expect(h.records().find((l) => l.msg === 'step failed')).toMatchObject({ errorCode: 'CONFIG', step: 'setSecret' });
+    expect(h.records().find((l) => l.message === 'step failed')).toMatchObject({ errorCode: 'CONFIG', step: 'setSecret' });
     expect((await h.current(arn)).versionId).toBe(before.versionId);
     expect(db.user('APP').password).toBe(APP_PW);
     // afterEach: the echoed password appears in no log line and no error.
@@ -1122,7 +1122,7 @@ describe('TLS (TCPS)', () => {
     expect(r.succeeded).toBe(false);
     expect(r.error).toMatch(/TLS to Oracle failed/);
     expect(db.connects.every((c) => c.connectString.startsWith('(DESCRIPTION=(ADDRESS=(PROTOCOL=TCPS)'))).toBe(true);
-    expect(h.records().find((l) => l.msg === 'step failed')).toMatchObject({ errorCode: 'TLS' });
+    expect(h.records().find((l) => l.message === 'step failed')).toMatchObject({ errorCode: 'TLS' });
   });
 
   it('a wrong service name is a CONFIG error naming dbname', async () => {

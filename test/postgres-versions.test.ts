@@ -122,7 +122,7 @@ describe.each(servers.map((info) => [`PostgreSQL ${Math.floor(info.versionNum / 
       expect(await tryLogin(user, cur.password)).toBe('ok');
       expect((await roleState(user)).rolpassword).toMatch(verifierPattern);
     }
-    const logged = h.records().filter((l) => l.msg === 'ALTER ROLE ... PASSWORD executed');
+    const logged = h.records().filter((l) => l.message === 'ALTER ROLE ... PASSWORD executed');
     expect(logged).toHaveLength(2);
     expect(logged[0]).toMatchObject({ passwordEncryption: info.passwordEncryption, passwordEncryptionFrom: `the user's login (${info.passwordEncryption})` });
   });
@@ -163,7 +163,7 @@ describe.each(servers.map((info) => [`PostgreSQL ${Math.floor(info.versionNum / 
     expect(state.comment).toBe(alternateMarker(user));
     expect(state.member_of).toEqual([user]);
     expect(state.rolpassword).toMatch(verifierPattern);
-    expect(h.records().find((l) => l.msg === 'created the alternate user')).toMatchObject({
+    expect(h.records().find((l) => l.message === 'created the alternate user')).toMatchObject({
       markerSet: true,
       settingsCopied: ['search_path', `statement_timeout (database ${info.database})`],
     });

@@ -171,7 +171,7 @@ describe('single user', () => {
     expect(r.succeeded).toBe(true);
     // The recovery path needs AWSPREVIOUS, which the warm function stored itself in the previous rotation.
     expect(handlerCalls(r.calls)).toBe(6);
-    expect(h.records().some((l) => l.msg === 'changed own password' && l.loggedInWith === 'AWSPREVIOUS')).toBe(true);
+    expect(h.records().some((l) => l.message === 'changed own password' && l.loggedInWith === 'AWSPREVIOUS')).toBe(true);
 
     const cur = await h.credentials(arn);
     expect(await tryLogin(user, cur.password)).toBe('ok');
@@ -191,7 +191,7 @@ describe('single user', () => {
     expect(r.steps).toEqual(['testSecret']);
     expect(h.stages(arn)).toEqual({ [before.versionId]: ['AWSCURRENT'] });
     expect(await tryLogin(user, initial)).toBe('ok');
-    expect(h.records().some((l) => l.msg === 'AWSCURRENT logs in and runs the check query')).toBe(true);
+    expect(h.records().some((l) => l.message === 'AWSCURRENT logs in and runs the check query')).toBe(true);
   });
 
   it.each(['local', 'secretsmanager'])('honours the password policy environment variables (PASSWORD_SOURCE=%s)', async (source) => {
@@ -314,7 +314,7 @@ describe('alternating users', () => {
     await allowAdminToGrant(manager);
     expect((await h.rotate(arn)).succeeded).toBe(true); // current: clone
     expect((await direct(clone, manager)).rows).toEqual([{ admin_option: true }]);
-    expect(h.records().some((l) => l.msg === 'updated the alternate user' && Array.isArray(l.rolesGranted) && l.rolesGranted.includes(manager))).toBe(true);
+    expect(h.records().some((l) => l.message === 'updated the alternate user' && Array.isArray(l.rolesGranted) && l.rolesGranted.includes(manager))).toBe(true);
   });
 
   it.each([
@@ -356,7 +356,7 @@ describe('alternating users', () => {
     // The option never reaches the original user.
     const settings = await su.query(`SELECT r.rolname, s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname = ANY($1)`, [[user, clone]]);
     expect(settings.rows).toEqual(setRole ? [{ rolname: clone, setconfig: [`role=${user}`] }] : []);
-    if (!setRole) expect(h.records().some((l) => /owns objects it created while it was the current user/.test(String(l.msg)))).toBe(true);
+    if (!setRole) expect(h.records().some((l) => /owns objects it created while it was the current user/.test(String(l.message)))).toBe(true);
   });
 
   it('refuses to use the admin secret when AWSCURRENT does not log in (confused deputy), creating or changing nothing', async () => {
@@ -498,7 +498,7 @@ describe('replaying steps', () => {
     run.complete();
 
     expect(h.stages(arn)).toEqual({ [token]: ['AWSCURRENT'], [original.versionId]: ['AWSPREVIOUS'] });
-    const msgs = h.records().map((l) => l.msg);
+    const msgs = h.records().map((l) => l.message);
     expect(msgs).toContain('AWSPENDING value already exists; nothing to create');
     if (strategy === 'single') {
       expect(msgs).toContain('AWSPENDING already logs in; password was set by an earlier attempt');
@@ -588,7 +588,7 @@ describe('TLS', () => {
     expect(cur.username).toBe(`${user}_clone`);
     expect(await tryLogin(cur.username, cur.password)).toBe('ok');
     expect(rds.calls.map((c) => [c.action, c.params.DBInstanceIdentifier])).toEqual([['DescribeDBInstances', dbArn]]);
-    expect(h.records().find((l) => l.msg === 'admin secret endpoint')).toMatchObject({ host: 'localhost', port: info.port, endpointFrom: `RDS instance ${dbArn}` });
+    expect(h.records().find((l) => l.message === 'admin secret endpoint')).toMatchObject({ host: 'localhost', port: info.port, endpointFrom: `RDS instance ${dbArn}` });
     // The same admin with "ssl": false in its own secret is refused by the server: TLS was what let it in.
     expect(await tryLogin(admin, adminPw)).toBe('28000');
   });
@@ -627,7 +627,7 @@ describe('TLS', () => {
     const r = await h.rotate(arn);
     expect(r.error).toBeUndefined();
     expect(r.succeeded).toBe(true);
-    const warnings = h.records().filter((l) => l.level === 'warn' && /WITHOUT TLS/.test(String(l.msg)));
+    const warnings = h.records().filter((l) => l.level === 'WARN' && /WITHOUT TLS/.test(String(l.message)));
     expect(warnings.length).toBeGreaterThan(0);
     expect(warnings[0]).toMatchObject({ username: user });
     expect(await tryLogin(user, (await h.credentials(arn)).password)).toBe('ok');
@@ -784,7 +784,7 @@ describe('the no-leak assertion itself', () => {
     const h = harness();
     const pw = `Leak'"\\ed-${RUN}-Pw`;
     h.sensitive(pw);
-    h.logs.push(JSON.stringify({ msg: 'oops', value: pw }));
+    h.logs.push(JSON.stringify({ message: 'oops', value: pw }));
     expect(() => h.assertNoLeaks()).toThrow(/Sensitive value #\d+ \(length \d+\) appears in log line 1/);
     h.logs.length = 0;
     h.recordError(new Error(`driver said ${pw}`));

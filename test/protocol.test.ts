@@ -191,7 +191,7 @@ describe('a full rotation through RotateSecret', () => {
     expect(quiet).toEqual([]);
     env.LOG_LEVEL = 'debug';
     expect((await sm.rotateAndWait(arn, { lambdaArn: lambda })).succeeded).toBe(true);
-    expect(quiet.map((l) => JSON.parse(l).msg)).toContain('step started');
+    expect(quiet.map((l) => JSON.parse(l).message)).toContain('step started');
   });
 
   it('makes one DescribeSecret per step and no redundant calls', async () => {
@@ -391,7 +391,7 @@ describe('no secret value leaves the function', () => {
       expect(text).not.toContain('InitialKeyValue-123');
     }
     const failed = lines.map((l) => JSON.parse(l)).find((l) => l.outcome === 'failed');
-    expect(failed).toMatchObject({ level: 'error', step: 'setSecret', secretId: arn, versionId: r.versionId });
+    expect(failed).toMatchObject({ level: 'ERROR', step: 'setSecret', secretId: arn, versionId: r.versionId });
   });
 
   it('a JSON.parse error on a non-JSON secret does not quote the secret', async () => {

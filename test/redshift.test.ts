@@ -218,8 +218,8 @@ describe('single user', () => {
     expect(await tryAs(user, pw2)).toBe('ok');
     expect(await tryAs(user, pw1)).toBe('28P01');
     const logs = h.records();
-    expect(logs.some((l) => l.msg === 'new password set and verified by login')).toBe(true);
-    expect(logs.filter((l) => l.level === 'error')).toEqual([]);
+    expect(logs.some((l) => l.message === 'new password set and verified by login')).toBe(true);
+    expect(logs.filter((l) => l.level === 'ERROR')).toEqual([]);
   });
 
   it('survives every step being delivered twice', async () => {
@@ -240,7 +240,7 @@ describe('single user', () => {
       expect(await tryAs(user, pw)).toBe('ok');
     }
     expect(seen).toEqual(['createSecret', 'setSecret', 'testSecret', 'finishSecret', 'createSecret', 'setSecret', 'testSecret', 'finishSecret']);
-    expect(h.records().some((l) => l.msg === 'AWSPENDING already logs in; password was set by an earlier attempt')).toBe(true);
+    expect(h.records().some((l) => l.message === 'AWSPENDING already logs in; password was set by an earlier attempt')).toBe(true);
   });
 
   it('a secret missing a field fails in createSecret, naming the field, with AWSCURRENT untouched', async () => {
@@ -380,8 +380,8 @@ describe('alternating users', () => {
     expect(await tryAs(app, appPw)).toBe('ok');
     expect(await groupsOf(clone)).toEqual([grp, grp2].sort());
 
-    const created = h.records().filter((l) => l.msg === 'alternate user created');
-    const updated = h.records().filter((l) => l.msg === 'alternate user updated');
+    const created = h.records().filter((l) => l.message === 'alternate user created');
+    const updated = h.records().filter((l) => l.message === 'alternate user updated');
     expect(created).toHaveLength(1);
     expect(updated).toHaveLength(2);
     // Rotation 1 copied 1 group, CREATE+TEMP on DB, 3 schema privileges, 4 table/view privileges (t: SELECT, INSERT; view: SELECT).
@@ -446,7 +446,7 @@ describe('alternating users', () => {
       expect(cur.username).toBe(`${app}_clone`);
       expect(await tryAs(`${app}_clone`, cur.password as string)).toBe('ok');
       expect(rs.calls.map((c) => [c.action, c.params.ClusterIdentifier])).toEqual([['DescribeClusters', 'analytics']]);
-      expect(h.records().find((l) => l.msg === 'admin secret endpoint')).toMatchObject({ host: pg.host, port: pg.port, endpointFrom: `Redshift cluster ${clusterArn}` });
+      expect(h.records().find((l) => l.message === 'admin secret endpoint')).toMatchObject({ host: pg.host, port: pg.port, endpointFrom: `Redshift cluster ${clusterArn}` });
     });
 
     it('Serverless: namespace ARN -> name -> the workgroup serving it, reading every page', async () => {
@@ -464,7 +464,7 @@ describe('alternating users', () => {
       expect(rs.calls.map((c) => [c.action, c.params.nextToken ?? null])).toEqual([
         ['ListNamespaces', null], ['ListNamespaces', '2'], ['ListWorkgroups', null], ['ListWorkgroups', '2'],
       ]);
-      expect(h.records().find((l) => l.msg === 'admin secret endpoint')).toMatchObject({ endpointFrom: 'Redshift Serverless workgroup wg-warehouse of namespace warehouse' });
+      expect(h.records().find((l) => l.message === 'admin secret endpoint')).toMatchObject({ endpointFrom: 'Redshift Serverless workgroup wg-warehouse of namespace warehouse' });
     });
 
     it('an unknown cluster stops the rotation before the admin logs in; the child\'s host is never used instead', async () => {
@@ -666,7 +666,7 @@ describe('object kinds (modelled on PostgreSQL)', () => {
       [clone, ext, `public.${id(`v ${ID}`)}`, `public.${id(`mv ${ID}`)}`],
     );
     expect(privs.rows[0]).toEqual({ usage: true, create: false, v_select: true, v_insert: false, mv_select: true });
-    const warning = h.records().find((l) => l.msg === 'privileges this object kind does not take on Redshift were not copied');
+    const warning = h.records().find((l) => l.message === 'privileges this object kind does not take on Redshift were not copied');
     expect(warning?.skipped).toEqual([`CREATE on external schema ${id(ext)}`, `INSERT on view public.${id(`v ${ID}`)}`]);
     // The next rotation (clone -> app) does not count the skipped privileges against the pair.
     expect((await h.rotate(arn)).error).toBeUndefined();

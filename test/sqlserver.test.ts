@@ -95,7 +95,7 @@ async function dropPending(h: RotationHarness, arn: string): Promise<void> {
 }
 
 function errorCodes(h: RotationHarness): unknown[] {
-  return h.records().filter((r) => r.msg === 'step failed').map((r) => r.errorCode);
+  return h.records().filter((r) => r.message === 'step failed').map((r) => r.errorCode);
 }
 
 /** An app login with a database user in appdb, and the admin login: the RDS master (not sysadmin; db_owner in appdb). */
@@ -308,7 +308,7 @@ describe('single user', () => {
     const cur = await w.h.credentials(arn);
     expect(w.fake.ddlSince(mark)).toEqual([`ALTER LOGIN [app] WITH PASSWORD = N'${lit(cur.password)}' OLD_PASSWORD = N'${lit(P0)}'`]);
     expect(w.fake.canLogin('app', cur.password, 'appdb')).toBe(true);
-    expect(w.h.records().some((l) => l.msg === 'changed own password' && l.loggedInWith === 'AWSPREVIOUS')).toBe(true);
+    expect(w.h.records().some((l) => l.message === 'changed own password' && l.loggedInWith === 'AWSPREVIOUS')).toBe(true);
   });
 
   it('fails with AUTH when no version logs in, and changes nothing', async () => {
@@ -912,7 +912,7 @@ describe('the alternate user must be the pair (checkAlternateUser), as attacks',
     expect(cur.username).toBe('app_clone');
     expect(w.fake.canLogin('app_clone', cur.password, 'appdb')).toBe(true);
     expect(w.fake.rolesOf('appdb', 'app_clone')).toEqual(w.fake.rolesOf('appdb', 'app'));
-    expect(w.h.records().some((l) => String(l.msg).includes('created concurrently'))).toBe(true);
+    expect(w.h.records().some((l) => String(l.message).includes('created concurrently'))).toBe(true);
   });
 
   it('a creation interrupted inside the transaction leaves nothing behind, and the retry converges to a marked pair', async () => {
@@ -1081,7 +1081,7 @@ describe('replaying steps', () => {
     expect(w.fake.ddlSince().filter((s) => s.startsWith('ALTER LOGIN'))).toHaveLength(1);
     const cur = await w.h.credentials(arn);
     expect(w.fake.canLogin('app', cur.password, 'appdb')).toBe(true);
-    expect(w.h.records().some((l) => String(l.msg).startsWith('AWSPENDING already logs in'))).toBe(true);
+    expect(w.h.records().some((l) => String(l.message).startsWith('AWSPENDING already logs in'))).toBe(true);
   });
 
   it('alternating users: three rotations with every step run twice; a replayed setSecret re-applies the same state', async () => {
@@ -1168,7 +1168,7 @@ describe('TLS settings reach the driver', () => {
     const r = await w.h.rotate(arn);
     expect(r.succeeded, r.error).toBe(true);
     expect(w.fake.connects.filter((c) => c.outcome === 'ok').every((c) => c.encrypt === false)).toBe(true);
-    expect(w.h.records().some((l) => l.level === 'warn' && String(l.msg).includes('WITHOUT TLS'))).toBe(true);
+    expect(w.h.records().some((l) => l.level === 'WARN' && String(l.message).includes('WITHOUT TLS'))).toBe(true);
   });
 
   it('the default TLS mode fails with TLS (no plaintext retry) when certificate verification fails', async () => {
@@ -1212,7 +1212,7 @@ describe('the production connection path (real tedious)', () => {
     expect(err?.message).toMatch(/127\.0\.0\.1/);
     expect(err?.message).not.toContain(PW);
     expect(lines.join('\n')).not.toContain(PW);
-    expect(JSON.parse(lines[0])).toMatchObject({ msg: 'connecting to SQL Server', host: '127.0.0.1', port, database: 'master', username: 'app', encrypt: false });
+    expect(JSON.parse(lines[0])).toMatchObject({ message: 'connecting to SQL Server', host: '127.0.0.1', port, database: 'master', username: 'app', encrypt: false });
   });
 
   it('a server that accepts the login and then never answers fails the statement with NETWORK naming STATEMENT_TIMEOUT_MS', async () => {

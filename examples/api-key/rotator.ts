@@ -13,7 +13,7 @@
  *   GET  {endpoint}/whoami        (authorised by any valid key)  answers 200
  */
 import { randomUUID } from 'node:crypto';
-import { createHandler, parseJsonSecret, RotationError, Rotator, SecretFormatError, type StepContext } from '../../src';
+import { createHandler, parseJsonSecret, RotationError, Rotator, SecretFormatError, type StepContext } from 'rotation-lambdas';
 
 /** A service that does not answer fails the step instead of running into the Lambda timeout. */
 const REQUEST_TIMEOUT_MS = 10_000;

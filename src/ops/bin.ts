@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /** The `rotation-lambdas` command's entry point (see cli.ts). */
 import { main } from './cli';
 

@@ -163,7 +163,7 @@ describe('where the admin secret connects', () => {
     const r = await h.rotate(arn);
     expect(r.succeeded).toBe(true);
     expect(changes).toEqual(['upsert app_clone@db-a by admin']);
-    const line = h.records().find((l) => l.msg === 'admin secret endpoint');
+    const line = h.records().find((l) => l.message === 'admin secret endpoint');
     expect(line).toMatchObject({ host: 'db-a', endpointFrom: 'the child secret (ADMIN_HOST_FROM_CHILD)' });
   });
 
@@ -178,7 +178,7 @@ describe('where the admin secret connects', () => {
     expect(rds.calls).toEqual([{ action: 'DescribeDBInstances', params: expect.objectContaining({ DBInstanceIdentifier: dbArn }), region: 'us-east-1' }]);
     // One DescribeSecret of the admin secret, in setSecret only.
     expect(h.sm.calls.filter((c) => c.operation === 'DescribeSecret' && c.secretId === adminArn)).toHaveLength(1);
-    expect(h.records().find((l) => l.msg === 'admin secret endpoint')).toMatchObject({ host: 'db-a', port: 1, endpointFrom: `RDS instance ${dbArn}` });
+    expect(h.records().find((l) => l.message === 'admin secret endpoint')).toMatchObject({ host: 'db-a', port: 1, endpointFrom: `RDS instance ${dbArn}` });
   });
 
   it('finds a cluster through aws:rds:primaryDBClusterArn (key in any case), in the ARN\'s region', async () => {
@@ -236,7 +236,7 @@ describe('database logins per rotation (issue #13/#14: at most 4, none failing, 
       expect(logins.map((l) => l.who)).toEqual(['app@db-a:1', 'app@db-a:1', 'app@db-a:1', 'app@db-a:1']);
       expect(failedLogins).toEqual([]);
     }
-    expect(h.records().filter((l) => l.msg === 'login failed')).toEqual([]);
+    expect(h.records().filter((l) => l.message === 'login failed')).toEqual([]);
   });
 
   it('alternating users: AWSCURRENT guard, admin, testSecret, finishSecret; no failed login', async () => {
@@ -266,7 +266,7 @@ describe('database logins per rotation (issue #13/#14: at most 4, none failing, 
     const r = await h.rotate(arn);
     expect(r.succeeded).toBe(true);
     expect(changes).toEqual(['own app@db-a']);
-    expect(h.records().some((l) => l.msg === 'AWSPENDING already logs in; password was set by an earlier attempt')).toBe(true);
+    expect(h.records().some((l) => l.message === 'AWSPENDING already logs in; password was set by an earlier attempt')).toBe(true);
     expect(servers.get('db-a')!.get('app')).toBe((await h.current(arn)).json!.password);
   });
 
@@ -322,7 +322,7 @@ describe('a working credential is never stranded (single user)', () => {
     expect(r.error).toBeUndefined();
     expect(changes).toEqual(['own app@db-a']);
     expect(servers.get('db-a')!.get('app')).toBe((await h.current(arn)).json!.password);
-    expect(h.records().find((l) => l.msg === 'logged in with the password of an unlabelled version')).toMatchObject({ usedVersionId: oldVersion, level: 'warn' });
+    expect(h.records().find((l) => l.message === 'logged in with the password of an unlabelled version')).toMatchObject({ usedVersionId: oldVersion, level: 'WARN' });
     expect(r.calls).toContain('ListSecretVersionIds');
   });
 
@@ -340,7 +340,7 @@ describe('a working credential is never stranded (single user)', () => {
     expect(r.succeeded).toBe(false);
     expect(logins.filter((l) => l.who.includes('evil'))).toEqual([]);
     expect(logins.every((l) => l.tls)).toBe(true);
-    expect(h.records().some((l) => typeof l.msg === 'string' && /ignoring unlabelled version .*: it names another user or endpoint/.test(l.msg))).toBe(true);
+    expect(h.records().some((l) => typeof l.message === 'string' && /ignoring unlabelled version .*: it names another user or endpoint/.test(l.message))).toBe(true);
     expect(r.error).toMatch(/Unable to log into the database with the current, pending, previous or recent unlabelled secret/);
     expect(changes).toEqual([]);
   });
@@ -363,7 +363,7 @@ describe('attacks: the admin endpoint never comes from the child secret', () => 
     const arn = await h.createSecret(secret({ port: 7777, masterarn: adminArn }));
     await h.rotate(arn);
     expect(logins.filter((l) => l.who.startsWith('admin@')).map((l) => l.who)).toEqual(['admin@db-a:1']);
-    expect(h.records().find((l) => l.msg === 'admin secret endpoint')).toMatchObject({ port: 1, endpointFrom: 'the admin secret' });
+    expect(h.records().find((l) => l.message === 'admin secret endpoint')).toMatchObject({ port: 1, endpointFrom: 'the admin secret' });
   });
 
   it('an RDS-managed admin takes the port RDS reports, not the child\'s', async () => {
@@ -476,7 +476,7 @@ describe('attacks: finishSecret promotes only a value that works', () => {
     const r = await h.sm.rotateAndWait(arn, { lambdaArn: h.lambdaArn, rotateImmediately: false });
     expect(r).toMatchObject({ succeeded: true, steps: ['testSecret'] });
     expect(logins.map((l) => l.who)).toEqual(['app@db-a:1']);
-    expect(h.records().some((l) => l.msg === 'AWSCURRENT logs in and runs the check query')).toBe(true);
+    expect(h.records().some((l) => l.message === 'AWSCURRENT logs in and runs the check query')).toBe(true);
   });
 });
 
@@ -509,7 +509,7 @@ describe('Secrets Manager errors are typed and actionable', () => {
     const run = h.begin(arn);
     await Promise.all([h.invoke(run.event('createSecret')), h.invoke(run.event('createSecret'))]);
     expect(h.sm.calls.filter((c) => c.operation === 'PutSecretValue')).toHaveLength(2);
-    expect(h.records().some((l) => l.msg === 'AWSPENDING value already exists; nothing to create')).toBe(true);
+    expect(h.records().some((l) => l.message === 'AWSPENDING value already exists; nothing to create')).toBe(true);
     for (const step of ['setSecret', 'testSecret', 'finishSecret'] as const) await h.invoke(run.event(step));
     expect(h.holderOf(arn, 'AWSCURRENT')).toBe(run.versionId);
     expect(servers.get('db-a')!.get('app')).toBe((await h.current(arn)).json!.password);
@@ -535,7 +535,7 @@ describe('Secrets Manager errors are typed and actionable', () => {
     await h.invoke(run.event('finishSecret'));
     expect(raced).toBe(true);
     expect(h.holderOf(arn, 'AWSCURRENT')).toBe(run.versionId);
-    expect(h.records().some((l) => l.msg === 'AWSCURRENT was already moved to this version (a concurrent invocation)')).toBe(true);
+    expect(h.records().some((l) => l.message === 'AWSCURRENT was already moved to this version (a concurrent invocation)')).toBe(true);
   });
 
   it('an InvalidParameterException on the label move when this version does not hold AWSCURRENT is an error', async () => {

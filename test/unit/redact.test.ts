@@ -35,7 +35,7 @@ describe('Redactor', () => {
     log.info('message mentioning TopSecretValue', { username: 'app' });
     expect(lines).toHaveLength(1);
     const rec = JSON.parse(lines[0]);
-    expect(rec).toMatchObject({ level: 'info', secretId: 'arn:x', step: 'setSecret', username: 'app' });
+    expect(rec).toMatchObject({ level: 'INFO', secretId: 'arn:x', step: 'setSecret', username: 'app' });
     expect(lines[0]).not.toContain('TopSecretValue');
   });
 
@@ -45,7 +45,7 @@ describe('Redactor', () => {
     log.info('hidden');
     log.debug('hidden');
     log.warn('shown');
-    expect(lines.map((l) => JSON.parse(l).msg)).toEqual(['shown']);
+    expect(lines.map((l) => JSON.parse(l).message)).toEqual(['shown']);
   });
 });
 

@@ -1,0 +1,30 @@
+/**
+ * `rotation-lambdas/db`: database rotation without a driver. `DatabaseRotator` runs the
+ * single-user and alternating-users strategies over a `DatabaseEngine` (connect, change a
+ * password, create or update the alternate user, run a check); the built-in engines are the
+ * `rotation-lambdas/<engine>` entry points, each loading only its own driver.
+ */
+export { DatabaseRotator, type DatabaseRotatorOptions } from './database-rotator';
+export {
+  type AdminEndpoint,
+  type ManagedAdminLookup,
+  rdsManagedAdminLookup,
+  type RdsClientFactory,
+  RDS_CLUSTER_TAG,
+  RDS_INSTANCE_TAG,
+} from './admin-endpoint';
+export type { DatabaseEngine, ConnectOptions, PasswordChange, AlternateUserChange } from './engine';
+export {
+  type DbSecret,
+  type Strategy,
+  parseDbSecret,
+  parseJsonSecret,
+  parseAdminSecret,
+  strategyOf,
+  defaultAlternateUsername,
+  sameHost,
+  portOf,
+  CLONE_SUFFIX,
+} from './secret';
+export { parseTlsMode, tlsAttempts, resolveCa, nodeTlsOptions, defaultTrustedCas, trustedCaOption, type TlsMode, type TlsOptions } from './tls';
+export { nodeErrorClass, errorChain, type NestedErrors } from './net-errors';
