@@ -230,8 +230,8 @@ describe('template.yaml', () => {
     // The level reaches the function as AWS_LAMBDA_LOG_LEVEL, from LoggingConfig (LOG_LEVEL stays an override).
     expect(vars.LOG_LEVEL).toBeUndefined();
 
-    const source = readTree(join(ROOT, 'src'));
-    for (const name of Object.keys(vars)) expect(source.includes(name), `src/ reads ${name}`).toBe(true);
+    const source = readTree(join(ROOT, 'src')) + readTree(join(ROOT, 'rotators'));
+    for (const name of Object.keys(vars)) expect(source.includes(`env.${name}`) || source.includes(`'${name}'`), `src/ or rotators/ reads ${name}`).toBe(true);
   });
 
   it('gives the Oracle function the CA bundle through NODE_EXTRA_CA_CERTS (Thin mode trusts only Node\'s store)', () => {
