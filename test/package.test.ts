@@ -113,10 +113,15 @@ describe('npm package', () => {
     expect(published.types).toBe(published.exports['.'].types);
   });
 
-  it('loads an engine entry only with its driver: rotation-lambdas/postgres without pg names the missing peer', () => {
-    const script = "try { require('rotation-lambdas/postgres'); console.log('loaded'); } catch (e) { console.log(e.code + ' ' + e.message.split('\\n')[0]); }";
+  it('loads an engine entry without its driver (loaded on the first connection); connecting without pg names the missing peer', () => {
+    const script = [
+      "const { postgresEngine } = require('rotation-lambdas/postgres'); console.log('loaded');",
+      "postgresEngine.connect({ engine: 'postgres', host: '127.0.0.1', port: 1, username: 'u', password: 'Not-Used-Pw-1' },",
+      "  { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 1000, statementTimeoutMs: 1000, log: { debug() {}, info() {}, warn() {}, error() {}, child() { return this; } }, env: {} })",
+      "  .then(() => console.log('connected?'), (e) => console.log(e.code + ' ' + e.message));",
+    ].join('\n');
     const r = run(process.execPath, ['-e', script], { cwd: consumer, env: childEnv(), timeout: 30_000 });
-    expect(r.stdout).toMatch(/^MODULE_NOT_FOUND Cannot find module 'pg'/);
+    expect(r.stdout).toMatch(/^loaded\nCONFIG The postgres engine needs the npm package "pg", which is not installed\. Install it next to rotation-lambdas \(npm install pg\)/);
     const root = run(process.execPath, ['-e', "const m = require('rotation-lambdas'); console.log(typeof m.createHandler, typeof m.Rotator, typeof m.DatabaseRotator)"], { cwd: consumer, env: childEnv(), timeout: 30_000 });
     expect(root.stdout.trim()).toBe('function function undefined');
   });

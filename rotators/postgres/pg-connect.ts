@@ -6,6 +6,7 @@
  */
 import type { Client } from 'pg';
 import type { ConnectOptions } from '../../src/db/engine';
+import { loadDriver } from '../../src/db/driver';
 import { nodeErrorClass } from '../../src/db/net-errors';
 import { portOf, type DbSecret } from '../../src/db/secret';
 import { nodeTlsOptions } from '../../src/db/tls';
@@ -33,7 +34,7 @@ export interface PgTarget {
  */
 function pgDriver(): typeof import('pg') {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require('pg') as typeof import('pg');
+  return loadDriver('pg', 'postgres', () => require('pg') as typeof import('pg'));
 }
 
 /** How the password travelled at login: what the server asked for, which says how it stores it. */
