@@ -116,10 +116,21 @@ export class DatabaseRotator<C = unknown> extends Rotator {
       );
     }
     if (strategy === 'alternating') {
-      const expected = this.alternateUsername(current.username);
+      const expected = this.pendingUsername(current);
       if (pending.username !== expected) {
         throw new RotationStateError(
           `AWSPENDING names user "${pending.username}" but the alternate of AWSCURRENT's "${current.username}" is "${expected}".`,
+        );
+      }
+      // A pre-created pair: AWSPENDING names the same two users, swapped. Anything else would let
+      // a writer of the secret name a third user mid-rotation.
+      const expectedOther = current.alternateUsername === undefined ? undefined : current.username;
+      if (pending.alternateUsername !== expectedOther) {
+        throw new RotationStateError(
+          expectedOther === undefined
+            ? `AWSPENDING has an "alternateUsername" field that AWSCURRENT does not have; a rotation cannot change the pair of users.`
+            : `AWSPENDING's "alternateUsername" is not AWSCURRENT's "username" ("${current.username}"); a rotation only swaps the two users of the pair.`,
+          'Someone changed the secret during the rotation: remove the AWSPENDING label from this version and start a new rotation.',
         );
       }
     }
@@ -132,6 +143,11 @@ export class DatabaseRotator<C = unknown> extends Rotator {
     }
   }
 
+  /** The user AWSPENDING names for alternating users: the pre-created pair's other user, or the clone name. */
+  pendingUsername(current: DbSecret): string {
+    return current.alternateUsername ?? this.alternateUsername(current.username);
+  }
+
   alternateUsername(username: string): string {
     return this.engine.alternateUsername ? this.engine.alternateUsername(username) : defaultAlternateUsername(username);
   }
@@ -140,7 +156,9 @@ export class DatabaseRotator<C = unknown> extends Rotator {
     const current = this.parse(currentString, AWSCURRENT, ctx);
     const next: DbSecret = { ...current };
     if (strategyOf(current) === 'alternating') {
-      next.username = this.alternateUsername(current.username);
+      next.username = this.pendingUsername(current);
+      // A pre-created pair: the two names swap, so AWSCURRENT always names the active user first.
+      if (current.alternateUsername !== undefined) next.alternateUsername = current.username;
       const length = this.engine.usernameLength ? this.engine.usernameLength(next.username) : [...next.username].length;
       const max = this.engine.maxUsernameLengthFor ? this.engine.maxUsernameLengthFor(next, ctx.env) : this.engine.maxUsernameLength;
       if (length > max) {
@@ -149,6 +167,8 @@ export class DatabaseRotator<C = unknown> extends Rotator {
           'Use a shorter username for the alternating-users strategy.',
         );
       }
+      // The engine's own rules for a username (characters, case...) hold for the other user too.
+      if (current.alternateUsername !== undefined) this.engine.validateSecret?.(next, `${AWSCURRENT} (its "alternateUsername")`, ctx.env);
     }
     const policy = this.engine.passwordPolicy ? this.engine.passwordPolicy(ctx.env) : passwordPolicyFromEnv(ctx.env, this.engine.passwordDefaults);
     const password = await ctx.secrets.randomPassword(policy);
@@ -321,6 +341,12 @@ export class DatabaseRotator<C = unknown> extends Rotator {
   }
 
   private async setAlternating(current: DbSecret, pending: DbSecret, ctx: StepContext): Promise<void> {
+    const precreated = current.alternateUsername !== undefined;
+    if (precreated && !this.engine.setAlternatePassword) {
+      throw new RotationError('UNSUPPORTED', `The ${this.engine.name} rotator does not support pre-created user pairs ("alternateUsername"); nothing was changed.`, {
+        remedy: 'Remove "alternateUsername" from the secret to use the clone strategy.',
+      });
+    }
     // Confused-deputy guard: the admin's power is used only for a secret whose current credential works.
     const guard = await this.login(current, AWSCURRENT, ctx);
     if (!guard.ok) {
@@ -338,14 +364,27 @@ export class DatabaseRotator<C = unknown> extends Rotator {
         'Use a child secret whose users differ from the admin user.',
       );
     }
+    // A pre-created pair names both users: the admin may be neither (the next rotation would change it).
+    if (precreated && !this.engine.adminKeepsOwnDatabase && master.username.toLowerCase() === current.username.toLowerCase()) {
+      throw new RotationStateError(
+        `The pre-created pair's user "${current.username}" is the admin secret's own user; refusing to rotate the admin's password as one of the pair.`,
+        'Use an admin secret whose user is neither "username" nor "alternateUsername".',
+      );
+    }
     const admin = await this.login(master, 'admin secret', ctx);
     if (!admin.ok) {
       throw new LoginError(`Unable to log into the database with the admin secret ${current.masterarn}.`, [admin.failure]);
     }
     try {
-      const change = { currentUser: current.username, alternateUser: pending.username, newPassword: pending.password, current, env: ctx.env };
+      const change = { currentUser: current.username, alternateUser: pending.username, newPassword: pending.password, current, env: ctx.env, ...(precreated ? { precreated } : {}) };
       for (let attempt = 1; ; attempt++) {
         try {
+          if (precreated) {
+            // Both users exist, are logins, and the alternate holds nothing the current user
+            // lacks (proved by the engine before it changes anything); only its password changes.
+            await this.engine.setAlternatePassword!(admin.conn, change, ctx.log);
+            break;
+          }
           // Before anything changes: the existing alternate user must provably be this pair's.
           await this.engine.checkAlternateUser?.(admin.conn, change, ctx.log);
           await this.engine.upsertAlternateUser(admin.conn, change, ctx.log);
@@ -362,7 +401,7 @@ export class DatabaseRotator<C = unknown> extends Rotator {
     } finally {
       await this.close(admin.conn, ctx.log);
     }
-    ctx.log.info('alternate user created or updated by the admin user', { username: pending.username, adminUser: master.username });
+    ctx.log.info(precreated ? 'password of the pre-created alternate user set by the admin user' : 'alternate user created or updated by the admin user', { username: pending.username, adminUser: master.username });
   }
 
   /**
