@@ -9,14 +9,16 @@
  * fails before anything changes and the victim still logs in with its old password.
  */
 import { join } from 'node:path';
+import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
 import { Client } from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DatabaseRotator } from '../src/db/database-rotator';
 import type { DbSecret } from '../src/db/secret';
 import { createHandler } from '../src/handler';
+import { mysqlEngine } from '../rotators/mysql/engine';
 import { postgresEngine } from '../rotators/postgres/engine';
 import { startPostgres, type PostgresServer } from './support/postgres';
-import type { PostgresInfo } from './support/provided';
+import type { MariaDbInfo, PostgresInfo } from './support/provided';
 import { assertNoLeaksInAll, createRotationHarness, type RotationHarness } from './support/rotation-harness';
 
 const RUN = Math.random().toString(36).slice(2, 6);
@@ -364,6 +366,195 @@ describe.each(pgTargets)('$label: pre-created pair', ({ info, major }) => {
     expect(r.succeeded).toBe(false);
     expect(r.error).toMatch(/^PrivilegeError: The admin user may not set the password of/);
     expect(r.error).toMatch(version >= 160000 ? /ADMIN OPTION on both roles/ : /CREATEROLE attribute/);
+    expect(await tryLogin(p.b, p.pb)).toBe('ok');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// MariaDB, real server. The admin holds only CREATE USER and SELECT on the mysql schema.
+
+describe('MariaDB: pre-created pair', () => {
+  let root: Connection;
+  let info: MariaDbInfo;
+  let adminUser: string;
+  let adminPassword: string;
+  let dbA: string;
+  let dbOther: string;
+  /** A user name that breaks naive quoting: quotes, backslash, space, %, _, ?, unicode. */
+  const hostileName = (base: string) => `${base} q'"\\%_?ü${RUN}${++counter}`;
+
+  async function asRoot(statement: string, values: unknown[] = []): Promise<RowDataPacket[]> {
+    const [rows] = await root.query(statement, values);
+    return rows as RowDataPacket[];
+  }
+
+  async function tryLogin(user: string, password: string): Promise<string> {
+    try {
+      const c = await createConnection({ host: info.host, port: info.port, user, password, connectTimeout: 5000 });
+      await c.query('SELECT 1');
+      await c.end();
+      return 'ok';
+    } catch (err) {
+      return String((err as { code?: string }).code ?? (err as Error).message);
+    }
+  }
+
+  function harness(): RotationHarness {
+    const h = createRotationHarness({ handler: (o) => createHandler(new DatabaseRotator(mysqlEngine), o) });
+    h.sensitive(info.rootPassword, adminPassword);
+    return h;
+  }
+
+  async function secretFor(h: RotationHarness, username: string, password: string, alternateUsername: string, admin = { username: adminUser, password: adminPassword }) {
+    const adminArn = await h.createSecret({ host: info.host, port: info.port, ssl: false, ...admin });
+    return h.createSecret({ engine: 'mariadb', host: info.host, port: info.port, ssl: false, username, password, alternateUsername, masterarn: adminArn });
+  }
+
+  /** Two users with the same grants, created by the DBA. */
+  async function pair(tag: string) {
+    const a = hostileName(`a ${tag}`);
+    const b = hostileName(`b ${tag}`);
+    const pa = hostilePassword(`${tag}-a`);
+    const pb = hostilePassword(`${tag}-b`);
+    for (const [u, p] of [[a, pa], [b, pb]]) {
+      await asRoot('CREATE USER ?@? IDENTIFIED BY ?', [u, '%', p]);
+      await asRoot(`GRANT SELECT, INSERT ON \`${dbA}\`.* TO ?@?`, [u, '%']);
+    }
+    return { a, b, pa, pb };
+  }
+
+  async function snapshot(): Promise<string> {
+    const users = await asRoot('SELECT User, Host FROM mysql.user ORDER BY User, Host');
+    const grants: string[] = [];
+    for (const u of users) for (const g of await asRoot('SHOW GRANTS FOR ?@?', [u.User, u.Host])) grants.push(String(Object.values(g)[0]).replace(/PASSWORD '[^']*'/, ''));
+    return JSON.stringify(grants);
+  }
+
+  beforeAll(async () => {
+    info = inject('mariadb');
+    root = await createConnection({ host: info.host, port: info.port, user: info.rootUser, password: info.rootPassword });
+    dbA = `pair_a_${RUN}`;
+    dbOther = `pair_other_${RUN}`;
+    await asRoot(`CREATE DATABASE \`${dbA}\``);
+    await asRoot(`CREATE DATABASE \`${dbOther}\``);
+    adminUser = hostileName('pair admin');
+    adminPassword = hostilePassword('admin');
+    // The README's minimal admin: CREATE USER and SELECT on the mysql schema. Nothing else.
+    await asRoot('CREATE USER ?@? IDENTIFIED BY ?', [adminUser, '%', adminPassword]);
+    await asRoot('GRANT CREATE USER ON *.* TO ?@?', [adminUser, '%']);
+    await asRoot('GRANT SELECT ON `mysql`.* TO ?@?', [adminUser, '%']);
+  });
+
+  afterAll(async () => {
+    await root?.end();
+  });
+
+  it('rotates four times between the two users; each logs in with its latest password; no account or grant changes', async () => {
+    const h = harness();
+    const p = await pair('rot');
+    const arn = await secretFor(h, p.a, p.pa, p.b);
+    const before = await snapshot();
+    const latest: Record<string, string> = { [p.a]: p.pa, [p.b]: p.pb };
+    let active = p.a;
+    for (let i = 1; i <= 4; i++) {
+      const r = await h.rotate(arn);
+      expect(r.error).toBeUndefined();
+      expect(r.succeeded).toBe(true);
+      const other = active === p.a ? p.b : p.a;
+      const cur = await h.current(arn);
+      expect(cur.json).toMatchObject({ username: other, alternateUsername: active });
+      const replaced = latest[other];
+      latest[other] = String(cur.json?.password);
+      active = other;
+      for (const user of [p.a, p.b]) expect(await tryLogin(user, latest[user])).toBe('ok');
+      expect(await tryLogin(other, replaced)).toBe('ER_ACCESS_DENIED_ERROR');
+    }
+    expect(await snapshot()).toBe(before);
+  });
+
+  it('refuses a missing alternate user (STATE) and creates nothing', async () => {
+    const h = harness();
+    const p = await pair('missing');
+    const ghost = hostileName('ghost');
+    const r = await h.rotate(await secretFor(h, p.a, p.pa, ghost));
+    expect(r.error).toMatch(/^RotationStateError: .*has no account on the server.*never created/);
+    expect(await asRoot('SELECT 1 FROM mysql.user WHERE User = ?', [ghost])).toHaveLength(0);
+  });
+
+  it('refuses a role or a locked account as the alternate (STATE)', async () => {
+    const h = harness();
+    const p = await pair('role');
+    const role = hostileName('role');
+    await asRoot('CREATE ROLE ?', [role]);
+    const r = await h.rotate(await secretFor(h, p.a, p.pa, role));
+    expect(r.error).toMatch(/^RotationStateError: .*exists as a role, not a login/);
+
+    const h2 = harness();
+    const locked = hostileName('locked');
+    const lockedPassword = hostilePassword('locked');
+    h2.sensitive(lockedPassword);
+    await asRoot('CREATE USER ?@? IDENTIFIED BY ? ACCOUNT LOCK', [locked, '%', lockedPassword]);
+    const r2 = await h2.rotate(await secretFor(h2, p.a, p.pa, locked));
+    expect(r2.error).toMatch(/^RotationStateError: .*is locked/);
+  });
+
+  describe('attacks: a writer of the child secret names a victim as alternateUsername', () => {
+    it('a root-like account (ALL PRIVILEGES WITH GRANT OPTION): PRIVILEGE, its password unchanged', async () => {
+      const h = harness();
+      const p = await pair('root');
+      const victim = hostileName('dba');
+      const victimPassword = hostilePassword('dba');
+      h.sensitive(victimPassword);
+      await asRoot('CREATE USER ?@? IDENTIFIED BY ?', [victim, '%', victimPassword]);
+      await asRoot('GRANT ALL PRIVILEGES ON *.* TO ?@? WITH GRANT OPTION', [victim, '%']);
+      const r = await h.rotate(await secretFor(h, p.a, p.pa, victim));
+      expect(r.succeeded).toBe(false);
+      expect(r.error).toMatch(/^PrivilegeError: The alternate user .* holds what the current user .* does not/);
+      expect(await tryLogin(victim, victimPassword)).toBe('ok');
+    });
+
+    it('the server\'s root: refused, root still logs in', async () => {
+      const h = harness();
+      const p = await pair('sroot');
+      const r = await h.rotate(await secretFor(h, p.a, p.pa, info.rootUser));
+      expect(r.succeeded).toBe(false);
+      expect(r.error).toMatch(/^(PrivilegeError|RotationStateError): /);
+      expect(await tryLogin(info.rootUser, info.rootPassword)).toBe('ok');
+    });
+
+    it('an unrelated application user (grants on another database): PRIVILEGE, unchanged', async () => {
+      const h = harness();
+      const p = await pair('other');
+      const victim = hostileName('other app');
+      const victimPassword = hostilePassword('other-app');
+      h.sensitive(victimPassword);
+      await asRoot('CREATE USER ?@? IDENTIFIED BY ?', [victim, '%', victimPassword]);
+      await asRoot(`GRANT SELECT, UPDATE, DELETE ON \`${dbOther}\`.* TO ?@?`, [victim, '%']);
+      const r = await h.rotate(await secretFor(h, p.a, p.pa, victim));
+      expect(r.error).toMatch(/^PrivilegeError: .*holds what/);
+      expect(await tryLogin(victim, victimPassword)).toBe('ok');
+    });
+
+    it('the admin itself: STATE, its password unchanged', async () => {
+      const h = harness();
+      const p = await pair('admin');
+      const r = await h.rotate(await secretFor(h, p.a, p.pa, adminUser));
+      expect(r.error).toMatch(/^RotationStateError: The alternate user .* is the admin secret's own user/);
+      expect(await tryLogin(adminUser, adminPassword)).toBe('ok');
+    });
+  });
+
+  it('an admin without CREATE USER gets PRIVILEGE naming the minimal privileges, nothing changes', async () => {
+    const h = harness();
+    const p = await pair('weak');
+    const weak = hostileName('weak');
+    const weakPassword = hostilePassword('weak');
+    h.sensitive(weakPassword);
+    await asRoot('CREATE USER ?@? IDENTIFIED BY ?', [weak, '%', weakPassword]);
+    await asRoot('GRANT SELECT ON `mysql`.* TO ?@?', [weak, '%']);
+    const r = await h.rotate(await secretFor(h, p.a, p.pa, p.b, { username: weak, password: weakPassword }));
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/^PrivilegeError: .*CREATE USER/);
     expect(await tryLogin(p.b, p.pb)).toBe('ok');
   });
 });
