@@ -15,7 +15,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vi
 import { DatabaseRotator } from '../src/db/database-rotator';
 import type { DbSecret } from '../src/db/secret';
 import { createHandler } from '../src/handler';
-import { mysqlEngine } from '../rotators/mysql/engine';
+import { createMysqlEngine, mysqlEngine } from '../rotators/mysql/engine';
+import { type Account, FakeMysql, NO_SSL } from './fakes/mysql8-fake';
 import { postgresEngine } from '../rotators/postgres/engine';
 import { startPostgres, type PostgresServer } from './support/postgres';
 import type { MariaDbInfo, PostgresInfo } from './support/provided';
@@ -556,5 +557,66 @@ describe('MariaDB: pre-created pair', () => {
     expect(r.succeeded).toBe(false);
     expect(r.error).toMatch(/^PrivilegeError: .*CREATE USER/);
     expect(await tryLogin(p.b, p.pb)).toBe('ok');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// MySQL 8 / 9 (fake server at the driver boundary; MariaDB above is the real one).
+
+describe('MySQL 8 / 9 (fake): pre-created pair', () => {
+  const ADMIN = `Adm'in"\\%?-Pw9 ${RUN}`;
+  const PA = `Pa'ir"\\;--%?Ü a-Pw9 ${RUN}`;
+  const PB = `Pa'ir"\\;--%?Ü b-Pw9 ${RUN}`;
+  const VICTIM = `Vic'tim"\\;--%? Pw9 ${RUN}`;
+  const acct = (user: string, password: string, extra: Partial<Account> = {}): Account => ({
+    user, host: '%', password, plugin: 'caching_sha2_password', ssl: NO_SSL,
+    grants: [`GRANT USAGE ON *.* TO \`${user}\`@\`%\``, `GRANT SELECT, INSERT ON \`shop\`.* TO \`${user}\`@\`%\``], ...extra,
+  });
+
+  async function setup(version: string, alternate: string, extra: Account[] = []) {
+    const fake = new FakeMysql(version, [acct('app_a', PA), acct('app_b', PB), acct('rds admin', ADMIN, { admin: true }), ...extra]);
+    const h = createRotationHarness({ handler: (o) => createHandler(new DatabaseRotator(createMysqlEngine({ connect: fake.connect })), o) });
+    h.sensitive(ADMIN, PA, PB, VICTIM);
+    const adminArn = await h.createSecret({ host: 'db.example.internal', port: 3306, ssl: false, username: 'rds admin', password: ADMIN });
+    const arn = await h.createSecret({ engine: 'mysql', host: 'db.example.internal', port: 3306, ssl: false, username: 'app_a', password: PA, alternateUsername: alternate, masterarn: adminArn });
+    return { fake, h, arn };
+  }
+
+  it.each(['8.0.36', '9.1.0'])('%s: three rotations, only ALTER USER ... IDENTIFIED WITH <its plugin> BY ? on the inactive user (no marker needed, nothing created)', async (version) => {
+    const { fake, h, arn } = await setup(version, 'app_b');
+    for (let i = 0; i < 3; i++) {
+      const r = await h.rotate(arn);
+      expect(r.error).toBeUndefined();
+      const cur = await h.current(arn);
+      const user = String(cur.json?.username);
+      expect(user).toBe(i % 2 === 0 ? 'app_b' : 'app_a');
+      expect(cur.json?.alternateUsername).toBe(i % 2 === 0 ? 'app_a' : 'app_b');
+      expect(fake.account(user, '%')?.password).toBe(cur.json?.password);
+      expect(fake.account(user, '%')?.plugin).toBe('caching_sha2_password');
+    }
+    expect(fake.account('app_a', '%')?.password).not.toBe(PA);
+    const changes = fake.calls.filter((c) => !/^(SELECT|SHOW|SET SESSION)/.test(c.sql));
+    expect(changes.map((c) => c.sql)).toEqual(Array(3).fill('ALTER USER ?@? IDENTIFIED WITH caching_sha2_password BY ?'));
+    expect(changes.every((c) => c.user === 'rds admin')).toBe(true);
+  });
+
+  it('attack: alternateUsername names a DBA-like account: PRIVILEGE, its password unchanged', async () => {
+    const dba = acct('dba', VICTIM, { grants: ['GRANT ALL PRIVILEGES ON *.* TO `dba`@`%` WITH GRANT OPTION'] });
+    const { fake, h, arn } = await setup('8.0.36', 'dba', [dba]);
+    const r = await h.rotate(arn);
+    expect(r.error).toMatch(/^PrivilegeError: The alternate user "dba"@"%" holds what the current user "app_a"@"%" does not/);
+    expect(fake.account('dba', '%')?.password).toBe(VICTIM);
+    expect(fake.calls.some((c) => /^ALTER/.test(c.sql))).toBe(false);
+  });
+
+  it('attack: alternateUsername names an unrelated application user, or the admin: refused, unchanged', async () => {
+    const other = acct('billing', VICTIM, { grants: ['GRANT USAGE ON *.* TO `billing`@`%`', 'GRANT ALL PRIVILEGES ON `billing`.* TO `billing`@`%`'] });
+    const first = await setup('8.0.36', 'billing', [other]);
+    expect((await first.h.rotate(first.arn)).error).toMatch(/^PrivilegeError: .*holds what/);
+    expect(first.fake.account('billing', '%')?.password).toBe(VICTIM);
+
+    const second = await setup('8.0.36', 'rds admin');
+    expect((await second.h.rotate(second.arn)).error).toMatch(/^RotationStateError: .*admin secret's own user/);
+    expect(second.fake.account('rds admin', '%')?.password).toBe(ADMIN);
   });
 });
