@@ -16,7 +16,9 @@ import { DatabaseRotator } from '../src/db/database-rotator';
 import type { DbSecret } from '../src/db/secret';
 import { createHandler } from '../src/handler';
 import { createMysqlEngine, mysqlEngine } from '../rotators/mysql/engine';
+import { createSqlServerEngine } from '../rotators/sqlserver/engine';
 import { type Account, FakeMysql, NO_SSL } from './fakes/mysql8-fake';
+import { FakeSqlServer } from './fakes/sqlserver-fake';
 import { postgresEngine } from '../rotators/postgres/engine';
 import { startPostgres, type PostgresServer } from './support/postgres';
 import type { MariaDbInfo, PostgresInfo } from './support/provided';
@@ -618,5 +620,119 @@ describe('MySQL 8 / 9 (fake): pre-created pair', () => {
     const second = await setup('8.0.36', 'rds admin');
     expect((await second.h.rotate(second.arn)).error).toMatch(/^RotationStateError: .*admin secret's own user/);
     expect(second.fake.account('rds admin', '%')?.password).toBe(ADMIN);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// SQL Server (fake). The admin: ALTER ANY LOGIN and VIEW ANY DEFINITION only, no database role.
+
+describe('SQL Server (fake): pre-created pair', () => {
+  const HOST = 'sql-1.abcdefghij.us-east-1.rds.amazonaws.com';
+  const ADMIN = 'pair_admin';
+  const ADMIN_PW = `Adm1n'-Pa55word!]${RUN}`;
+  const PA = `Pa'ir-A]Pa55word!${RUN}`;
+  const PB = `Pa'ir-B]Pa55word!${RUN}`;
+  const VICTIM = `Vict'im]-Pa55word!${RUN}`;
+  const A = "app 'a]";
+  const B = "app 'b]";
+
+  function world(options: { rdsMaster?: boolean } = {}) {
+    const fake = new FakeSqlServer();
+    fake.addDatabase('appdb');
+    if (options.rdsMaster) {
+      fake.addRdsMaster(ADMIN, ADMIN_PW);
+    } else {
+      fake.addLogin(ADMIN, ADMIN_PW);
+      fake.serverPermissions.push(
+        { grantee: ADMIN, class: 100, state: 'G', permissionName: 'ALTER ANY LOGIN' },
+        { grantee: ADMIN, class: 100, state: 'G', permissionName: 'VIEW ANY DEFINITION' },
+      );
+      fake.addUser('appdb', ADMIN, { login: ADMIN });
+    }
+    for (const [name, pw] of [[A, PA], [B, PB]]) {
+      fake.addLogin(name, pw, { defaultDatabase: 'appdb' });
+      fake.addUser('appdb', name, { login: name });
+      fake.addRoleMember('appdb', 'db_datareader', name);
+    }
+    const h = createRotationHarness({ handler: (o) => createHandler(new DatabaseRotator(createSqlServerEngine({ connect: fake.connect })), o) });
+    h.sensitive(ADMIN_PW, PA, PB, VICTIM);
+    return { fake, h };
+  }
+
+  async function secretFor(h: RotationHarness, username: string, password: string, alternateUsername: string, dbname = 'appdb') {
+    const adminArn = await h.createSecret({ engine: 'sqlserver', host: HOST, username: ADMIN, password: ADMIN_PW });
+    return h.createSecret({ engine: 'sqlserver', host: HOST, port: 1433, dbname, username, password, alternateUsername, masterarn: adminArn });
+  }
+
+  const changes = (fake: FakeSqlServer) => fake.statements.filter((st) => !/^\s*SELECT/i.test(st.sql)).map((st) => st.sql.replace(/N'(?:[^']|'')*'/g, "N'…'"));
+
+  it('three rotations with a minimal admin: only ALTER LOGIN ... WITH PASSWORD on the inactive login; both log in with their latest passwords', async () => {
+    const { fake, h } = world();
+    const arn = await secretFor(h, A, PA, B);
+    for (let i = 0; i < 3; i++) {
+      const r = await h.rotate(arn);
+      expect(r.error).toBeUndefined();
+      const cur = await h.current(arn);
+      expect(cur.json).toMatchObject({ username: i % 2 === 0 ? B : A, alternateUsername: i % 2 === 0 ? A : B });
+      expect(fake.logins.get(String(cur.json?.username))?.password).toBe(cur.json?.password);
+    }
+    expect(fake.logins.get(A)?.password).not.toBe(PA);
+    expect(fake.logins.get(B)?.password).not.toBe(PB);
+    expect(changes(fake)).toEqual(['ALTER LOGIN [app \'b]]] WITH PASSWORD = N\'…\'', 'ALTER LOGIN [app \'a]]] WITH PASSWORD = N\'…\'', 'ALTER LOGIN [app \'b]]] WITH PASSWORD = N\'…\'']);
+    expect(fake.unrecognised).toEqual([]);
+  });
+
+  it('a contained-database pair: ALTER USER ... WITH PASSWORD', async () => {
+    const { fake, h } = world({ rdsMaster: true });
+    fake.addDatabase('cdb', { contained: true });
+    fake.addUser('cdb', 'ca', { password: PA });
+    fake.addUser('cdb', 'cb', { password: PB });
+    const arn = await secretFor(h, 'ca', PA, 'cb', 'cdb');
+    const r = await h.rotate(arn);
+    expect(r.error).toBeUndefined();
+    const cur = await h.current(arn);
+    expect(cur.json?.username).toBe('cb');
+    expect(fake.databases.get('cdb')!.principals.get('cb')?.password).toBe(cur.json?.password);
+    expect(changes(fake)).toEqual(["ALTER USER [cb] WITH PASSWORD = N'…'"]);
+  });
+
+  it('a missing alternate login: STATE, nothing created', async () => {
+    const { fake, h } = world();
+    const r = await h.rotate(await secretFor(h, A, PA, 'ghost'));
+    expect(r.error).toMatch(/^RotationStateError: .*the login "ghost" does not exist/);
+    expect(fake.logins.has('ghost')).toBe(false);
+    expect(changes(fake)).toEqual([]);
+  });
+
+  it('attacks: a sysadmin login, an unrelated application login, the admin: refused, passwords unchanged', async () => {
+    const one = world();
+    one.fake.addLogin('dba', VICTIM, { admin: true });
+    const r1 = await one.h.rotate(await secretFor(one.h, A, PA, 'dba'));
+    expect(r1.error).toMatch(/^PrivilegeError: /);
+    expect(r1.error).toMatch(/sysadmin/);
+    expect(one.fake.logins.get('dba')?.password).toBe(VICTIM);
+
+    const two = world();
+    two.fake.addLogin('billing', VICTIM, { defaultDatabase: 'appdb' });
+    two.fake.addUser('appdb', 'billing', { login: 'billing' });
+    two.fake.addRoleMember('appdb', 'db_datawriter', 'billing');
+    const r2 = await two.h.rotate(await secretFor(two.h, A, PA, 'billing'));
+    expect(r2.error).toMatch(/^PrivilegeError: .*db_datawriter/);
+    expect(two.fake.logins.get('billing')?.password).toBe(VICTIM);
+
+    const three = world();
+    const r3 = await three.h.rotate(await secretFor(three.h, A, PA, ADMIN));
+    expect(r3.error).toMatch(/^RotationStateError: .*admin secret's own user/);
+    expect(three.fake.logins.get(ADMIN)?.password).toBe(ADMIN_PW);
+    for (const w of [one, two, three]) expect(changes(w.fake)).toEqual([]);
+  });
+
+  it('an admin without ALTER ANY LOGIN: PRIVILEGE naming the minimal permissions, nothing changes', async () => {
+    const { fake, h } = world();
+    fake.serverPermissions.splice(fake.serverPermissions.findIndex((p) => p.grantee === ADMIN && p.permissionName === 'ALTER ANY LOGIN'), 1);
+    const r = await h.rotate(await secretFor(h, A, PA, B));
+    expect(r.succeeded).toBe(false);
+    expect(r.error).toMatch(/^PrivilegeError: SQL Server refused ALTER LOGIN .*15151.*the admin needs ALTER ANY LOGIN and VIEW ANY DEFINITION/);
+    expect(fake.logins.get(B)?.password).toBe(PB);
   });
 });
