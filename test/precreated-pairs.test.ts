@@ -16,8 +16,10 @@ import { DatabaseRotator } from '../src/db/database-rotator';
 import type { DbSecret } from '../src/db/secret';
 import { createHandler } from '../src/handler';
 import { createMysqlEngine, mysqlEngine } from '../rotators/mysql/engine';
+import { createOracleEngine } from '../rotators/oracle/engine';
 import { createSqlServerEngine } from '../rotators/sqlserver/engine';
 import { type Account, FakeMysql, NO_SSL } from './fakes/mysql8-fake';
+import { FakeOracleServer } from './fakes/oracle-fake';
 import { FakeSqlServer } from './fakes/sqlserver-fake';
 import { postgresEngine } from '../rotators/postgres/engine';
 import { startPostgres, type PostgresServer } from './support/postgres';
@@ -734,5 +736,82 @@ describe('SQL Server (fake): pre-created pair', () => {
     expect(r.succeeded).toBe(false);
     expect(r.error).toMatch(/^PrivilegeError: SQL Server refused ALTER LOGIN .*15151.*the admin needs ALTER ANY LOGIN and VIEW ANY DEFINITION/);
     expect(fake.logins.get(B)?.password).toBe(PB);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Oracle (fake). The admin: CREATE SESSION, ALTER USER and SELECT_CATALOG_ROLE only.
+
+describe('Oracle (fake): pre-created pair', () => {
+  const ADMIN_PW = `Admin-Pa55word;with spaces ${RUN}`;
+  const PA = `Pair-A-Pa55word;$$ -- ${RUN}`;
+  const PB = `Pair-B-Pa55word;$$ -- ${RUN}`;
+  const VICTIM = `Victim-Pa55word;$$ ${RUN}`;
+  const APP = { roles: ['CONNECT'], objectGrants: [{ privilege: 'SELECT', object: '"SHOP"."ORDERS"' }] };
+
+  function world(admin: 'minimal' | 'none' = 'minimal') {
+    const db = new FakeOracleServer();
+    db.addUser('PAIR_ADMIN', { password: ADMIN_PW, systemPrivileges: admin === 'minimal' ? ['CREATE SESSION', 'ALTER USER'] : ['CREATE SESSION'], roles: ['SELECT_CATALOG_ROLE'] });
+    db.addUser('APP_A', { password: PA, ...APP });
+    db.addUser('APP_B', { password: PB, ...APP });
+    const h = createRotationHarness({ handler: (o) => createHandler(new DatabaseRotator(createOracleEngine({ connect: db.connect })), o) });
+    h.sensitive(ADMIN_PW, PA, PB, VICTIM);
+    return { db, h };
+  }
+
+  async function secretFor(w: ReturnType<typeof world>, alternateUsername: string) {
+    const base = { engine: 'oracle', host: w.db.host, port: w.db.port, dbname: w.db.service, ssl: false };
+    const adminArn = await w.h.createSecret({ ...base, username: 'PAIR_ADMIN', password: ADMIN_PW });
+    return w.h.createSecret({ ...base, username: 'APP_A', password: PA, alternateUsername, masterarn: adminArn });
+  }
+
+  const changes = (db: FakeOracleServer) => db.sqlOf().filter((q) => !/^\s*SELECT/i.test(q)).map((q) => q.replace(/IDENTIFIED BY "[^"]*"/, 'IDENTIFIED BY "…"'));
+
+  it('three rotations: only ALTER USER ... IDENTIFIED BY on the inactive user; both log in with their latest passwords', async () => {
+    const w = world();
+    const arn = await secretFor(w, 'APP_B');
+    for (let i = 0; i < 3; i++) {
+      const r = await w.h.rotate(arn);
+      expect(r.error).toBeUndefined();
+      const cur = await w.h.current(arn);
+      expect(cur.json).toMatchObject({ username: i % 2 === 0 ? 'APP_B' : 'APP_A', alternateUsername: i % 2 === 0 ? 'APP_A' : 'APP_B' });
+      expect(w.db.user(String(cur.json?.username)).password).toBe(cur.json?.password);
+    }
+    expect(w.db.user('APP_A').password).not.toBe(PA);
+    expect(changes(w.db)).toEqual(['ALTER USER "APP_B" IDENTIFIED BY "…"', 'ALTER USER "APP_A" IDENTIFIED BY "…"', 'ALTER USER "APP_B" IDENTIFIED BY "…"']);
+  });
+
+  it('a missing alternate user: STATE, nothing created', async () => {
+    const w = world();
+    const r = await w.h.rotate(await secretFor(w, 'GHOST'));
+    expect(r.error).toMatch(/^RotationStateError: .*the user "GHOST" does not exist/);
+    expect(changes(w.db)).toEqual([]);
+  });
+
+  it('attacks: a DBA, an unrelated application user, the admin: refused, passwords unchanged', async () => {
+    const one = world();
+    one.db.addUser('DBA_USER', { password: VICTIM, roles: ['DBA', 'CONNECT'] });
+    const r1 = await one.h.rotate(await secretFor(one, 'DBA_USER'));
+    expect(r1.error).toMatch(/^PrivilegeError: The alternate user "DBA_USER" holds .*role "DBA"/);
+    expect(one.db.user('DBA_USER').password).toBe(VICTIM);
+
+    const two = world();
+    two.db.addUser('BILLING', { password: VICTIM, roles: ['CONNECT'], objectGrants: [{ privilege: 'UPDATE', object: '"BILLING"."INVOICES"' }] });
+    const r2 = await two.h.rotate(await secretFor(two, 'BILLING'));
+    expect(r2.error).toMatch(/^PrivilegeError: .*UPDATE on "BILLING"\."INVOICES"/);
+    expect(two.db.user('BILLING').password).toBe(VICTIM);
+
+    const three = world();
+    const r3 = await three.h.rotate(await secretFor(three, 'PAIR_ADMIN'));
+    expect(r3.error).toMatch(/^RotationStateError: .*admin secret's own user/);
+    expect(three.db.user('PAIR_ADMIN').password).toBe(ADMIN_PW);
+    for (const w of [one, two, three]) expect(changes(w.db)).toEqual([]);
+  });
+
+  it('an admin without ALTER USER: PRIVILEGE naming the minimal privileges, nothing changes', async () => {
+    const w = world('none');
+    const r = await w.h.rotate(await secretFor(w, 'APP_B'));
+    expect(r.error).toMatch(/^PrivilegeError: Oracle refused to set the password of "APP_B".*ALTER USER system privilege and SELECT_CATALOG_ROLE/);
+    expect(w.db.user('APP_B').password).toBe(PB);
   });
 });
