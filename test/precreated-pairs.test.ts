@@ -16,9 +16,11 @@ import { DatabaseRotator } from '../src/db/database-rotator';
 import type { DbSecret } from '../src/db/secret';
 import { createHandler } from '../src/handler';
 import { createMysqlEngine, mysqlEngine } from '../rotators/mysql/engine';
+import { mongoEngine } from '../rotators/mongodb/engine';
 import { createOracleEngine } from '../rotators/oracle/engine';
 import { createSqlServerEngine } from '../rotators/sqlserver/engine';
 import { type Account, FakeMysql, NO_SSL } from './fakes/mysql8-fake';
+import { MongoWireFake } from './fakes/mongo-wire-fake';
 import { FakeOracleServer } from './fakes/oracle-fake';
 import { FakeSqlServer } from './fakes/sqlserver-fake';
 import { postgresEngine } from '../rotators/postgres/engine';
@@ -813,5 +815,92 @@ describe('Oracle (fake): pre-created pair', () => {
     const r = await w.h.rotate(await secretFor(w, 'APP_B'));
     expect(r.error).toMatch(/^PrivilegeError: Oracle refused to set the password of "APP_B".*ALTER USER system privilege and SELECT_CATALOG_ROLE/);
     expect(w.db.user('APP_B').password).toBe(PB);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// MongoDB and DocumentDB (wire-level fake, real driver).
+
+describe.each([
+  { name: 'MongoDB', personality: 'mongodb' as const, engine: 'mongo', userDb: 'app', adminRoles: ['userAdmin@app'], env: {} },
+  { name: 'DocumentDB', personality: 'documentdb' as const, engine: 'docdb', userDb: 'admin', adminRoles: ['userAdminAnyDatabase@admin'], env: { MONGODB_ALTERNATE_MARKER: 'none' } },
+])('$name (fake): pre-created pair', (p) => {
+  const ADMIN = 'pair-admin';
+  const ADMIN_PW = `Adm'"]\\; ïn-Pw0rd!$$-- ${RUN}`;
+  const A = `App 'a"],x=y\\; %Ü$$--`;
+  const B = `App 'b"],x=y\\; %Ü$$--`;
+  const PA = `Pair'"]\\; %pä$w0rd-a ${RUN}`;
+  const PB = `Pair'"]\\; %pä$w0rd-b ${RUN}`;
+  const VICTIM = `Vict'"]\\; im-pw ${RUN}`;
+  const ROLES = ['readWrite@app', 'read@reporting'];
+  let fake: MongoWireFake;
+  const env = { ...p.env, EXCLUDE_CHARACTERS: '', CONNECT_TIMEOUT_MS: '3000' };
+
+  beforeAll(async () => {
+    fake = new MongoWireFake({ personality: p.personality });
+    await fake.start();
+  });
+  afterAll(async () => {
+    await fake?.stop();
+  });
+
+  async function setup(alternate: string, h = createRotationHarness({ handler: (o) => createHandler(new DatabaseRotator(mongoEngine), o), env })) {
+    fake.reset();
+    fake.addUser('admin', ADMIN, ADMIN_PW, p.adminRoles);
+    fake.addUser(p.userDb, A, PA, ROLES);
+    fake.addUser(p.userDb, B, PB, ROLES);
+    h.sensitive(ADMIN_PW, PA, PB, VICTIM);
+    const adminArn = await h.createSecret({ host: fake.host, port: fake.port, ssl: false, username: ADMIN, password: ADMIN_PW });
+    const arn = await h.createSecret({ engine: p.engine, host: fake.host, port: fake.port, dbname: p.userDb, ssl: false, username: A, password: PA, alternateUsername: alternate, masterarn: adminArn });
+    return { h, arn };
+  }
+
+  const writes = () => fake.userCommands().filter((c) => c.name !== 'usersInfo');
+
+  it('three rotations: only updateUser {pwd} on the inactive user (no roles, no customData); both log in with their latest passwords', async () => {
+    const { h, arn } = await setup(B);
+    for (let i = 0; i < 3; i++) {
+      const r = await h.rotate(arn);
+      expect(r.error).toBeUndefined();
+      const cur = await h.current(arn);
+      const user = i % 2 === 0 ? B : A;
+      expect(cur.json).toMatchObject({ username: user, alternateUsername: i % 2 === 0 ? A : B });
+      expect(fake.checkPassword(p.userDb, user, String(cur.json?.password))).toBe(true);
+    }
+    expect(fake.checkPassword(p.userDb, A, PA)).toBe(false);
+    expect(writes().map((c) => [c.name, Object.keys(c.args).sort(), c.ok])).toEqual(Array(3).fill(['updateUser', ['pwd', 'updateUser'], true]));
+    expect(fake.getUser(p.userDb, A)?.customData).toBeUndefined();
+    expect(fake.getUser(p.userDb, B)?.customData).toBeUndefined();
+  });
+
+  it('a missing alternate user: STATE, nothing created', async () => {
+    const { h, arn } = await setup('ghost');
+    const r = await h.rotate(arn);
+    expect(r.error).toMatch(/^RotationStateError: .*"ghost".*does not exist/);
+    expect(writes()).toEqual([]);
+  });
+
+  it('attacks: a root user, an unrelated application user, the admin: refused, passwords unchanged', async () => {
+    const h1 = createRotationHarness({ handler: (o) => createHandler(new DatabaseRotator(mongoEngine), o), env });
+    const one = await setup('boss', h1);
+    fake.addUser(p.userDb, 'boss', VICTIM, ['root@admin']);
+    expect((await h1.rotate(one.arn)).error).toMatch(/^PrivilegeError: .*root@admin/);
+    expect(fake.checkPassword(p.userDb, 'boss', VICTIM)).toBe(true);
+    expect(writes()).toEqual([]);
+
+    const h2 = createRotationHarness({ handler: (o) => createHandler(new DatabaseRotator(mongoEngine), o), env });
+    const two = await setup('billing', h2);
+    fake.addUser(p.userDb, 'billing', VICTIM, ['readWrite@billing']);
+    expect((await h2.rotate(two.arn)).error).toMatch(/^PrivilegeError: .*readWrite@billing/);
+    expect(fake.checkPassword(p.userDb, 'billing', VICTIM)).toBe(true);
+    expect(writes()).toEqual([]);
+
+    // The admin: where the pair lives with it (DocumentDB) the engine sees it is the admin; elsewhere
+    // (MongoDB, pair in "app") no such user exists in the pair's database. Both refuse, unchanged.
+    const h3 = createRotationHarness({ handler: (o) => createHandler(new DatabaseRotator(mongoEngine), o), env });
+    const three = await setup(ADMIN, h3);
+    expect((await h3.rotate(three.arn)).error).toMatch(p.userDb === 'admin' ? /^RotationStateError: .*admin secret's user .* is one of the rotated pair/ : /^RotationStateError: .*does not exist in database "app"/);
+    expect(fake.checkPassword('admin', ADMIN, ADMIN_PW)).toBe(true);
+    expect(writes()).toEqual([]);
   });
 });
