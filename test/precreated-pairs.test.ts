@@ -18,6 +18,7 @@ import { createHandler } from '../src/handler';
 import { createMysqlEngine, mysqlEngine } from '../rotators/mysql/engine';
 import { mongoEngine } from '../rotators/mongodb/engine';
 import { createOracleEngine } from '../rotators/oracle/engine';
+import { RedshiftRotator } from '../rotators/redshift';
 import { createSqlServerEngine } from '../rotators/sqlserver/engine';
 import { type Account, FakeMysql, NO_SSL } from './fakes/mysql8-fake';
 import { MongoWireFake } from './fakes/mongo-wire-fake';
@@ -902,5 +903,99 @@ describe.each([
     expect((await h3.rotate(three.arn)).error).toMatch(p.userDb === 'admin' ? /^RotationStateError: .*admin secret's user .* is one of the rotated pair/ : /^RotationStateError: .*does not exist in database "app"/);
     expect(fake.checkPassword('admin', ADMIN, ADMIN_PW)).toBe(true);
     expect(writes()).toEqual([]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Redshift, over the PostgreSQL wire protocol against the real PostgreSQL of the global setup
+// (as test/redshift.test.ts): pg_user, pg_group and the has_*_privilege functions both servers
+// have. The admin stands in for an ALTER USER holder: CREATEROLE on PostgreSQL.
+
+describe('Redshift (PostgreSQL stand-in): pre-created pair', () => {
+  let su: Client;
+  let info: PostgresInfo;
+  let adminUser: string;
+  const adminPassword = `Adm1nPw9${RUN}xYzQ`;
+  const PA = `PairAPw9${RUN}xYzQ!`;
+  const PB = `PairBPw9${RUN}xYzQ!`;
+  const VICTIM = `VictimPw9${RUN}xYzQ!`;
+  const ident = (x: string) => su.escapeIdentifier(x);
+
+  async function tryLogin(user: string, password: string): Promise<string> {
+    const c = new Client({ host: info.host, port: info.port, user, password, database: info.database, ssl: false, connectionTimeoutMillis: 5000 });
+    try {
+      await c.connect();
+      return 'ok';
+    } catch (err) {
+      return String((err as { code?: string }).code ?? (err as Error).message);
+    } finally {
+      await c.end().catch(() => undefined);
+    }
+  }
+
+  beforeAll(async () => {
+    info = inject('postgres');
+    su = new Client({ host: info.host, port: info.port, user: info.superuser, password: info.superPassword, database: info.database, ssl: false });
+    await su.connect();
+    adminUser = `rs pair admin ${RUN}`;
+    await su.query(`CREATE ROLE ${ident(adminUser)} LOGIN CREATEROLE PASSWORD ${su.escapeLiteral(adminPassword)}`);
+  });
+  afterAll(async () => {
+    await su?.end();
+  });
+
+  async function setup(tag: string) {
+    const group = `rs grp ${tag} ${RUN}`;
+    const a = `rs a ${tag} ${RUN}`;
+    const b = `rs b ${tag} ${RUN}`;
+    const table = `rs tbl ${tag} ${RUN}`;
+    await su.query(`CREATE ROLE ${ident(group)} NOLOGIN`);
+    await su.query(`CREATE TABLE ${ident(table)} (v int)`);
+    await su.query(`GRANT SELECT, INSERT ON ${ident(table)} TO ${ident(group)}`);
+    await su.query(`CREATE USER ${ident(a)} PASSWORD ${su.escapeLiteral(PA)} IN GROUP ${ident(group)}`);
+    await su.query(`CREATE USER ${ident(b)} PASSWORD ${su.escapeLiteral(PB)} IN GROUP ${ident(group)}`);
+    const h = createRotationHarness({ handler: (o) => createHandler(new RedshiftRotator(), o) });
+    h.sensitive(info.superPassword, adminPassword, PA, PB, VICTIM);
+    const secretFor = async (alternateUsername: string) => {
+      const adminArn = await h.createSecret({ host: info.host, port: info.port, ssl: false, username: adminUser, password: adminPassword });
+      return h.createSecret({ engine: 'redshift', host: info.host, port: info.port, dbname: info.database, ssl: false, username: a, password: PA, alternateUsername, masterarn: adminArn });
+    };
+    return { a, b, h, secretFor };
+  }
+
+  it('three rotations: both users log in with their latest passwords', async () => {
+    const { a, b, h, secretFor } = await setup('rot');
+    const arn = await secretFor(b);
+    const latest: Record<string, string> = { [a]: PA, [b]: PB };
+    for (let i = 0; i < 3; i++) {
+      const r = await h.rotate(arn);
+      expect(r.error).toBeUndefined();
+      const cur = await h.current(arn);
+      const user = i % 2 === 0 ? b : a;
+      expect(cur.json).toMatchObject({ username: user, alternateUsername: i % 2 === 0 ? a : b });
+      latest[user] = String(cur.json?.password);
+      for (const u of [a, b]) expect(await tryLogin(u, latest[u])).toBe('ok');
+    }
+  });
+
+  it('attacks: a superuser, a user owning another table, the admin: refused, passwords unchanged; a missing user: STATE', async () => {
+    const { a, h, secretFor } = await setup('atk');
+    const victim = `rs victim ${RUN}`;
+    await su.query(`CREATE USER ${ident(victim)} SUPERUSER PASSWORD ${su.escapeLiteral(VICTIM)}`);
+    expect((await h.rotate(await secretFor(victim))).error).toMatch(/^PrivilegeError: .*superuser/);
+    expect(await tryLogin(victim, VICTIM)).toBe('ok');
+
+    const owner = `rs owner ${RUN}`;
+    await su.query(`CREATE USER ${ident(owner)} PASSWORD ${su.escapeLiteral(VICTIM)}`);
+    await su.query(`CREATE TABLE ${ident(`rs owned ${RUN}`)} (v int)`);
+    await su.query(`ALTER TABLE ${ident(`rs owned ${RUN}`)} OWNER TO ${ident(owner)}`);
+    expect((await h.rotate(await secretFor(owner))).error).toMatch(/^PrivilegeError: .*(ownership of table|on table\/view)/);
+    expect(await tryLogin(owner, VICTIM)).toBe('ok');
+
+    expect((await h.rotate(await secretFor(adminUser))).error).toMatch(/^RotationStateError: .*admin secret's own user/);
+    expect(await tryLogin(adminUser, adminPassword)).toBe('ok');
+
+    expect((await h.rotate(await secretFor(`rs ghost ${RUN}`))).error).toMatch(/^RotationStateError: .*does not exist/);
+    expect(await tryLogin(a, PA)).toBe('ok');
   });
 });
