@@ -178,9 +178,12 @@ describe.each(pgTargets)('$label: pre-created pair', ({ info, major }) => {
     return h.createSecret({ engine: 'postgres', host: i.host, port: i.port, dbname: i.database, ssl: false, username, password, alternateUsername, masterarn: adminArn });
   }
 
+  /** This file's roles (other test files create roles at the same time) and their memberships. */
   async function snapshot(): Promise<string> {
-    const roles = await su.query('SELECT rolname, rolcanlogin, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles ORDER BY rolname');
-    const members = await su.query('SELECT roleid::regrole::text AS r, member::regrole::text AS m, admin_option FROM pg_auth_members ORDER BY 1, 2, 3');
+    const roles = await su.query('SELECT rolname, rolcanlogin, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE strpos(rolname, $1) > 0 ORDER BY rolname', [RUN]);
+    const members = await su.query(
+      `SELECT roleid::regrole::text AS r, member::regrole::text AS m, admin_option FROM pg_auth_members
+        WHERE strpos(roleid::regrole::text, $1) > 0 OR strpos(member::regrole::text, $1) > 0 ORDER BY 1, 2, 3`, [RUN]);
     return JSON.stringify([roles.rows, members.rows]);
   }
 
@@ -362,6 +365,20 @@ describe.each(pgTargets)('$label: pre-created pair', ({ info, major }) => {
     });
   });
 
+  it('an engine without setAlternatePassword refuses alternateUsername (UNSUPPORTED) before the admin secret is read', async () => {
+    const engine = Object.create(postgresEngine) as typeof postgresEngine & { setAlternatePassword?: unknown };
+    Object.defineProperty(engine, 'setAlternatePassword', { value: undefined });
+    const h = createRotationHarness({ handler: (o) => createHandler(new DatabaseRotator(engine), o) });
+    h.sensitive(info().superPassword, adminPassword);
+    const p = await pair('unsupported');
+    const arn = await secretFor(h, p.a, p.pa, p.b);
+    const r = await h.rotate(arn);
+    expect(r.error).toMatch(/^RotationError: The postgres rotator does not support pre-created user pairs/);
+    // The admin secret was never read.
+    expect(h.sm.calls.filter((c) => c.operation === 'GetSecretValue' && c.secretId !== arn)).toEqual([]);
+    expect(await tryLogin(p.b, p.pb)).toBe('ok');
+  });
+
   it('an admin without the minimal privilege gets PRIVILEGE with the per-version remedy, and nothing changes', async () => {
     const h = harness();
     const p = await pair('weak');
@@ -431,8 +448,9 @@ describe('MariaDB: pre-created pair', () => {
     return { a, b, pa, pb };
   }
 
+  /** This file's accounts (other test files create accounts at the same time) and their grants. */
   async function snapshot(): Promise<string> {
-    const users = await asRoot('SELECT User, Host FROM mysql.user ORDER BY User, Host');
+    const users = await asRoot('SELECT User, Host FROM mysql.user WHERE LOCATE(?, User) > 0 ORDER BY User, Host', [RUN]);
     const grants: string[] = [];
     for (const u of users) for (const g of await asRoot('SHOW GRANTS FOR ?@?', [u.User, u.Host])) grants.push(String(Object.values(g)[0]).replace(/PASSWORD '[^']*'/, ''));
     return JSON.stringify(grants);
