@@ -8,12 +8,14 @@
  * a superuser, an unrelated application's user or the admin as `alternateUsername`; the rotation
  * fails before anything changes and the victim still logs in with its old password.
  */
+import { PutSecretValueCommand, UpdateSecretVersionStageCommand } from '@aws-sdk/client-secrets-manager';
 import { join } from 'node:path';
 import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
 import { Client } from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DatabaseRotator } from '../src/db/database-rotator';
 import type { DbSecret } from '../src/db/secret';
+import type { RotationError } from '../src/errors';
 import { createHandler } from '../src/handler';
 import { createMysqlEngine, mysqlEngine } from '../rotators/mysql/engine';
 import { mongoEngine } from '../rotators/mongodb/engine';
@@ -233,6 +235,35 @@ describe.each(pgTargets)('$label: pre-created pair', ({ info, major }) => {
     expect(h.records().filter((l) => l.msg === 'password of the pre-created alternate user set by the admin user')).toHaveLength(4);
   });
 
+  it('every step invoked twice, and a rotation abandoned after setSecret: the stored credentials still log in, the next rotation works', async () => {
+    const h = harness();
+    const p = await pair('retry');
+    const arn = await secretFor(h, p.a, p.pa, p.b);
+    h.intercept = async (event, invoke) => {
+      await invoke(event);
+      await invoke(event);
+    };
+    const r = await h.rotate(arn);
+    expect(r.error).toBeUndefined();
+    const first = await h.credentials(arn);
+    expect(first.username).toBe(p.b);
+    expect(await tryLogin(p.b, first.password)).toBe('ok');
+    h.intercept = undefined;
+
+    // Abandoned after setSecret: p.a's password changed, AWSPENDING left behind.
+    const run = h.begin(arn);
+    await h.invoke(run.event('createSecret'));
+    await h.invoke(run.event('setSecret'));
+    expect(await tryLogin(p.b, first.password)).toBe('ok'); // AWSCURRENT still logs in
+    await h.client.send(new UpdateSecretVersionStageCommand({ SecretId: arn, VersionStage: 'AWSPENDING', RemoveFromVersionId: run.versionId }));
+    const again = await h.rotate(arn);
+    expect(again.error).toBeUndefined();
+    const cur = await h.credentials(arn);
+    expect(cur.username).toBe(p.a);
+    expect(await tryLogin(p.a, cur.password)).toBe('ok');
+    expect(await tryLogin(p.b, first.password)).toBe('ok');
+  });
+
   it('refuses a missing alternate user (STATE) and creates nothing', async () => {
     const h = harness();
     const p = await pair('missing');
@@ -343,6 +374,35 @@ describe.each(pgTargets)('$label: pre-created pair', ({ info, major }) => {
       const r2 = await h2.rotate(await secretFor(h2, p.a, p.pa, admin2));
       expect(r2.error).toMatch(/^PrivilegeError: .*ADMIN OPTION on role/);
       expect(await tryLogin(admin2, admin2Password)).toBe('ok');
+    });
+
+    it('a forged AWSPENDING naming a third user (or changing the pair) mid-rotation: STATE in every step, the victim unchanged', async () => {
+      const p = await pair('forged');
+      const victim = uniq('forged victim');
+      const victimPassword = hostilePassword('forged-victim');
+      await su.query(`CREATE ROLE ${ident(victim)} LOGIN PASSWORD ${literal(victimPassword)} IN ROLE ${ident(p.group)}`);
+      await allowAdmin(victim);
+      for (const forge of [{ username: victim, alternateUsername: p.a }, { username: p.b, alternateUsername: victim }, { username: p.b }]) {
+        const h = harness();
+        h.sensitive(victimPassword);
+        const arn = await secretFor(h, p.a, p.pa, p.b);
+        const before = await h.current(arn);
+        const run = h.begin(arn);
+        const forged = hostilePassword('forged-pw');
+        h.sensitive(forged);
+        const { alternateUsername: _drop, ...rest } = before.json!;
+        await h.client.send(new PutSecretValueCommand({
+          SecretId: arn, ClientRequestToken: run.versionId, VersionStages: ['AWSPENDING'],
+          SecretString: JSON.stringify({ ...rest, password: forged, ...forge }),
+        }));
+        for (const step of ['setSecret', 'testSecret', 'finishSecret'] as const) {
+          const err = (await h.invoke(run.event(step)).catch((e: unknown) => e)) as RotationError;
+          expect(err.code).toBe('STATE');
+        }
+        expect(h.holderOf(arn, 'AWSCURRENT')).toBe(before.versionId);
+        expect(await tryLogin(victim, victimPassword)).toBe('ok');
+        expect(await tryLogin(p.b, p.pb)).toBe('ok');
+      }
     });
 
     it('the admin itself: STATE before the admin logs in, its password unchanged', async () => {
