@@ -51,7 +51,10 @@ type Login<C> = { ok: true; conn: C; secret: DbSecret } | { ok: false; failure: 
  * whole endpoint comes from the admin secret, the RDS/Redshift API or the engine's default port
  * (never from the child), and creates or updates the alternate user (on every attempt: the
  * upsert is idempotent, and a retry must finish a privilege copy an earlier attempt left half
- * done).
+ * done). A pre-created pair (`alternateUsername`: both users named by the secret, created by a
+ * DBA) instead has the engine's setAlternatePassword prove both users exist, are logins and that
+ * the alternate holds nothing the current user lacks, then set only the alternate's password;
+ * AWSPENDING swaps `username` and `alternateUsername`.
  *
  * testSecret and finishSecret (the base class's) log in with AWSPENDING and run the check: a
  * clean rotation makes at most four database logins, none of them failing.
