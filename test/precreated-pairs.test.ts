@@ -405,6 +405,22 @@ describe.each(pgTargets)('$label: pre-created pair', ({ info, major }) => {
       }
     });
 
+    // On 16+ the server itself confines the minimal admin to the pair: a user with the same
+    // privileges as the current one (which the capability check cannot tell apart) is refused.
+    if (major !== undefined && major >= 16) {
+      it('16+: another application\'s user with the same privileges, on which the admin has no ADMIN OPTION: PRIVILEGE, unchanged', async () => {
+        const h = harness();
+        const p = await pair('twin');
+        const twin = uniq('twin app');
+        const twinPassword = hostilePassword('twin');
+        h.sensitive(twinPassword);
+        await su.query(`CREATE ROLE ${ident(twin)} LOGIN PASSWORD ${literal(twinPassword)} IN ROLE ${ident(p.group)}`);
+        const r = await h.rotate(await secretFor(h, p.a, p.pa, twin));
+        expect(r.error).toMatch(/^PrivilegeError: The admin user may not set the password of .*ADMIN OPTION on both roles/);
+        expect(await tryLogin(twin, twinPassword)).toBe('ok');
+      });
+    }
+
     it('the admin itself: STATE before the admin logs in, its password unchanged', async () => {
       const h = harness();
       const p = await pair('admin');
