@@ -795,6 +795,16 @@ describe('SQL Server (fake): pre-created pair', () => {
     expect(changes(fake)).toEqual(["ALTER USER [cb] WITH PASSWORD = N'…'"]);
   });
 
+  it('a disabled alternate login, or a server role: STATE, nothing changed', async () => {
+    const one = world();
+    one.fake.logins.get(B)!.disabled = true;
+    expect((await one.h.rotate(await secretFor(one.h, A, PA, B))).error).toMatch(/^RotationStateError: The login .* is disabled/);
+    expect(one.fake.logins.get(B)?.password).toBe(PB);
+    const two = world();
+    expect((await two.h.rotate(await secretFor(two.h, A, PA, 'sysadmin'))).error).toMatch(/^RotationStateError: .*"sysadmin" is not a SQL login/);
+    for (const w of [one, two]) expect(changes(w.fake)).toEqual([]);
+  });
+
   it('a missing alternate login: STATE, nothing created', async () => {
     const { fake, h } = world();
     const r = await h.rotate(await secretFor(h, A, PA, 'ghost'));
@@ -876,6 +886,16 @@ describe('Oracle (fake): pre-created pair', () => {
     }
     expect(w.db.user('APP_A').password).not.toBe(PA);
     expect(changes(w.db)).toEqual(['ALTER USER "APP_B" IDENTIFIED BY "…"', 'ALTER USER "APP_A" IDENTIFIED BY "…"', 'ALTER USER "APP_B" IDENTIFIED BY "…"']);
+  });
+
+  it('a locked alternate user, or a role: STATE, nothing changed', async () => {
+    const w = world();
+    w.db.addUser('LOCKED_B', { password: VICTIM, locked: true, ...APP });
+    expect((await w.h.rotate(await secretFor(w, 'LOCKED_B'))).error).toMatch(/^RotationStateError: The alternate user "LOCKED_B" exists but its account is .*LOCKED/);
+    expect(w.db.user('LOCKED_B').password).toBe(VICTIM);
+    w.db.addRole('APP_ROLE');
+    expect((await w.h.rotate(await secretFor(w, 'APP_ROLE'))).error).toMatch(/^RotationStateError: .*"APP_ROLE" does not exist \(or is a role\)/);
+    expect(changes(w.db)).toEqual([]);
   });
 
   it('a missing alternate user: STATE, nothing created', async () => {
