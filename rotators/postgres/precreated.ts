@@ -17,7 +17,7 @@
  */
 import type { Client } from 'pg';
 import type { AlternateUserChange, DatabaseEngine } from '../../src/db/engine';
-import { PrivilegeError, RotationError, RotationStateError } from '../../src/errors';
+import { ConnectError, PrivilegeError, RotationError, RotationStateError } from '../../src/errors';
 import type { Logger } from '../../src/log';
 import { describe as describeErr, pgErrorCode, scrub } from './pg-connect';
 
@@ -56,8 +56,15 @@ async function query<R extends Record<string, unknown>>(admin: Client, what: str
   } catch (err) {
     const code = pgErrorCode(err);
     const reason = scrub(describeErr(err), []);
+    if (err instanceof RotationError) throw err;
     if (code === '42501') throw new PrivilegeError(`PostgreSQL refused to ${what}: ${reason} (SQLSTATE ${code}).`, 'The admin must be able to read pg_roles, pg_auth_members and the catalogs of this database.', err);
-    throw new RotationError('PRIVILEGE', `PostgreSQL failed to ${what}: ${reason}${code ? ` (SQLSTATE ${code})` : ''}.`, { cause: err });
+    if (code === '57014' || /timeout|timed out/i.test(reason)) {
+      throw new ConnectError('NETWORK', `PostgreSQL did not ${what} in time: ${reason}${code ? ` (SQLSTATE ${code})` : ''}; the statement timed out (STATEMENT_TIMEOUT_MS).`, err);
+    }
+    // Unclassified (e.g. a concurrent catalog change): the framework runs the idempotent step again.
+    const e = new Error(`PostgreSQL failed to ${what}: ${reason}${code ? ` (SQLSTATE ${code})` : ''}.`, { cause: err });
+    e.name = 'PostgresError';
+    throw e;
   }
 }
 
