@@ -314,6 +314,9 @@ export class MongoEngine implements DatabaseEngine<MongoConnection> {
     admin.pairCheck = await this.provePair(admin, change, log);
   }
 
+  /** Pre-created pairs (`alternateUsername`): check both users, set only the alternate's password (precreated.ts). */
+  readonly setAlternatePassword = (admin: MongoConnection, change: AlternateUserChange, log: Logger): Promise<void> => import('./precreated').then((m) => m.setPrecreatedPassword(admin, change, log, { provePair: (a, c, l) => this.provePair(a, c, l), runUserCommand }));
+
   async upsertAlternateUser(admin: MongoConnection, change: AlternateUserChange, log: Logger): Promise<void> {
     const key = pairKey(change);
     let pair = admin.pairCheck?.key === key ? admin.pairCheck : await this.provePair(admin, change, log);
@@ -382,7 +385,7 @@ export class MongoEngine implements DatabaseEngine<MongoConnection> {
         `If "${alternateUser}" really is the alternate of "${currentUser}", give both users the same roles; otherwise use another user name in the secret.`,
       );
     }
-    if (marker === 'none') {
+    if (marker === 'none' || change.precreated) {
       log.info('alternate user exists and holds no role beyond the current user\'s (no pair marker on this server)', { username: alternateUser });
       return check;
     }

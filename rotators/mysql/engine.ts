@@ -240,6 +240,9 @@ export function createMysqlEngine(options: MysqlEngineOptions = {}): DatabaseEng
       await checkPair(admin, change, log, adoptUnmarked(change.env));
     },
 
+    /** Pre-created pairs (`alternateUsername`): check both users, set only the alternate's password (precreated.ts). */
+    setAlternatePassword: (admin: MysqlConnection, change: AlternateUserChange, log: Logger): Promise<void> => import('./precreated').then((m) => m.setPrecreatedPassword(admin, change, log, { checkPair, accounts, run, requireAlternatingSupport })),
+
     async upsertAlternateUser(admin: MysqlConnection, change: AlternateUserChange, log: Logger): Promise<void> {
       const { server } = admin;
       const { alternateUser } = change;
@@ -454,7 +457,7 @@ async function checkPair(admin: MysqlConnection, change: AlternateUserChange, lo
     }
     pairs.push([alt, cur]);
   }
-  if (!supportsMarker(admin.server)) {
+  if (change.precreated || !supportsMarker(admin.server)) {
     log.debug('no place for a pair marker on this server: capability check only', { server: admin.server.version });
     return;
   }

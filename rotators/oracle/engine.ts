@@ -757,6 +757,9 @@ export function createOracleEngine(options: OracleEngineOptions = {}): DatabaseE
       log.info('the existing alternate user holds nothing the current user lacks (Oracle has no marker; capability check only)', { username: to, fromUser: from, status });
     },
 
+    /** Pre-created pairs (`alternateUsername`): check both users, set only the alternate's password (precreated.ts). */
+    setAlternatePassword(admin, change, log) { return import('./precreated').then((m) => m.setPrecreatedPassword(this, admin, change, log, { run, statementError })); },
+
     async upsertAlternateUser(admin, { currentUser, alternateUser, newPassword }, log): Promise<void> {
       const from = oracleUserName(currentUser, 'AWSCURRENT secret');
       const to = oracleUserName(alternateUser, 'AWSPENDING secret');

@@ -98,6 +98,8 @@ export class PostgresEngine implements DatabaseEngine<Client> {
   readonly name = 'postgres';
   readonly engines = ['postgres', 'aurora-postgresql'] as const;
   readonly defaultPort = 5432;
+  /** Pre-created pairs (`alternateUsername`): check both users, set only the alternate's password (precreated.ts). */
+  readonly setAlternatePassword = (admin: Client, change: AlternateUserChange, log: Logger): Promise<void> => import('./precreated').then((m) => m.setPrecreatedPassword(this, admin, change, log));
   readonly defaultDatabase = 'postgres';
   /** In bytes: validateSecret counts UTF-8 bytes, which is what the server limits. */
   readonly maxUsernameLength = MAX_IDENTIFIER_BYTES;

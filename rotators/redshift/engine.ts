@@ -441,6 +441,9 @@ export const redshiftEngine: DatabaseEngine<Client> = {
     log.debug('ALTER USER ... PASSWORD done', { username: change.username });
   },
 
+  /** Pre-created pairs (`alternateUsername`): check both users, set only the alternate's password (precreated.ts). */
+  setAlternatePassword(conn, change, log) { return import('./precreated').then((m) => m.setPrecreatedPassword(this, conn, change, log, { run, missingGroups, missingPrivileges })); },
+
   async upsertAlternateUser(conn: Client, change: AlternateUserChange, log: Logger): Promise<void> {
     validateRedshiftPassword(change.newPassword);
     let q: { user: string; password: string };

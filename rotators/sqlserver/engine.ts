@@ -699,7 +699,7 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
         );
       }
       await refuseDatabaseExtras(conn, currentUser, alt, alt, info);
-      await requireMarker(conn, sides, sides.clone, info, adopt, log);
+      if (!change.precreated) await requireMarker(conn, sides, sides.clone, info, adopt, log);
       return;
     }
 
@@ -737,7 +737,7 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
     }
     const [altUser] = await run(conn, SQL.loginUser, 'the database user lookup', { name: alt });
     if (altUser) await refuseDatabaseExtras(conn, templateName, String(altUser.name), alt, info);
-    await requireMarker(conn, sides, sides.clone, info, adopt, log);
+    if (!change.precreated) await requireMarker(conn, sides, sides.clone, info, adopt, log);
   }
 
   /** The alternate's database user `altUser` may hold no role or permission `fromUser` (absent: none) lacks. */
@@ -1030,6 +1030,8 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
     close: (conn) => conn.close(),
     setOwnPassword,
     checkAlternateUser,
+    /** Pre-created pairs (`alternateUsername`): check both users, set only the alternate's password (precreated.ts). */
+    setAlternatePassword: (conn, change, log) => import('./precreated').then((m) => m.setPrecreatedPassword(conn, change, log, { checkAlternateUser, run })),
     upsertAlternateUser,
     validateSecret(_secret: DbSecret, _label: string, env: Env) {
       adoptUnmarked(env);

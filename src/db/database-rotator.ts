@@ -52,7 +52,10 @@ type Login<C> = { ok: true; conn: C; secret: DbSecret } | { ok: false; failure: 
  * whole endpoint comes from the admin secret, the RDS/Redshift API or the engine's default port
  * (never from the child), and creates or updates the alternate user (on every attempt: the
  * upsert is idempotent, and a retry must finish a privilege copy an earlier attempt left half
- * done).
+ * done). A pre-created pair (`alternateUsername`: both users named by the secret, created by a
+ * DBA) instead has the engine's setAlternatePassword prove both users exist, are logins and that
+ * the alternate holds nothing the current user lacks, then set only the alternate's password;
+ * AWSPENDING swaps `username` and `alternateUsername`.
  *
  * testSecret and finishSecret (the base class's) log in with AWSPENDING and run the check: a
  * clean rotation makes at most four database logins, none of them failing.
@@ -117,10 +120,21 @@ export class DatabaseRotator<C = unknown> extends Rotator {
       );
     }
     if (strategy === 'alternating') {
-      const expected = this.alternateUsername(current.username);
+      const expected = this.pendingUsername(current);
       if (pending.username !== expected) {
         throw new RotationStateError(
           `AWSPENDING names user "${pending.username}" but the alternate of AWSCURRENT's "${current.username}" is "${expected}".`,
+        );
+      }
+      // A pre-created pair: AWSPENDING names the same two users, swapped. Anything else would let
+      // a writer of the secret name a third user mid-rotation.
+      const expectedOther = current.alternateUsername === undefined ? undefined : current.username;
+      if (pending.alternateUsername !== expectedOther) {
+        throw new RotationStateError(
+          expectedOther === undefined
+            ? `AWSPENDING has an "alternateUsername" field that AWSCURRENT does not have; a rotation cannot change the pair of users.`
+            : `AWSPENDING's "alternateUsername" is not AWSCURRENT's "username" ("${current.username}"); a rotation only swaps the two users of the pair.`,
+          'Someone changed the secret during the rotation: remove the AWSPENDING label from this version and start a new rotation.',
         );
       }
     }
@@ -133,6 +147,11 @@ export class DatabaseRotator<C = unknown> extends Rotator {
     }
   }
 
+  /** The user AWSPENDING names for alternating users: the pre-created pair's other user, or the clone name. */
+  pendingUsername(current: DbSecret): string {
+    return current.alternateUsername ?? this.alternateUsername(current.username);
+  }
+
   alternateUsername(username: string): string {
     return this.engine.alternateUsername ? this.engine.alternateUsername(username) : defaultAlternateUsername(username);
   }
@@ -141,7 +160,9 @@ export class DatabaseRotator<C = unknown> extends Rotator {
     const current = this.parse(currentString, AWSCURRENT, ctx);
     const next: DbSecret = { ...current };
     if (strategyOf(current) === 'alternating') {
-      next.username = this.alternateUsername(current.username);
+      next.username = this.pendingUsername(current);
+      // A pre-created pair: the two names swap, so AWSCURRENT always names the active user first.
+      if (current.alternateUsername !== undefined) next.alternateUsername = current.username;
       const length = this.engine.usernameLength ? this.engine.usernameLength(next.username) : [...next.username].length;
       const max = this.engine.maxUsernameLengthFor ? this.engine.maxUsernameLengthFor(next, ctx.env) : this.engine.maxUsernameLength;
       if (length > max) {
@@ -150,6 +171,8 @@ export class DatabaseRotator<C = unknown> extends Rotator {
           'Use a shorter username for the alternating-users strategy.',
         );
       }
+      // The engine's own rules for a username (characters, case...) hold for the other user too.
+      if (current.alternateUsername !== undefined) this.engine.validateSecret?.(next, `${AWSCURRENT} (its "alternateUsername")`, ctx.env);
     }
     const policy = this.engine.passwordPolicy ? this.engine.passwordPolicy(ctx.env) : passwordPolicyFromEnv(ctx.env, this.engine.passwordDefaults);
     const password = await ctx.secrets.randomPassword(policy, passwordSourceFromEnv(ctx.env));
@@ -332,6 +355,12 @@ export class DatabaseRotator<C = unknown> extends Rotator {
   }
 
   private async setAlternating(current: DbSecret, pending: DbSecret, ctx: StepContext): Promise<void> {
+    const precreated = current.alternateUsername !== undefined;
+    if (precreated && !this.engine.setAlternatePassword) {
+      throw new RotationError('UNSUPPORTED', `The ${this.engine.name} rotator does not support pre-created user pairs ("alternateUsername"); nothing was changed.`, {
+        remedy: 'Remove "alternateUsername" from the secret to use the clone strategy.',
+      });
+    }
     // Confused-deputy guard: the admin's power is used only for a secret whose current credential works.
     const guard = await this.login(current, AWSCURRENT, ctx);
     if (!guard.ok) {
@@ -349,14 +378,27 @@ export class DatabaseRotator<C = unknown> extends Rotator {
         'Use a child secret whose users differ from the admin user.',
       );
     }
+    // A pre-created pair names both users: the admin may be neither (the next rotation would change it).
+    if (precreated && !this.engine.adminKeepsOwnDatabase && master.username.toLowerCase() === current.username.toLowerCase()) {
+      throw new RotationStateError(
+        `The pre-created pair's user "${current.username}" is the admin secret's own user; refusing to rotate the admin's password as one of the pair.`,
+        'Use an admin secret whose user is neither "username" nor "alternateUsername".',
+      );
+    }
     const admin = await this.login(master, 'admin secret', ctx);
     if (!admin.ok) {
       throw new LoginError(`Unable to log into the database with the admin secret ${current.masterarn}.`, [admin.failure]);
     }
     try {
-      const change = { currentUser: current.username, alternateUser: pending.username, newPassword: pending.password, current, env: ctx.env };
+      const change = { currentUser: current.username, alternateUser: pending.username, newPassword: pending.password, current, env: ctx.env, ...(precreated ? { precreated } : {}) };
       for (let attempt = 1; ; attempt++) {
         try {
+          if (precreated) {
+            // Both users exist, are logins, and the alternate holds nothing the current user
+            // lacks (proved by the engine before it changes anything); only its password changes.
+            await this.engine.setAlternatePassword!(admin.conn, change, ctx.log);
+            break;
+          }
           // Before anything changes: the existing alternate user must provably be this pair's.
           await this.engine.checkAlternateUser?.(admin.conn, change, ctx.log);
           await this.engine.upsertAlternateUser(admin.conn, change, ctx.log);
@@ -373,7 +415,7 @@ export class DatabaseRotator<C = unknown> extends Rotator {
     } finally {
       await this.close(admin.conn, ctx.log);
     }
-    ctx.log.info('alternate user created or updated by the admin user', { username: pending.username, adminUser: master.username });
+    ctx.log.info(precreated ? 'password of the pre-created alternate user set by the admin user' : 'alternate user created or updated by the admin user', { username: pending.username, adminUser: master.username });
   }
 
   /**

@@ -42,6 +42,12 @@ export interface AlternateUserChange {
   current: DbSecret;
   /** The handler's environment for this invocation. */
   env: Env;
+  /**
+   * True when the secret names both users (`alternateUsername`): a DBA created them, so the
+   * pair marker rule does not apply (checkAlternateUser skips it; the capability and login
+   * checks still apply), and nothing is created or copied (setAlternatePassword only).
+   */
+  precreated?: boolean;
 }
 
 /**
@@ -113,6 +119,18 @@ export interface DatabaseEngine<Conn = unknown> {
    * A missing alternate user passes (upsertAlternateUser creates it, with the marker).
    */
   checkAlternateUser?(adminConn: Conn, change: AlternateUserChange, log: Logger): Promise<void>;
+
+  /**
+   * Pre-created pairs (the secret has `alternateUsername`; `change.precreated` is true): on the
+   * admin connection, prove that both users exist and are logins and that the alternate user
+   * holds no capability `change.currentUser` lacks (the checkAlternateUser proof without the
+   * marker rule), then set only the alternate user's password. Nothing is created, granted or
+   * copied, so the admin needs only the right to read the catalog and change these two users'
+   * passwords. A missing user is a RotationStateError; an alternate that is more privileged a
+   * PrivilegeError; both before anything changes. Engines without it refuse `alternateUsername`
+   * (UNSUPPORTED).
+   */
+  setAlternatePassword?(adminConn: Conn, change: AlternateUserChange, log: Logger): Promise<void>;
 
   /** testSecret: run a trivial query proving the session works. */
   check(conn: Conn): Promise<void>;

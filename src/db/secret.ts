@@ -19,6 +19,12 @@ export interface DbSecret {
   masterarn?: string;
   /** Explicit strategy: "single" or "alternating" (default: alternating iff masterarn is set). */
   rotationStrategy?: string;
+  /**
+   * Alternating users created in advance by a DBA: the other user of the pair. Each rotation
+   * swaps `username` and `alternateUsername`, and the admin only sets the inactive user's
+   * password (nothing is created or copied). Needs `masterarn`.
+   */
+  alternateUsername?: string;
   [key: string]: unknown;
 }
 
@@ -75,7 +81,31 @@ export function parseDbSecret(secretString: string, label: string, engines: read
       'Add the ARN of the admin secret as "masterarn", or remove "rotationStrategy".',
     );
   }
+  checkAlternateUsername(o, label);
   return o as DbSecret;
+}
+
+/**
+ * `alternateUsername`, when present: a non-empty string, with the alternating strategy, naming
+ * another user than `username` (compared case-insensitively: several servers fold case).
+ */
+function checkAlternateUsername(o: Record<string, unknown>, label: string): void {
+  if (o.alternateUsername === undefined) return;
+  if (typeof o.alternateUsername !== 'string' || o.alternateUsername.length === 0) {
+    throw new SecretFormatError(`The ${label} secret's "alternateUsername" field must be a non-empty string (the other user of a pre-created pair).`);
+  }
+  if (o.masterarn === undefined || o.rotationStrategy === 'single') {
+    throw new SecretFormatError(
+      `The ${label} secret has "alternateUsername" but does not use the alternating-users strategy.`,
+      'Add the ARN of the admin secret as "masterarn" (the admin sets the inactive user\'s password), or remove "alternateUsername".',
+    );
+  }
+  if (o.alternateUsername.toLowerCase() === (o.username as string).toLowerCase()) {
+    throw new SecretFormatError(
+      `The ${label} secret's "alternateUsername" names the same user as "username".`,
+      'Name the two different users of the pre-created pair in "username" and "alternateUsername".',
+    );
+  }
 }
 
 /** Admin (master) secrets only need the credentials; host/port/engine are checked by the caller. */
@@ -113,7 +143,8 @@ function checkPort(o: Record<string, unknown>, label: string): void {
  * Hosts are compared as DNS names, ports as numbers; everything else exactly.
  */
 export function pendingDifference(current: DbSecret, pending: DbSecret, strategy: Strategy): string | undefined {
-  const free = new Set(strategy === 'alternating' ? ['password', 'username'] : ['password']);
+  // For alternating users the pair's names swap (checkPending compares them itself).
+  const free = new Set(strategy === 'alternating' ? ['password', 'username', 'alternateUsername'] : ['password']);
   const keys = [...new Set([...Object.keys(current), ...Object.keys(pending)])].sort();
   for (const key of keys) {
     if (free.has(key)) continue;
