@@ -232,7 +232,7 @@ describe.each(pgTargets)('$label: pre-created pair', ({ info, major }) => {
       await c.end();
     }
     expect(await snapshot()).toBe(before);
-    expect(h.records().filter((l) => l.msg === 'password of the pre-created alternate user set by the admin user')).toHaveLength(4);
+    expect(h.records().filter((l) => l.message === 'password of the pre-created alternate user set by the admin user')).toHaveLength(4);
   });
 
   it('every step invoked twice, and a rotation abandoned after setSecret: the stored credentials still log in, the next rotation works', async () => {
