@@ -7,6 +7,7 @@
  */
 import { PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createConnection, type Connection } from 'mysql2/promise';
 import { Client } from 'pg';
@@ -60,6 +61,8 @@ interface Target {
   /** An admin with the privileges of the managed service's master user (not a superuser). */
   admin: { username: string; password: string };
   tryLogin(user: string, password: string): Promise<string>;
+  /** Failed-authentication lines the server itself logged for any of `users` since `mark`. */
+  serverLog(): Promise<{ mark(): Promise<number>; failedLogins(since: number, users: string[]): Promise<string[]> }>;
   sensitive: string[];
 }
 
@@ -86,6 +89,15 @@ const postgres: Target = {
       await c.end().catch(() => undefined);
     }
   },
+  async serverLog() {
+    // The server's own log (logging_collector): a failed password login is logged at FATAL.
+    const read = async () => String((await su.query('SELECT pg_read_file(pg_current_logfile()) AS t')).rows[0].t);
+    return {
+      mark: async () => (await read()).length,
+      failedLogins: async (since, users) =>
+        (await read()).slice(since).split('\n').filter((l) => /authentication failed for user/.test(l) && users.some((u) => l.includes(`"${u}"`))),
+    };
+  },
   sensitive: [pgInfo.superPassword],
 };
 
@@ -106,6 +118,14 @@ const mariadb: Target = {
     } catch (err) {
       return String((err as { code?: string }).code ?? (err as Error).message);
     }
+  },
+  async serverLog() {
+    // The server's error log: MariaDB logs a refused login as "Access denied for user 'u'@'host'" (log_warnings >= 2, the default).
+    const read = () => readFileSync(mariaInfo.errorLog, 'utf8');
+    return {
+      mark: async () => read().length,
+      failedLogins: async (since, users) => read().slice(since).split('\n').filter((l) => /Access denied for user/.test(l) && users.some((u) => l.includes(`'${u}'@`))),
+    };
   },
   sensitive: [mariaInfo.rootPassword],
 };
@@ -295,6 +315,28 @@ describe.each([postgres, mariadb])('$name', (target) => {
   }
 
   describe('a clean rotation makes at most 4 database logins, none failing', () => {
+    it('the server log shows every failed login (the check below is not vacuous)', async () => {
+      const log = await target.serverLog();
+      const user = uniq('logprobe');
+      await target.createUser(user, hostilePassword('probe'));
+      const mark = await log.mark();
+      expect(await target.tryLogin(user, 'Wrong-Password-1')).not.toBe('ok');
+      await expect.poll(() => log.failedLogins(mark, [user]), { timeout: 5000 }).toHaveLength(1);
+    });
+
+    for (const strategy of ['single', 'alternating'] as const) {
+      it(`${strategy}: three clean rotations leave no failed login in the server's own log`, async () => {
+        const log = await target.serverLog();
+        const h = harness(target, []);
+        const { arn, user } = strategy === 'single' ? await singleUser(h) : await alternating(h);
+        const mark = await log.mark();
+        for (let i = 0; i < 3; i++) expect((await h.rotate(arn)).error).toBeUndefined();
+        // Give the server's logger a moment, then read: nothing for the pair or the admin.
+        await new Promise((r) => setTimeout(r, 300));
+        expect(await log.failedLogins(mark, [user, `${user}_clone`, target.admin.username])).toEqual([]);
+      });
+    }
+
     it('single user: 4 logins (change, its check, testSecret, finishSecret), all succeed, twice in a row', async () => {
       const logins: LoginRecord[] = [];
       const h = harness(target, logins);

@@ -158,6 +158,7 @@ export async function startMariaDb(options: StartMariaDbOptions = {}): Promise<M
       caFile: certs.caFile,
       otherCaPem: certs.otherCaPem,
       version: '',
+      errorLog,
     };
     const conn = await waitForMariaDb(info, options.startTimeoutMs ?? 60_000, () => exited, errorLog);
     try {

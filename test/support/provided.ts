@@ -36,6 +36,8 @@ export interface MariaDbInfo {
   otherCaPem: string;
   /** SELECT VERSION() */
   version: string;
+  /** The server's error log (failed logins appear as "Access denied for user ..."). */
+  errorLog: string;
 }
 
 declare module 'vitest' {
