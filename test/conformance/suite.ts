@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DatabaseRotator } from '../../src/db/database-rotator';
 import { createHandler, type RotationEvent } from '../../src/handler';
 import { DB_CALLS, EngineRecorder } from '../support/engine-recorder';
-import { failedStepCodes } from '../support/log-lines';
+import { failedStepCodes, logLines } from '../support/log-lines';
 import { createRotationHarness, handlerCalls, type RotationHarness } from '../support/rotation-harness';
 import type { ConformanceTarget, TargetWorld } from './target';
 
@@ -35,15 +35,32 @@ export function assertNoSecretsInAnyForm(h: RotationHarness, extra: string[] = [
   h.assertNoLeaks();
   const tokens = h.events.map((e) => (e as { RotationToken?: string }).RotationToken).filter((t): t is string => !!t);
   h.sensitive(...tokens);
-  h.assertNoLeaks();
+  // Each log line as written, and each string in it decoded once (a secret JSON-encoded into a message is escaped twice in the line).
   const texts = [...h.logs, ...h.errors];
-  for (const v of h.sensitiveValues()) {
-    const b64 = Buffer.from(v, 'utf8').toString('base64');
-    const forms = [b64, b64.replace(/=+$/, ''), Buffer.from(v, 'utf8').toString('base64url')];
-    for (const f of forms) {
-      if (f.length >= 8 && texts.some((t) => t.includes(f))) throw new Error(`A sensitive value (length ${v.length}) appears base64-encoded in a log line or error`);
+  for (const line of h.logs) {
+    try {
+      collectStrings(JSON.parse(line), texts);
+    } catch {
+      // not JSON: checked as written
     }
   }
+  for (const v of h.sensitiveValues()) {
+    const b64 = Buffer.from(v, 'utf8').toString('base64');
+    const forms = new Set([v, JSON.stringify(v).slice(1, -1), b64, b64.replace(/=+$/, ''), Buffer.from(v, 'utf8').toString('base64url')]);
+    try {
+      forms.add(encodeURIComponent(v));
+    } catch {
+      // lone surrogate: no URI form
+    }
+    for (const f of forms) {
+      if (f.length >= 8 && texts.some((t) => t.includes(f))) throw new Error(`A sensitive value (length ${v.length}) appears in a log line or error (raw, JSON-escaped, URI or base64 form)`);
+    }
+  }
+}
+
+function collectStrings(v: unknown, out: string[]): void {
+  if (typeof v === 'string') out.push(v);
+  else if (v && typeof v === 'object') for (const x of Object.values(v)) collectStrings(x, out);
 }
 
 export function conformanceSuite(target: ConformanceTarget): void {
@@ -220,19 +237,20 @@ export function conformanceSuite(target: ConformanceTarget): void {
         const password = w.password();
         const masterarn = strategy === 'alternating' ? await h.createSecret(w.admin.secret) : undefined;
         const good = { ...w.base, username, password, ...(masterarn ? { masterarn } : {}) };
-        const cases: Array<Record<string, unknown>> = [
-          { ...good, username: undefined },
-          { ...good, password: undefined },
-          { ...good, host: undefined },
-          { ...good, port: 'abc' },
-          { ...good, port: 70000 },
-          { ...good, port: 0 },
+        const cases: Array<[Record<string, unknown>, string]> = [
+          [{ ...good, username: undefined }, '"username"'],
+          [{ ...good, password: undefined }, '"password"'],
+          [{ ...good, host: undefined }, '"host"'],
+          [{ ...good, port: 'abc' }, '"port"'],
+          [{ ...good, port: 70000 }, '"port"'],
+          [{ ...good, port: 0 }, '"port"'],
         ];
-        for (const value of cases) {
+        for (const [value, field] of cases) {
           const arn = await h.createSecret(JSON.parse(JSON.stringify(value)) as Record<string, unknown>);
           const before = await h.current(arn);
           const r = await h.rotate(arn);
           expect(r.succeeded).toBe(false);
+          expect(r.error, 'the error names the field').toContain(field);
           expect(await h.current(arn)).toEqual(before);
         }
         expect(failedStepCodes(h)).toEqual(cases.map(() => 'SECRET_FORMAT'));
@@ -305,7 +323,10 @@ export function conformanceSuite(target: ConformanceTarget): void {
         await ctx.w.setUser(username, password); // back to the AWSPREVIOUS password
         await rotateOk(ctx, arn);
         await expectCurrentLogsIn(ctx, arn);
+        expect(await ctx.w.tryLogin(username, password), 'the stranded password was replaced').toBe(false);
         expect(ctx.rec.sent(password).filter((c) => c.username === username).length).toBeGreaterThan(0);
+        const changed = logLines(ctx.h).filter((l) => l.message === 'changed own password').at(-1);
+        expect(changed?.fields.loggedInWith).toBe('AWSPREVIOUS');
       });
 
       it.each([
@@ -370,7 +391,10 @@ export function conformanceSuite(target: ConformanceTarget): void {
         const r = await h.rotate(arn);
         expect(r.succeeded).toBe(false);
         expect(failedStepCodes(h).at(-1)).toBe('AUTH');
+        expect(r.error).toMatch(/refusing to use the admin secret/);
         expect(rec.sent(w.admin.password), 'the admin never logged in').toEqual([]);
+        const masterarn = String(before.json?.masterarn);
+        expect(h.sm.calls.some((c) => c.operation === 'GetSecretValue' && c.secretId === masterarn), 'the admin secret was never read').toBe(false);
         expect(rec.calls.filter((c) => c === 'upsertAlternateUser' || c === 'checkAlternateUser')).toEqual([]);
         expect(await h.current(arn)).toEqual(before);
         const pending = h.holderOf(arn, 'AWSPENDING');
