@@ -11,8 +11,8 @@ import { createOracleEngine } from '../../rotators/oracle/engine';
 import { createSqlServerEngine } from '../../rotators/sqlserver/engine';
 import type { Env } from '../../src/password';
 import { type FakePersonality, MongoWireFake } from '../fakes/mongo-wire-fake';
-import { FakeMysql, NO_SSL } from '../fakes/mysql8-fake';
-import { FakeOracleServer } from '../fakes/oracle-fake';
+import { driverError, FakeMysql, NO_SSL } from '../fakes/mysql8-fake';
+import { FakeOracleError, FakeOracleServer } from '../fakes/oracle-fake';
 import { FakeSqlServer } from '../fakes/sqlserver-fake';
 import type { ConformanceTarget, TargetWorld } from './target';
 
@@ -31,9 +31,11 @@ export function mysql8FakeTarget(version = '8.0.36'): ConformanceTarget {
   });
   return {
     name: `MySQL ${version} (fake)`,
+    statementFaults: true,
     engine,
     async open(): Promise<TargetWorld> {
       fake = new FakeMysql(version, [{ ...account(ADMIN, ADMIN_PW), admin: true }]);
+      const f = fake;
       const host = 'db.example.internal';
       return {
         base: { engine: 'mysql', host, port: 3306, ssl: false },
@@ -50,6 +52,13 @@ export function mysql8FakeTarget(version = '8.0.36'): ConformanceTarget {
           const a = fake.accounts.find((x) => x.user === username && !x.locked);
           return !!a && a.password === password;
         },
+        statements: {
+          count: () => f.calls.length,
+          failAt(n) {
+            let seen = 0;
+            f.failWith = () => (++seen === n ? driverError('PROTOCOL_CONNECTION_LOST', 0, 'Connection lost: The server closed the connection.') : undefined);
+          },
+        },
       };
     },
   };
@@ -65,6 +74,7 @@ export function sqlServerFakeTarget(): ConformanceTarget {
   const ADMIN_PW = 'Adm1n-Pa55word!ForTheFake';
   return {
     name: 'SQL Server 2022 (fake, RDS master)',
+    statementFaults: true,
     engine,
     async open(): Promise<TargetWorld> {
       fake = new FakeSqlServer();
@@ -88,6 +98,15 @@ export function sqlServerFakeTarget(): ConformanceTarget {
         async tryLogin(username, password) {
           return f.canLogin(username, password, 'appdb');
         },
+        statements: {
+          count: () => f.statements.length,
+          failAt(n) {
+            let seen = 0;
+            // The fake asks `match.test(sql)` once per statement while the failure is armed.
+            const nth = Object.assign(/(?:)/, { test: () => ++seen === n });
+            f.failOn(nth, () => Object.assign(new Error('Connection lost - read ECONNRESET'), { code: 'ESOCKET' }));
+          },
+        },
         afterEach() {
           expect(f.open.size, 'sessions left open').toBe(0);
           expect(f.unrecognised.map((s) => s.sql.slice(0, 40)), 'statements the fake did not recognise').toEqual([]);
@@ -108,6 +127,7 @@ export function oracleFakeTarget(): ConformanceTarget {
   const exact = (u: string) => (u.length >= 2 && u.startsWith('"') && u.endsWith('"') ? u.slice(1, -1) : u.toUpperCase());
   return {
     name: 'Oracle (fake, RDS master)',
+    statementFaults: true,
     engine,
     async open(): Promise<TargetWorld> {
       db = new FakeOracleServer();
@@ -129,6 +149,13 @@ export function oracleFakeTarget(): ConformanceTarget {
         async tryLogin(username, password) {
           const u = d.users.get(exact(username));
           return !!u && !u.locked && u.password === password;
+        },
+        statements: {
+          count: () => d.statements.length,
+          failAt(n) {
+            let seen = 0;
+            d.failWhen(() => ++seen === n, () => new FakeOracleError('NJS-500', 'connection to the Oracle Database was broken'));
+          },
         },
         afterEach() {
           expect(d.openConnections, 'sessions left open').toBe(0);

@@ -307,6 +307,27 @@ export function conformanceSuite(target: ConformanceTarget): void {
         }
         expect(DB_CALLS).toContain(sequence[0]);
       });
+
+      it.runIf(target.statementFaults)('a lost connection at each statement (the fake\'s hook), then the service\'s retry: a half-done change converges and AWSCURRENT logs in', async () => {
+        const ctx = await world({ attempts: 2 });
+        const { h } = ctx;
+        const w = ctx.w as TargetWorld & Required<Pick<TargetWorld, 'statements'>>;
+        expect(w.statements).toBeDefined();
+        const probe = await secretFor(ctx, strategy, { tag: 'stp' });
+        const start = w.statements.count();
+        const clean = await h.rotate(probe.arn);
+        expect(clean.error).toBeUndefined();
+        const n = w.statements.count() - start;
+        expect(n).toBeGreaterThanOrEqual(3); // at least the change and the two checks
+        for (let i = 1; i <= n; i++) {
+          const { arn } = await secretFor(ctx, strategy, { tag: `st${i}` });
+          w.statements.failAt(i);
+          const r = await h.rotate(arn);
+          expect(r.error, `lost connection at statement ${i} of ${n}`).toBeUndefined();
+          expect(r.attempts).toBe(2);
+          await expectCurrentLogsIn(ctx, arn);
+        }
+      });
     });
 
     describe('single user: recovery from AWSPREVIOUS and its guards', () => {

@@ -18,6 +18,8 @@ export interface ConformanceTarget {
   env?: Env;
   /** Why the whole target is skipped (shown in the skipped group's title), or undefined. */
   skip?: string;
+  /** Its worlds offer `statements` (statement-level faults): the suite then runs that scenario too. */
+  statementFaults?: boolean;
   /** Once before the target's tests (start a listener...), and once after them. */
   prepare?(): Promise<void>;
   dispose?(): Promise<void>;
@@ -43,6 +45,11 @@ export interface TargetWorld {
   tryLogin(username: string, password: string): Promise<boolean>;
   /** Child secret fields that make `admin.username` (or its alternate) the same user as the admin (MongoDB: the admin's database). */
   adminScope?: Record<string, unknown>;
+  /**
+   * Statement-level faults, where the target can inject them (the fakes' hooks): make the Nth
+   * statement from now (1-based, any session) fail as a lost connection would, before it runs.
+   */
+  statements?: { count(): number; failAt(n: number): void };
   /** Extra checks after every test (sessions left open, statements the fake did not know...). */
   afterEach?(): void | Promise<void>;
   close?(): Promise<void>;
