@@ -13,7 +13,7 @@ import { DatabaseRotator } from '../../src/db/database-rotator';
 import { createHandler, type RotationEvent } from '../../src/handler';
 import { DB_CALLS, EngineRecorder } from '../support/engine-recorder';
 import { failedStepCodes, logLines } from '../support/log-lines';
-import { createRotationHarness, handlerCalls, type RotationHarness } from '../support/rotation-harness';
+import { assertNoLeaksInAll, createRotationHarness, handlerCalls, type RotationHarness } from '../support/rotation-harness';
 import type { ConformanceTarget, TargetWorld } from './target';
 
 type Strategy = 'single' | 'alternating';
@@ -83,6 +83,7 @@ export function conformanceSuite(target: ConformanceTarget): void {
           assertNoSecretsInAnyForm(ctx.h, [...extra, ctx.w.admin.password]);
           await ctx.w.afterEach?.();
         }
+        assertNoLeaksInAll(); // and forget this test's harnesses
       } finally {
         for (const { ctx } of all) await ctx.w.close?.();
       }
