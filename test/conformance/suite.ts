@@ -309,7 +309,13 @@ export function conformanceSuite(target: ConformanceTarget): void {
         expect(DB_CALLS).toContain(sequence[0]);
       });
 
-      it.runIf(target.statementFaults)('a lost connection at each statement (the fake\'s hook), then the service\'s retry: a half-done change converges and AWSCURRENT logs in', async () => {
+      const statementTitle = 'a lost connection at each statement (the fake\'s hook), then the service\'s retry: a half-done change converges and AWSCURRENT logs in';
+      if (!target.statementFaults) {
+        it.skip(`${statementTitle}: not on this target (no statement-level fault hook here; the engine-boundary faults above cover it)`, () => undefined);
+      }
+      // Registered only where the target can inject them (otherwise the skipped entry above says why).
+      const itWithStatements = (target.statementFaults ? it : () => undefined) as typeof it;
+      itWithStatements(statementTitle, async () => {
         const ctx = await world({ attempts: 2 });
         const { h } = ctx;
         const w = ctx.w as TargetWorld & Required<Pick<TargetWorld, 'statements'>>;
