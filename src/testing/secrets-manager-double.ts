@@ -275,6 +275,7 @@ export class SecretsManagerDouble {
   private readonly secrets = new Map<string, Secret>();
   private readonly functions = new Map<string, RotationFunction>();
   private readonly injected = new Map<string, SecretsManagerError[]>();
+  private readonly injectedAt = new Map<number, SecretsManagerError>();
   private readonly options: Required<Omit<SecretsManagerDoubleOptions, 'region' | 'accountId' | 'quotas'>>;
   /** Operation -> its quota's bucket, when quotas are enforced. */
   private readonly buckets = new Map<string, TokenBucket>();
@@ -382,7 +383,9 @@ export class SecretsManagerDouble {
     this.calls.push(record);
     try {
       if (!this.unmetered && this.buckets.get(operation)?.take() === false) throw err('ThrottlingException', 'Rate exceeded.');
-      const failure = this.injected.get(operation)?.shift();
+      const at = this.injectedAt.get(this.calls.length - 1);
+      this.injectedAt.delete(this.calls.length - 1);
+      const failure = at ?? this.injected.get(operation)?.shift();
       if (failure) throw failure;
       return compact(run());
     } catch (e) {
@@ -407,6 +410,14 @@ export class SecretsManagerDouble {
     const queue = this.injected.get(operation) ?? [];
     queue.push(new SecretsManagerError(type, message));
     this.injected.set(operation, queue);
+  }
+
+  /**
+   * Make the call served at this position of `calls` (0-based, whatever its operation) fail with
+   * this error, before it has any effect: a fault at the Nth call of a rotation.
+   */
+  failCallAt(index: number, type: string, message = 'Injected failure.'): void {
+    this.injectedAt.set(index, new SecretsManagerError(type, message));
   }
 
   /** The function RotateSecret invokes for this Lambda ARN. */

@@ -164,6 +164,11 @@ export class RotationHarness {
     for (const v of values) if (typeof v === 'string' && v.length >= MIN_CHECKED_LENGTH) this.secrets.add(v);
   }
 
+  /** Every value registered as sensitive (for checks of further encodings, e.g. base64). */
+  sensitiveValues(): string[] {
+    return [...this.secrets];
+  }
+
   /** Log lines parsed as JSON. */
   records(): Array<Record<string, unknown>> {
     return this.logs.map((l) => JSON.parse(l) as Record<string, unknown>);

@@ -14,18 +14,24 @@ export default class SummaryReporter implements Reporter {
     let passed = 0;
     let failed = 0;
     let skipped = 0;
+    const skippedNames: string[] = [];
     for (const mod of testModules) {
       let failedHere = 0;
       for (const test of mod.children.allTests()) {
         const state = test.result().state;
         if (state === 'passed') passed++;
         else if (state === 'failed') failedHere++;
-        else skipped++;
+        else {
+          skipped++;
+          skippedNames.push(test.fullName);
+        }
       }
       failed += failedHere === 0 && mod.state() === 'failed' ? 1 : failedHere;
     }
     failed += unhandledErrors.length;
     if (reason === 'failed' && failed === 0) failed = 1;
+    // A skipped test says why in its name (e.g. the live group: which LIVE_* variable is not set).
+    for (const name of skippedNames) process.stdout.write(`skipped: ${name}\n`);
     process.stdout.write(`\nTests: ${passed} passed, ${failed} failed, ${skipped} skipped\n`);
   }
 }
