@@ -247,6 +247,9 @@ export class FakeMysql {
       if (!this.atLeast(5, 7, 6)) throw driverError('ER_BAD_FIELD_ERROR', 1054, "Unknown column 'account_locked' in 'where clause'", sql);
       return this.accounts.filter((a) => a.user === values[0] && !a.locked).map((a) => ({ host: a.host })).sort((a, b) => (a.host < b.host ? -1 : 1));
     }
+    if (sql === 'SELECT Host AS host FROM mysql.user WHERE User = ? ORDER BY Host') {
+      return this.accounts.filter((a) => a.user === values[0]).map((a) => ({ host: a.host })).sort((a, b) => (a.host < b.host ? -1 : 1));
+    }
     if (!admin) throw driverError('ER_SPECIFIC_ACCESS_DENIED_ERROR', 1227, 'Access denied; you need (at least one of) the CREATE USER privilege(s) for this operation', sql);
     if (sql === LIMIT_SQL) return [{ len: this.userColumnWidth }];
     const accountsQuery = /^SELECT u\.Host AS host, .* FROM mysql\.user u WHERE u\.User = \? ORDER BY u\.Host$/.exec(sql);
@@ -294,6 +297,10 @@ export class FakeMysql {
       const a = this.account(String(values[0]), String(values[1]));
       if (!a) throw driverError('ER_CANNOT_USER', 1396, `Operation SHOW CREATE USER failed for '${String(values[0])}'@'${String(values[1])}'`, sql);
       return [{ [`CREATE USER for ${a.user}@${a.host}`]: this.showCreateUser(a) }];
+    }
+    if (sql === 'SHOW GRANTS' || sql === 'SHOW GRANTS FOR CURRENT_USER()') {
+      // MySQL: the session's own account (with active roles unexpanded, as without USING).
+      return me.grants.map((g) => ({ [`Grants for ${me.user}@${me.host}`]: g }));
     }
     if (sql === 'SHOW GRANTS FOR ?@?') {
       const a = this.account(String(values[0]), String(values[1]));
