@@ -4,15 +4,20 @@
  * runs in a fresh `node --import tsx` process against the Secrets Manager double over HTTP, and
  * the process reports the driver packages in require.cache after loading, after createSecret,
  * and after a setSecret whose login is refused (127.0.0.1, a closed port): the control that
- * shows the check sees a driver once it is loaded. The bundles (test/bundles.test.ts) use the
- * same lazy `require`, which esbuild keeps lazy.
+ * shows the check sees a driver once it is loaded. Then the same two steps with each built
+ * bundle (copied alone into an empty directory): createSecret stores its value, and the refused
+ * login is NETWORK, so the lazily required driver (and, with bowser external, the SDK) is in
+ * the bundle and runs.
  */
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHandler } from '../src';
 import { type SecretsManagerServer, startSecretsManagerServer } from '../src/testing';
+import { type BuildResult, buildBundles, isolatedEnv } from '../scripts/build';
 import { ENGINES } from '../scripts/engines';
 import { assertNoLeaksInAll, createRotationHarness } from './support/rotation-harness';
 
@@ -41,11 +46,10 @@ afterAll(async () => {
 
 interface StepReport { after: string; error?: string | null; loaded: string[] }
 
-function freshProcess(entry: string, watched: string[], events: object[]): Promise<StepReport[]> {
+function freshProcess(entry: string, watched: string[], events: object[], bundled = false): Promise<StepReport[]> {
   return new Promise((resolve, reject) => {
     const env: NodeJS.ProcessEnv = {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
+      ...(bundled ? isolatedEnv() : { PATH: process.env.PATH, HOME: process.env.HOME }),
       AWS_REGION: 'us-east-1',
       AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
       AWS_SECRET_ACCESS_KEY: 'secret-key-example',
@@ -53,7 +57,9 @@ function freshProcess(entry: string, watched: string[], events: object[]): Promi
       CONNECT_TIMEOUT_MS: '1000',
       LOG_LEVEL: 'error',
     };
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/support/fresh-steps.cjs'), join(ROOT, entry), ...watched], { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const script = join(ROOT, 'test/support/fresh-steps.cjs');
+    const argv = bundled ? [script, entry, ...watched] : ['--import', 'tsx', script, join(ROOT, entry), ...watched];
+    const child = spawn(process.execPath, argv, { cwd: bundled ? tmpdir() : ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -81,5 +87,33 @@ describe.each(ENGINES.map((e) => [e.name, e] as const))('%s in a fresh process',
     // The control: a login (refused: nothing listens) loads the driver; TLS is off, so no CA bundle.
     expect(steps[2].error).toBe('NETWORK');
     expect(steps[2].loaded).toEqual(spec.drivers);
+  }, 120_000);
+});
+
+describe('each built bundle, alone in an empty directory, in a fresh process', () => {
+  let outdir: string;
+  let built: BuildResult;
+  beforeAll(async () => {
+    outdir = mkdtempSync(join(tmpdir(), 'rl-cold-bundles-'));
+    built = await buildBundles({ outdir });
+  }, 180_000);
+  afterAll(() => {
+    if (outdir) rmSync(outdir, { recursive: true, force: true });
+  });
+
+  it.each(ENGINES.map((e) => [e.name] as const))('%s: createSecret stores AWSPENDING; a refused login is NETWORK (the driver is bundled and runs)', async (name) => {
+    const bundle = built.bundles.find((b) => b.engine.name === name)!;
+    const alone = mkdtempSync(join(tmpdir(), 'rl-cold-bundle-'));
+    try {
+      const copy = join(alone, 'index.js');
+      copyFileSync(bundle.file, copy);
+      const arn = await h.createSecret({ engine: ENGINE_NAME[name], host: '127.0.0.1', port: closedPort, username: 'app_user', password: 'Initial-Password-1', dbname: 'appdb', ssl: false });
+      const run = h.begin(arn);
+      const steps = await freshProcess(copy, [], [run.event('createSecret'), run.event('setSecret')], true);
+      expect(steps.map((s) => [s.after, s.error ?? null])).toEqual([['load', null], ['createSecret', null], ['setSecret', 'NETWORK']]);
+      expect(h.stages(arn)[run.versionId]).toEqual(['AWSPENDING']);
+    } finally {
+      rmSync(alone, { recursive: true, force: true });
+    }
   }, 120_000);
 });
