@@ -113,10 +113,16 @@ describe('npm package', () => {
     expect(published.types).toBe(published.exports['.'].types);
   });
 
-  it('loads an engine entry only with its driver: rotation-lambdas/postgres without pg names the missing peer', () => {
-    const script = "try { require('rotation-lambdas/postgres'); console.log('loaded'); } catch (e) { console.log(e.code + ' ' + e.message.split('\\n')[0]); }";
+  it('an engine entry loads without its driver (loaded on the first connection), which then names the missing peer as CONFIG', () => {
+    const script = [
+      "const m = require('rotation-lambdas/postgres'); console.log('loaded');",
+      "const log = { debug() {}, info() {}, warn() {}, error() {} };",
+      "m.postgresEngine.connect({ engine: 'postgres', host: '127.0.0.1', port: 1, username: 'u', password: 'Pw-123456789' },",
+      "  { tls: { enabled: false }, connectTimeoutMs: 1000, statementTimeoutMs: 1000, log, env: {} })",
+      "  .then(() => console.log('connected'), (e) => console.log(e.code + ' ' + e.message));",
+    ].join('\n');
     const r = run(process.execPath, ['-e', script], { cwd: consumer, env: childEnv(), timeout: 30_000 });
-    expect(r.stdout).toMatch(/^MODULE_NOT_FOUND Cannot find module 'pg'/);
+    expect(r.stdout).toMatch(/^loaded\nCONFIG The database driver "pg" is not installed .*npm install --save-exact pg\)/);
     const root = run(process.execPath, ['-e', "const m = require('rotation-lambdas'); console.log(typeof m.createHandler, typeof m.Rotator, typeof m.DatabaseRotator)"], { cwd: consumer, env: childEnv(), timeout: 30_000 });
     expect(root.stdout.trim()).toBe('function function undefined');
   });

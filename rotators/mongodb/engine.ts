@@ -44,6 +44,7 @@
  */
 import type { Document, MongoClientOptions } from 'mongodb';
 import type { AlternateUserChange, ConnectOptions, DatabaseEngine, PasswordChange } from '../../src/db/engine';
+import { driverLoadError } from '../../src/db/driver';
 import { errorChain as sharedErrorChain, nodeErrorClass } from '../../src/db/net-errors';
 import { portOf, type DbSecret } from '../../src/db/secret';
 import { trustedCaOption } from '../../src/db/tls';
@@ -212,8 +213,13 @@ export function mongoClientConfig(secret: DbSecret, options: Pick<ConnectOptions
 export const connectWithDriver: MongoConnectFn = async (config) => {
   // The driver, loaded on the first connection rather than with the bundle: createSecret (and any
   // step that never logs in) does not pay for loading and compiling it in a cold container.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { MongoClient } = require('mongodb') as typeof import('mongodb');
+  let MongoClient: typeof import('mongodb').MongoClient;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    ({ MongoClient } = require('mongodb') as typeof import('mongodb'));
+  } catch (err) {
+    throw driverLoadError('mongodb', err);
+  }
   const client = new MongoClient(config.url, config.options);
   try {
     await client.connect();

@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Connection, ConnectionConfiguration } from 'tedious';
 import type { AlternateUserChange, ConnectOptions, DatabaseEngine, PasswordChange } from '../../src/db/engine';
+import { driverLoadError } from '../../src/db/driver';
 import { errorChain, nodeErrorClass } from '../../src/db/net-errors';
 import { CLONE_SUFFIX, type DbSecret, defaultAlternateUsername, portOf } from '../../src/db/secret';
 import { type TlsOptions, trustedCaOption } from '../../src/db/tls';
@@ -188,11 +189,15 @@ function isPrelogin(chunk: unknown): boolean {
  * step that never logs in) does not pay for loading and compiling it in a cold container.
  */
 function tediousDriver() {
-  /* eslint-disable @typescript-eslint/no-require-imports */
-  const { Connection, Request, TYPES } = require('tedious') as typeof import('tedious');
-  const { connectInSequence } = require('tedious/lib/connector') as typeof import('tedious/lib/connector');
-  /* eslint-enable @typescript-eslint/no-require-imports */
-  return { Connection, Request, TYPES, connectInSequence };
+  try {
+    /* eslint-disable @typescript-eslint/no-require-imports */
+    const { Connection, Request, TYPES } = require('tedious') as typeof import('tedious');
+    const { connectInSequence } = require('tedious/lib/connector') as typeof import('tedious/lib/connector');
+    /* eslint-enable @typescript-eslint/no-require-imports */
+    return { Connection, Request, TYPES, connectInSequence };
+  } catch (err) {
+    throw driverLoadError('tedious', err);
+  }
 }
 
 /** The production connection factory: one tedious Connection, TLS policy enforced by TlsLoginGuard. */
