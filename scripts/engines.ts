@@ -16,8 +16,9 @@ export interface EngineSpec {
   /**
    * Packages left out of the bundle (esbuild `external`, SAM `BuildProperties.External`): the
    * driver's optional native or feature add-ons, required lazily inside try/catch and never on
-   * the code paths the rotator uses. Never `@aws-sdk/client-secrets-manager` or its
-   * dependencies: the runtime's own SDK may predate RotationToken.
+   * the code paths the rotator uses; and the AWS SDK's browser-only `bowser` (BROWSER_ONLY).
+   * Never `@aws-sdk/client-secrets-manager` or a dependency it runs in Node: the runtime's own
+   * SDK may predate RotationToken.
    */
   external: string[];
 }
@@ -34,6 +35,13 @@ const MONGODB_OPTIONAL = [
   'socks',
 ];
 
+/**
+ * In every bundle: the AWS SDK's browser-only code. `bowser` is imported (dynamically) only by
+ * @aws-sdk/core's createUserAgentStringParsingProvider, which browser clients use; the Node
+ * clients build their user agent with util-user-agent-node, so the import never runs here.
+ */
+const BROWSER_ONLY = ['bowser'];
+
 export const ENGINES: readonly EngineSpec[] = [
   {
     name: 'postgres',
@@ -41,7 +49,7 @@ export const ENGINES: readonly EngineSpec[] = [
     entry: 'rotators/postgres/index.ts',
     description: 'PostgreSQL (RDS, Aurora PostgreSQL, self-managed): single-user and alternating-users rotation',
     drivers: ['pg'],
-    external: ['pg-native'],
+    external: ['pg-native', ...BROWSER_ONLY],
   },
   {
     name: 'mysql',
@@ -49,7 +57,7 @@ export const ENGINES: readonly EngineSpec[] = [
     entry: 'rotators/mysql/index.ts',
     description: 'MySQL, Aurora MySQL and MariaDB: single-user and alternating-users rotation',
     drivers: ['mysql2'],
-    external: [],
+    external: [...BROWSER_ONLY],
   },
   {
     name: 'redshift',
@@ -57,7 +65,7 @@ export const ENGINES: readonly EngineSpec[] = [
     entry: 'rotators/redshift/index.ts',
     description: 'Amazon Redshift (provisioned): single-user and alternating-users rotation',
     drivers: ['pg'],
-    external: ['pg-native'],
+    external: ['pg-native', ...BROWSER_ONLY],
   },
   {
     name: 'sqlserver',
@@ -65,7 +73,7 @@ export const ENGINES: readonly EngineSpec[] = [
     entry: 'rotators/sqlserver/index.ts',
     description: 'Microsoft SQL Server (RDS, self-managed): single-user and alternating-users rotation',
     drivers: ['tedious'],
-    external: [],
+    external: [...BROWSER_ONLY],
   },
   {
     name: 'oracle',
@@ -73,7 +81,7 @@ export const ENGINES: readonly EngineSpec[] = [
     entry: 'rotators/oracle/index.ts',
     description: 'Oracle Database (RDS, self-managed; node-oracledb thin mode): single-user and alternating-users rotation',
     drivers: ['oracledb'],
-    external: [],
+    external: [...BROWSER_ONLY],
   },
   {
     name: 'mongodb',
@@ -81,7 +89,7 @@ export const ENGINES: readonly EngineSpec[] = [
     entry: 'rotators/mongodb/index.ts',
     description: 'MongoDB and Amazon DocumentDB: single-user and alternating-users rotation',
     drivers: ['mongodb'],
-    external: MONGODB_OPTIONAL,
+    external: [...MONGODB_OPTIONAL, ...BROWSER_ONLY],
   },
 ];
 

@@ -113,15 +113,16 @@ describe('npm package', () => {
     expect(published.types).toBe(published.exports['.'].types);
   });
 
-  it('loads an engine entry without its driver (loaded on the first connection); connecting without pg names the missing peer', () => {
+  it('an engine entry loads without its driver (loaded on the first connection), which then names the missing peer as CONFIG', () => {
     const script = [
-      "const { postgresEngine } = require('rotation-lambdas/postgres'); console.log('loaded');",
-      "postgresEngine.connect({ engine: 'postgres', host: '127.0.0.1', port: 1, username: 'u', password: 'Not-Used-Pw-1' },",
-      "  { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 1000, statementTimeoutMs: 1000, log: { debug() {}, info() {}, warn() {}, error() {}, child() { return this; } }, env: {} })",
-      "  .then(() => console.log('connected?'), (e) => console.log(e.code + ' ' + e.message));",
+      "const m = require('rotation-lambdas/postgres'); console.log('loaded');",
+      "const log = { debug() {}, info() {}, warn() {}, error() {} };",
+      "m.postgresEngine.connect({ engine: 'postgres', host: '127.0.0.1', port: 1, username: 'u', password: 'Pw-123456789' },",
+      "  { tls: { enabled: false }, connectTimeoutMs: 1000, statementTimeoutMs: 1000, log, env: {} })",
+      "  .then(() => console.log('connected'), (e) => console.log(e.code + ' ' + e.message));",
     ].join('\n');
     const r = run(process.execPath, ['-e', script], { cwd: consumer, env: childEnv(), timeout: 30_000 });
-    expect(r.stdout).toMatch(/^loaded\nCONFIG The postgres engine needs the npm package "pg", which is not installed\. Install it next to rotation-lambdas \(npm install pg\)/);
+    expect(r.stdout).toMatch(/^loaded\nCONFIG The database driver "pg" is not installed .*npm install --save-exact pg\)/);
     const root = run(process.execPath, ['-e', "const m = require('rotation-lambdas'); console.log(typeof m.createHandler, typeof m.Rotator, typeof m.DatabaseRotator)"], { cwd: consumer, env: childEnv(), timeout: 30_000 });
     expect(root.stdout.trim()).toBe('function function undefined');
   });

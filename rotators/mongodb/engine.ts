@@ -42,8 +42,9 @@
  * effect), and the server-side `maxTimeMS` is not sent: user-management commands are quick and
  * DocumentDB does not document maxTimeMS for them.
  */
-import { MongoClient, type Document, type MongoClientOptions } from 'mongodb';
+import type { Document, MongoClientOptions } from 'mongodb';
 import type { AlternateUserChange, ConnectOptions, DatabaseEngine, PasswordChange } from '../../src/db/engine';
+import { driverLoadError } from '../../src/db/driver';
 import { errorChain as sharedErrorChain, nodeErrorClass } from '../../src/db/net-errors';
 import { portOf, type DbSecret } from '../../src/db/secret';
 import { trustedCaOption } from '../../src/db/tls';
@@ -210,6 +211,15 @@ export function mongoClientConfig(secret: DbSecret, options: Pick<ConnectOptions
  * client is authenticated (an injected factory must return one that is, too).
  */
 export const connectWithDriver: MongoConnectFn = async (config) => {
+  // The driver, loaded on the first connection rather than with the bundle: createSecret (and any
+  // step that never logs in) does not pay for loading and compiling it in a cold container.
+  let MongoClient: typeof import('mongodb').MongoClient;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    ({ MongoClient } = require('mongodb') as typeof import('mongodb'));
+  } catch (err) {
+    throw driverLoadError('mongodb', err);
+  }
   const client = new MongoClient(config.url, config.options);
   try {
     await client.connect();

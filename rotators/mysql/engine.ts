@@ -14,8 +14,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
-import { createConnection, type ConnectionOptions } from 'mysql2/promise';
+import type { ConnectionOptions } from 'mysql2/promise';
 import type { AlternateUserChange, ConnectOptions, DatabaseEngine, PasswordChange } from '../../src/db/engine';
+import { driverLoadError } from '../../src/db/driver';
 import { nodeErrorClass } from '../../src/db/net-errors';
 import { type DbSecret, portOf, strategyOf } from '../../src/db/secret';
 import { defaultTrustedCas, type TlsOptions } from '../../src/db/tls';
@@ -842,6 +843,7 @@ function errno(err: unknown): number | undefined {
 
 /** Connect failures -> AUTH / TLS / NETWORK / CONFIG / PRIVILEGE. */
 export function classifyConnectError(err: unknown, secret: Pick<DbSecret, 'username' | 'host' | 'password'>, port: number): ConnectError {
+  if (err instanceof ConnectError) return err;
   const { username, host } = secret;
   const code = String((err as { code?: unknown })?.code ?? '');
   const n = errno(err);
@@ -891,8 +893,21 @@ function hostSocket(host: string, port: number): Socket {
   return socket;
 }
 
+/**
+ * The driver, loaded on the first connection rather than with the bundle: createSecret (and any
+ * step that never logs in) does not pay for loading and compiling it in a cold container.
+ */
+function mysqlDriver(): typeof import('mysql2/promise') {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('mysql2/promise') as typeof import('mysql2/promise');
+  } catch (err) {
+    throw driverLoadError('mysql2', err);
+  }
+}
+
 async function defaultConnect(config: ConnectionOptions): Promise<MysqlSession> {
-  const conn = await createConnection(config);
+  const conn = await mysqlDriver().createConnection(config);
   // A connection the server dropped or that was destroyed emits 'error' with no query waiting.
   conn.on('error', () => undefined);
   return {

@@ -1,4 +1,5 @@
 import type { ConnectOptions, DatabaseEngine } from '../../src/db/engine';
+import { driverLoadError } from '../../src/db/driver';
 import { nodeErrorClass } from '../../src/db/net-errors';
 import { type DbSecret, defaultAlternateUsername, portOf } from '../../src/db/secret';
 import type { TlsOptions } from '../../src/db/tls';
@@ -132,7 +133,12 @@ export interface OracleEngineOptions {
 /** The production connection factory: node-oracledb, Thin mode (its default; Thick mode is never initialised). */
 export const oracledbConnect: OracleConnectFn = (config) => {
   // Loaded lazily so that importing the engine (e.g. in tests with a fake) does not load the driver.
-  const driver = require('oracledb') as { getConnection(c: OracleConnectConfig): Promise<OracleConnectionLike> };
+  let driver: { getConnection(c: OracleConnectConfig): Promise<OracleConnectionLike> };
+  try {
+    driver = require('oracledb') as typeof driver;
+  } catch (err) {
+    return Promise.reject(driverLoadError('oracledb', err));
+  }
   return driver.getConnection(config);
 };
 

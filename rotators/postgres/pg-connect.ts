@@ -6,7 +6,7 @@
  */
 import type { Client } from 'pg';
 import type { ConnectOptions } from '../../src/db/engine';
-import { loadDriver } from '../../src/db/driver';
+import { driverLoadError } from '../../src/db/driver';
 import { nodeErrorClass } from '../../src/db/net-errors';
 import { portOf, type DbSecret } from '../../src/db/secret';
 import { nodeTlsOptions } from '../../src/db/tls';
@@ -33,8 +33,12 @@ export interface PgTarget {
  * step that never logs in) does not pay for loading and compiling it in a cold container.
  */
 function pgDriver(): typeof import('pg') {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return loadDriver('pg', 'postgres', () => require('pg') as typeof import('pg'));
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('pg') as typeof import('pg');
+  } catch (err) {
+    throw driverLoadError('pg', err);
+  }
 }
 
 /** How the password travelled at login: what the server asked for, which says how it stores it. */

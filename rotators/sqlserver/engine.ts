@@ -1,8 +1,8 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { Connection, type ConnectionConfiguration, Request, TYPES } from 'tedious';
-import { connectInSequence } from 'tedious/lib/connector';
+import type { Connection, ConnectionConfiguration } from 'tedious';
 import type { AlternateUserChange, ConnectOptions, DatabaseEngine, PasswordChange } from '../../src/db/engine';
+import { driverLoadError } from '../../src/db/driver';
 import { errorChain, nodeErrorClass } from '../../src/db/net-errors';
 import { CLONE_SUFFIX, type DbSecret, defaultAlternateUsername, portOf } from '../../src/db/secret';
 import { type TlsOptions, trustedCaOption } from '../../src/db/tls';
@@ -184,8 +184,25 @@ function isPrelogin(chunk: unknown): boolean {
   return chunk instanceof Uint8Array && chunk.length > 0 && chunk[0] === TDS_PRELOGIN;
 }
 
+/**
+ * The driver, loaded on the first connection rather than with the bundle: createSecret (and any
+ * step that never logs in) does not pay for loading and compiling it in a cold container.
+ */
+function tediousDriver() {
+  try {
+    /* eslint-disable @typescript-eslint/no-require-imports */
+    const { Connection, Request, TYPES } = require('tedious') as typeof import('tedious');
+    const { connectInSequence } = require('tedious/lib/connector') as typeof import('tedious/lib/connector');
+    /* eslint-enable @typescript-eslint/no-require-imports */
+    return { Connection, Request, TYPES, connectInSequence };
+  } catch (err) {
+    throw driverLoadError('tedious', err);
+  }
+}
+
 /** The production connection factory: one tedious Connection, TLS policy enforced by TlsLoginGuard. */
 export async function connectTedious(config: ConnectionConfiguration, tls: TlsOptions): Promise<SqlServerConnectionLike> {
+  const { Connection, Request, TYPES, connectInSequence } = tediousDriver();
   const guard = tls.enabled ? new TlsLoginGuard(tls) : undefined;
   const full: ConnectionConfiguration = guard
     ? {
@@ -208,21 +225,25 @@ export async function connectTedious(config: ConnectionConfiguration, tls: TlsOp
       reject(err);
     });
   });
-  return new TediousConnection(conn);
+  return new TediousConnection(conn, Request, TYPES.NVarChar);
 }
 
 class TediousConnection implements SqlServerConnectionLike {
-  constructor(private readonly conn: Connection) {}
+  constructor(
+    private readonly conn: Connection,
+    private readonly Request: typeof import('tedious').Request,
+    private readonly nvarchar: typeof import('tedious').TYPES.NVarChar,
+  ) {}
 
   query(sql: string, params?: Record<string, string>): Promise<Row[]> {
     return new Promise((resolve, reject) => {
       const rows: Row[] = [];
-      const request = new Request(sql, (err) => (err ? reject(err) : resolve(rows)));
+      const request = new this.Request(sql, (err) => (err ? reject(err) : resolve(rows)));
       request.on('row', (columns: { value: unknown; metadata: { colName: string } }[]) => {
         rows.push(Object.fromEntries(columns.map((c) => [c.metadata.colName, c.value])));
       });
       if (params && Object.keys(params).length > 0) {
-        for (const [name, value] of Object.entries(params)) request.addParameter(name, TYPES.NVarChar, value);
+        for (const [name, value] of Object.entries(params)) request.addParameter(name, this.nvarchar, value);
         this.conn.execSql(request);
       } else {
         this.conn.execSqlBatch(request);

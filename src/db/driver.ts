@@ -1,25 +1,19 @@
-import { ConfigError } from '../errors';
+import { ConnectError, describeError } from '../errors';
 
 /**
- * Loads an engine's database driver on first use (not with the bundle), so steps that never log
- * in (createSecret) do not pay for loading it, and so an installed copy of this package can be
- * used without the drivers of engines it does not use (they are optional peer dependencies).
- *
- * `load` must be a literal `() => require('<driver>')`, so that bundlers still see and bundle it.
- * A missing driver is a ConfigError naming the package to install.
+ * What a lazy `require` of a database driver throws: a missing package (an npm user of this
+ * library who did not install the engine's driver, which is an optional peer dependency) becomes
+ * a CONFIG ConnectError naming the package to install (the engines pass a ConnectError through
+ * their classification unchanged); anything else is returned unchanged. The
+ * `require` itself must stay a literal `require('name')` in the engine, so that esbuild bundles
+ * the driver.
  */
-export function loadDriver<T>(pkg: string, engine: string, load: () => T): T {
-  try {
-    return load();
-  } catch (err) {
-    const code = (err as { code?: unknown }).code;
-    const message = err instanceof Error ? err.message : '';
-    if (code === 'MODULE_NOT_FOUND' && message.includes(`'${pkg}'`)) {
-      throw new ConfigError(
-        `The ${engine} engine needs the npm package "${pkg}", which is not installed.`,
-        `Install it next to rotation-lambdas (npm install ${pkg}); it is an optional peer dependency.`,
-      );
-    }
-    throw err;
-  }
+export function driverLoadError(pkg: string, err: unknown): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code !== 'MODULE_NOT_FOUND' || !describeError(err).includes(`'${pkg}'`)) return err;
+  return new ConnectError(
+    'CONFIG',
+    `The database driver "${pkg}" is not installed (it is loaded on the first connection): install it next to rotation-lambdas ` +
+      `(npm install --save-exact ${pkg}); the bundles of npm run build and sam build contain it.`,
+  );
 }

@@ -28,4 +28,4 @@ export {
 } from './secret';
 export { parseTlsMode, tlsAttempts, resolveCa, nodeTlsOptions, defaultTrustedCas, trustedCaOption, type TlsMode, type TlsOptions } from './tls';
 export { nodeErrorClass, errorChain, type NestedErrors } from './net-errors';
-export { loadDriver } from './driver';
+export { driverLoadError } from './driver';

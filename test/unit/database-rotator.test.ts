@@ -596,3 +596,89 @@ describe('the value-less placeholder left by an abandoned rotation', () => {
     expect(h.holderOf(arn, 'AWSCURRENT')).toBe(holder);
   });
 });
+
+describe('Secrets Manager calls per step (issue #14), both strategies, warm and cold', () => {
+  /**
+   * One rotation, step by step, with the calls each step made (GetSecretValue shown with what it
+   * selected; "admin" is the masterarn secret). `cold`: every step in a new handler with a new
+   * client, as when each step lands in a fresh container.
+   */
+  async function perStep(arn: string, cold: boolean): Promise<Record<string, string[]>> {
+    // Most calls in flight at once (the reads a step makes together).
+    let inFlight = 0;
+    let most = 0;
+    const fresh = () => {
+      const client = h.sm.client();
+      client.middlewareStack.add((next) => async (args) => {
+        most = Math.max(most, ++inFlight);
+        try {
+          return await next(args);
+        } finally {
+          inFlight--;
+        }
+      }, { step: 'initialize', name: 'countInFlight' });
+      return createHandler(new DatabaseRotator(engine), { client, env: {}, logSink: () => undefined });
+    };
+    const warm = fresh();
+    const run = h.begin(arn);
+    const out: Record<string, string[]> = {};
+    for (const step of ['createSecret', 'setSecret', 'testSecret', 'finishSecret'] as const) {
+      h.sm.resetCalls();
+      most = 0;
+      await (cold ? fresh() : warm)(run.event(step));
+      concurrent[step] = most;
+      out[step] = h.sm.calls.map((c) => {
+        if (c.operation !== 'GetSecretValue') return c.operation.replace('SecretVersionStage', 'Stage').replace('SecretValue', '').replace('Secret', '');
+        if (c.secretId !== arn) return 'Get admin';
+        return c.versionId === run.versionId ? 'Get AWSPENDING (token)' : `Get ${c.versionStage}`;
+      });
+    }
+    run.complete();
+    expect(h.holderOf(arn, 'AWSCURRENT')).toBe(run.versionId);
+    return out;
+  }
+  const total = (steps: Record<string, string[]>) => Object.values(steps).flat().length;
+  let concurrent: Record<string, number> = {};
+
+  it('single user: 7 warm; 13 cold (testSecret and finishSecret read AWSPENDING and AWSCURRENT, together, to compare them)', async () => {
+    const arn = await h.createSecret(secret());
+    const warm = await perStep(arn, false);
+    expect(warm).toEqual({
+      createSecret: ['Describe', 'Get AWSCURRENT', 'Put'],
+      setSecret: ['Describe'],
+      testSecret: ['Describe'],
+      finishSecret: ['Describe', 'UpdateStage'],
+    });
+    const cold = await perStep(arn, true);
+    expect(cold).toEqual({
+      createSecret: ['Describe', 'Get AWSCURRENT', 'Put'],
+      setSecret: ['Describe', 'Get AWSCURRENT', 'Get AWSPENDING (token)'],
+      testSecret: ['Describe', 'Get AWSCURRENT', 'Get AWSPENDING (token)'],
+      finishSecret: ['Describe', 'Get AWSCURRENT', 'Get AWSPENDING (token)', 'UpdateStage'],
+    });
+    expect([total(warm), total(cold)]).toEqual([7, 13]);
+    // The two reads of setSecret, testSecret and finishSecret are made together: one round trip of waiting.
+    expect(concurrent).toEqual({ createSecret: 1, setSecret: 2, testSecret: 2, finishSecret: 2 });
+  });
+
+  it('alternating users: 8 warm (the admin secret is read in every setSecret); 14 cold', async () => {
+    const adminArn = await h.createSecret({ username: 'admin', password: ADMIN_PW, host: 'db-a', ssl: false });
+    const arn = await h.createSecret(secret({ masterarn: adminArn }));
+    const warm = await perStep(arn, false);
+    expect(warm).toEqual({
+      createSecret: ['Describe', 'Get AWSCURRENT', 'Put'],
+      setSecret: ['Describe', 'Get admin'],
+      testSecret: ['Describe'],
+      finishSecret: ['Describe', 'UpdateStage'],
+    });
+    const cold = await perStep(arn, true);
+    expect(cold).toEqual({
+      createSecret: ['Describe', 'Get AWSCURRENT', 'Put'],
+      setSecret: ['Describe', 'Get AWSCURRENT', 'Get AWSPENDING (token)', 'Get admin'],
+      testSecret: ['Describe', 'Get AWSCURRENT', 'Get AWSPENDING (token)'],
+      finishSecret: ['Describe', 'Get AWSCURRENT', 'Get AWSPENDING (token)', 'UpdateStage'],
+    });
+    expect([total(warm), total(cold)]).toEqual([8, 14]);
+    expect(concurrent).toEqual({ createSecret: 1, setSecret: 2, testSecret: 2, finishSecret: 2 });
+  });
+});
