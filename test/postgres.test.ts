@@ -441,6 +441,56 @@ describe('alternating users', () => {
   });
 });
 
+describe('a user who owns its database attacks the admin session', () => {
+  // The rotated user owns the database its secret names (CREATE DATABASE app OWNER app is
+  // common) and sets that database's search_path to a schema of its own, ahead of pg_catalog.
+  // Every unqualified catalog view, function or operator in the admin's queries would then
+  // resolve to the attacker's objects and run as the admin (CVE-2018-1058's pattern).
+  it.each(['clone', 'precreated'] as const)('%s: nothing of the attacker runs as the admin', async (kind) => {
+    const h = harness();
+    const user = uniq('owner');
+    const initial = hostilePassword('search-path');
+    await createRole(user, initial);
+    const db = uniq('ownerdb');
+    await su.query(`CREATE DATABASE ${ident(db)} OWNER ${ident(user)}`);
+    const other = kind === 'precreated' ? uniq('pair') : undefined;
+    if (other) {
+      await createRole(other, hostilePassword('pair'));
+      await allowAdminToGrant(other);
+    }
+    const c = new Client({ host: info.host, port: info.port, user, password: initial, database: db, ssl: false });
+    await c.connect();
+    try {
+      await c.query(`
+        CREATE SCHEMA trap;
+        GRANT USAGE ON SCHEMA trap TO PUBLIC;
+        CREATE TABLE trap.ran_as (who text);
+        GRANT INSERT ON trap.ran_as TO PUBLIC;
+        CREATE FUNCTION trap.pwn() RETURNS boolean LANGUAGE plpgsql AS $f$
+          BEGIN INSERT INTO trap.ran_as VALUES (current_user); RETURN true; END $f$;
+        CREATE VIEW trap.pg_roles AS SELECT * FROM pg_catalog.pg_roles WHERE trap.pwn();
+        CREATE VIEW trap.pg_auth_members AS SELECT * FROM pg_catalog.pg_auth_members WHERE trap.pwn();
+        CREATE FUNCTION trap.pg_has_role(oid, oid, text) RETURNS boolean LANGUAGE plpgsql AS $f$
+          BEGIN PERFORM trap.pwn(); RETURN pg_catalog.pg_has_role($1, $2, $3); END $f$;
+        GRANT SELECT ON trap.pg_roles, trap.pg_auth_members TO PUBLIC;
+        ALTER DATABASE ${ident(db)} SET search_path = trap, pg_catalog;`);
+    } finally {
+      await c.end();
+    }
+    const { arn } = await alternatingSecret(h, user, initial, { dbname: db, ...(other ? { alternateUsername: other } : {}) });
+    const r = await h.rotate(arn);
+    expect(r.error).toBeUndefined();
+    const check = new Client({ host: info.host, port: info.port, user: info.superuser, password: info.superPassword, database: db, ssl: false });
+    await check.connect();
+    try {
+      const ran = await check.query<{ who: string }>('SELECT who FROM trap.ran_as WHERE who <> $1', [user]);
+      expect(ran.rows.map((r) => r.who)).toEqual([]);
+    } finally {
+      await check.end();
+    }
+  });
+});
+
 describe('hostile usernames and passwords', () => {
   const hostileUser = () => uniq(`Ünï "Q" ;--'\\ %x`);
 

@@ -74,6 +74,11 @@ export async function connectPg(secret: DbSecret, options: ConnectOptions, targe
     application_name: 'rotation-lambdas',
     // Server side: the server cancels a statement that runs longer (SQLSTATE 57014).
     ...(target.serverTimeout === 'startup' ? { statement_timeout: options.statementTimeoutMs } : {}),
+    // Catalog names resolve in pg_catalog only, whatever search_path the database or role was
+    // given (a startup option overrides ALTER DATABASE/ROLE ... SET). The owner of the secret's
+    // database could otherwise put a schema of its own ahead of pg_catalog, and its views,
+    // functions and operators named like the catalog's would run as the admin.
+    ...(target.serverTimeout === 'startup' ? { options: '-c search_path=pg_catalog,pg_temp' } : {}),
     // Driver side: a server that never answers (stalled, black-holed) fails the query anyway.
     query_timeout: options.statementTimeoutMs + DRIVER_TIMEOUT_GRACE_MS,
   });
