@@ -111,12 +111,20 @@ export function capabilitiesOf(rows: string[]): Capabilities {
   const caps: Capabilities = { privileges: new Map(), grantOption: new Set(), roles: new Map(), proxies: new Set(), revokes: new Set(), unreadable: [] };
   for (const row of rows) {
     try {
-      if (!readRow(row, caps)) caps.unreadable.push(row.slice(0, 120));
+      if (!readRow(row, caps)) caps.unreadable.push(shown(row));
     } catch {
-      caps.unreadable.push(row.slice(0, 120));
+      caps.unreadable.push(shown(row));
     }
   }
   return caps;
+}
+
+/**
+ * An unreadable row as an error message may quote it: without MariaDB's `IDENTIFIED BY PASSWORD
+ * '<hash>'` / `IDENTIFIED VIA ... USING '<hash>'` (a password hash is a secret too), cut short.
+ */
+function shown(row: string): string {
+  return row.replace(/\sIDENTIFIED\b[\s\S]*$/i, ' IDENTIFIED ...').slice(0, 120);
 }
 
 function readRow(row: string, caps: Capabilities): boolean {
