@@ -4,9 +4,11 @@
  */
 import { mysqlPreflight } from '../../rotators/mysql/preflight';
 import { postgresPreflight } from '../../rotators/postgres/preflight';
+import { sqlServerPreflight } from '../../rotators/sqlserver/preflight';
 import type { PreflightHooks } from './hooks';
 
 export const builtinHooks: Record<string, PreflightHooks<never>> = {
   postgres: postgresPreflight as PreflightHooks<never>,
   mysql: mysqlPreflight as PreflightHooks<never>,
+  sqlserver: sqlServerPreflight as PreflightHooks<never>,
 };
