@@ -160,7 +160,7 @@ describe('DocumentDB (connectionStatus refuses showPrivileges): judged from the 
     const arn2 = await h.createSecret(docChild({ masterarn: weakArn }));
     const r2 = await configurationTest(h, arn2);
     expect(r2.succeeded).toBe(false);
-    expect(r2.error).toMatch(/\[PRIVILEGE\] The admin may create .* lacks viewUser on "admin", createUser on "admin", grantRole on "app" \(connectionStatus lists no privileges here; judged from the roles readWriteAnyDatabase@admin\)/);
+    expect(r2.error).toMatch(/\[PRIVILEGE\] The admin may create .* lacks viewUser on "admin", createUser on "admin" \(connectionStatus lists no privileges here; judged from the roles readWriteAnyDatabase@admin\)/);
     expect(docdb.commands.filter((c) => c.name === 'createUser' || c.name === 'updateUser')).toEqual([]);
   });
 });
