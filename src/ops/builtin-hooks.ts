@@ -3,6 +3,7 @@
  * their engines and only read; an engine object may instead carry its own `preflight` member.
  */
 import { mongoPreflight } from '../../rotators/mongodb/preflight';
+import { oraclePreflight } from '../../rotators/oracle/preflight';
 import { mysqlPreflight } from '../../rotators/mysql/preflight';
 import { postgresPreflight } from '../../rotators/postgres/preflight';
 import { sqlServerPreflight } from '../../rotators/sqlserver/preflight';
@@ -13,4 +14,5 @@ export const builtinHooks: Record<string, PreflightHooks<never>> = {
   mysql: mysqlPreflight as PreflightHooks<never>,
   sqlserver: sqlServerPreflight as PreflightHooks<never>,
   mongodb: mongoPreflight as PreflightHooks<never>,
+  oracle: oraclePreflight as PreflightHooks<never>,
 };
