@@ -5,6 +5,7 @@
 import { mongoPreflight } from '../../rotators/mongodb/preflight';
 import { oraclePreflight } from '../../rotators/oracle/preflight';
 import { mysqlPreflight } from '../../rotators/mysql/preflight';
+import { redshiftPreflight } from '../../rotators/redshift/preflight';
 import { postgresPreflight } from '../../rotators/postgres/preflight';
 import { sqlServerPreflight } from '../../rotators/sqlserver/preflight';
 import type { PreflightHooks } from './hooks';
@@ -15,4 +16,5 @@ export const builtinHooks: Record<string, PreflightHooks<never>> = {
   sqlserver: sqlServerPreflight as PreflightHooks<never>,
   mongodb: mongoPreflight as PreflightHooks<never>,
   oracle: oraclePreflight as PreflightHooks<never>,
+  redshift: redshiftPreflight as PreflightHooks<never>,
 };
