@@ -17,7 +17,8 @@
 import type { Document } from 'mongodb';
 import type { AdminPrivilegesInput, OwnPasswordInput, PreflightHooks } from '../../src/ops/hooks';
 import { type Check, fail, pass, warn } from '../../src/ops/report';
-import { authDatabaseOf, markerModeFor, type MongoConnection } from './engine';
+import type { MongoConnection } from './engine';
+import { authDatabaseOf, markerModeFor } from './settings';
 
 interface Privilege {
   resource: { db?: string; collection?: string; anyResource?: boolean; cluster?: boolean };

@@ -17,7 +17,8 @@
  */
 import type { AdminPrivilegesInput, OwnPasswordInput, PreflightHooks } from '../../src/ops/hooks';
 import { type Check, fail, pass, warn } from '../../src/ops/report';
-import { type OracleConnectionLike, oracleUserName, passwordProblem, RDS_DETECT_SQL } from './engine';
+import type { OracleConnectionLike } from './engine';
+import { oracleUserName, passwordProblem, RDS_DETECT_SQL } from './names';
 
 const OUT_FORMAT_ARRAY = 4001;
 

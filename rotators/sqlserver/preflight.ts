@@ -15,7 +15,8 @@
  */
 import type { AdminPrivilegesInput, OwnPasswordInput, PreflightHooks } from '../../src/ops/hooks';
 import { type Check, fail, pass, warn } from '../../src/ops/report';
-import { type PermissionRow, type Row, SQL, type SqlServerConnectionLike } from './engine';
+import { SQL } from './catalog';
+import type { PermissionRow, Row, SqlServerConnectionLike } from './engine';
 
 export const PREFLIGHT_SQL = {
   /** What the session may do, as the server computes it (roles and implied permissions included). */
