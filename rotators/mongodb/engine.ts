@@ -52,11 +52,13 @@ import {
   ConfigError, ConnectError, PrivilegeError, RotationError, RotationStateError, SecretFormatError, VerificationError,
 } from '../../src/errors';
 import type { Logger } from '../../src/log';
+import { authDatabaseOf, DEFAULT_AUTH_DATABASE, MARKER_ENV, type MarkerMode, markerModeFor } from './settings';
+
+export { authDatabaseOf, DEFAULT_AUTH_DATABASE, MARKER_ENV, type MarkerMode, markerModeFor };
 import { envFlag, type Env } from '../../src/password';
 
 /** The authentication database when the secret names none (DocumentDB keeps all users there). */
 export const MONGO_DEFAULT_PORT = 27017;
-export const DEFAULT_AUTH_DATABASE = 'admin';
 /** STATEMENT_TIMEOUT_MS's default, for callers that build a config without one. */
 const DEFAULT_STATEMENT_TIMEOUT_MS = 30_000;
 
@@ -69,10 +71,7 @@ export const MAX_USERNAME_LENGTH = 1024;
 /** The customData field holding this framework's pair marker. */
 export const MARKER_FIELD = 'rotationLambdas';
 /** Where the pair marker goes: customData (MongoDB), none (DocumentDB), or auto (by endpoint). */
-export const MARKER_ENV = 'MONGODB_ALTERNATE_MARKER';
 export const ADOPT_ENV = 'ADOPT_UNMARKED_ALTERNATE';
-/** DocumentDB cluster endpoints (instance-based and elastic, commercial and China regions). */
-const DOCDB_ENDPOINT = /\.docdb(-elastic)?\.amazonaws\.com(\.cn)?\.?$/i;
 const FLAG_VALUES = new Set(['true', 'false', '1', '0', 'y', 'n', 'yes', 'no']);
 /** Built-in roles that administer users, databases or the cluster: named in refusals. */
 const ADMIN_ROLES = new Set([
@@ -120,7 +119,6 @@ export interface MongoConnection {
   pairCheck?: PairCheck;
 }
 
-export type MarkerMode = 'customData' | 'none';
 
 interface UserInfo {
   user: string;
@@ -153,25 +151,7 @@ interface RoleRef {
   db: string;
 }
 
-/** The user's authentication database: `authSource`, else `dbname`, else admin. */
-export function authDatabaseOf(secret: DbSecret): string {
-  const authSource = secret.authSource;
-  if (typeof authSource === 'string' && authSource) return authSource;
-  return secret.dbname || DEFAULT_AUTH_DATABASE;
-}
 
-/**
- * Where this deployment records the pair marker: MONGODB_ALTERNATE_MARKER = customData | none |
- * auto (default: none for a DocumentDB endpoint, customData otherwise). Read from the function's
- * environment and the admin's endpoint only, never from a child secret.
- */
-export function markerModeFor(env: Env, host: string): MarkerMode {
-  const raw = env[MARKER_ENV]?.trim() ?? '';
-  if (raw === 'customData' || raw === 'none') return raw;
-  if (raw === '' || raw === 'auto') return DOCDB_ENDPOINT.test(host.trim()) ? 'none' : 'customData';
-  throw new ConfigError(`${MARKER_ENV} must be "customData", "none" or "auto", got "${raw.slice(0, 40)}".`,
-    'Use "none" for Amazon DocumentDB (no customData), "customData" for MongoDB.');
-}
 
 /** Build the MongoClient URL and options for a secret and one connection attempt. */
 export function mongoClientConfig(secret: DbSecret, options: Pick<ConnectOptions, 'tls' | 'connectTimeoutMs'> & { statementTimeoutMs?: number }): MongoConnectConfig {

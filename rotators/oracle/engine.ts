@@ -6,6 +6,9 @@ import type { TlsOptions } from '../../src/db/tls';
 import { ConfigError, ConnectError, PrivilegeError, RotationError, RotationStateError, SecretFormatError } from '../../src/errors';
 import type { Logger } from '../../src/log';
 import type { Env } from '../../src/password';
+import { designated, MAX_PASSWORD_BYTES, oracleUserName, passwordProblem, RDS_DETECT_SQL } from './names';
+
+export { MAX_PASSWORD_BYTES, oracleUserName, passwordProblem, RDS_DETECT_SQL };
 
 /**
  * Oracle Database, through node-oracledb in Thin mode (pure JavaScript: no Instant Client, and
@@ -39,8 +42,6 @@ export const ORACLE_ENGINES = ['oracle', 'oracle-ee', 'oracle-ee-cdb', 'oracle-s
 export const ORACLE_DEFAULT_PORT = 1521;
 /** Oracle 12.2 and later: 128 bytes. Oracle 12.1 and earlier: 30 (set ORACLE_MAX_USERNAME_LENGTH=30). */
 export const DEFAULT_MAX_USERNAME_BYTES = 128;
-/** Oracle's limit for a password (12.2+; older releases allow 30 bytes, the default generated length). */
-export const MAX_PASSWORD_BYTES = 1024;
 export const ORACLE_CLONE_SUFFIX = '_CLONE';
 /** node-oracledb's OUT_FORMAT_ARRAY: rows as arrays, whatever the global default is. */
 const OUT_FORMAT_ARRAY = 4001;
@@ -153,15 +154,6 @@ export function quoteIdentifier(name: string): string {
   return `"${name}"`;
 }
 
-/** Why a password cannot be sent in `IDENTIFIED BY "..."`, or undefined if it can. Never includes the password. */
-export function passwordProblem(password: string): string | undefined {
-  if (password.length === 0) return 'is empty';
-  if (password.includes('"')) return 'contains a double quote ("), which an Oracle quoted password cannot hold';
-  if (password.includes('\u0000')) return 'contains a NUL character';
-  const bytes = Buffer.byteLength(password, 'utf8');
-  if (bytes > MAX_PASSWORD_BYTES) return `is ${bytes} bytes long; Oracle allows ${MAX_PASSWORD_BYTES}`;
-  return undefined;
-}
 
 /** The password as a quoted identifier, or a SecretFormatError naming the secret's field (never the value). */
 export function quotePassword(password: string, where: string): string {
@@ -175,20 +167,6 @@ export function quotePassword(password: string, where: string): string {
   return `"${password}"`;
 }
 
-/**
- * The exact Oracle user name a secret's `username` designates (see the rule at the top of this
- * file): `"Exact Name"` -> `Exact Name`; anything else -> upper case.
- */
-export function oracleUserName(username: string, where = 'secret'): string {
-  const { name } = designated(username);
-  if (name.length === 0 || name.includes('"') || name.includes('\u0000')) {
-    throw new SecretFormatError(
-      `The ${where}'s "username" field is not a usable Oracle user name: it is empty or contains a double quote (") or NUL ` +
-        '(only a pair of surrounding double quotes is allowed, to give an exact, case-sensitive name).',
-    );
-  }
-  return name;
-}
 
 /** The name to log in with: bare when Oracle would read it back unchanged, else quoted (exact; also keeps `[` away from the driver's proxy-user syntax). */
 export function loginName(exactName: string): string {
@@ -202,11 +180,6 @@ export function oracleAlternateUsername(username: string): string {
   return quoted ? `"${alt}"` : alt;
 }
 
-/** `"Exact Name"` -> exact, quoted; anything else -> upper case (unchecked). */
-function designated(username: string): { quoted: boolean; name: string } {
-  const quoted = username.length >= 2 && username.startsWith('"') && username.endsWith('"');
-  return { quoted, name: quoted ? username.slice(1, -1) : username.toUpperCase() };
-}
 
 /** Host name or IP address: letters, digits, `.`, `-`, `_`, and `:` for IPv6 (brackets allowed around it). */
 function checkedHost(host: string, where: string): string {
@@ -556,7 +529,6 @@ function whoCanGive(g: GrantKind): string {
   }
 }
 
-export const RDS_DETECT_SQL = "SELECT COUNT(*) FROM dba_objects WHERE owner = 'RDSADMIN' AND object_name = 'RDSADMIN_UTIL' AND object_type = 'PACKAGE'";
 export const GRANT_SYS_OBJECT_SQL = 'BEGIN rdsadmin.rdsadmin_util.grant_sys_object(p_obj_name => :obj, p_grantee => :grantee, p_privilege => :priv, p_grant_option => %OPTION%); END;';
 
 /** True on RDS for Oracle: the RDSADMIN package is there to grant SYS objects. */

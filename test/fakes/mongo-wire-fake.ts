@@ -159,6 +159,10 @@ const BUILTIN_ROLES_ADMIN = [
 const GENERIC_FIELDS = new Set(['$db', 'lsid', '$clusterTime', '$readPreference', 'txnNumber', 'autocommit', 'apiVersion', 'apiStrict', 'apiDeprecationErrors']);
 const USER_FIELDS = new Set(['pwd', 'roles', 'customData', 'writeConcern', 'mechanisms', 'digestPassword', 'authenticationRestrictions', 'comment']);
 const USERSINFO_FIELDS = new Set(['showCredentials', 'showPrivileges', 'showAuthenticationRestrictions', 'showCustomData', 'filter', 'comment']);
+/** The actions of the built-in userAdmin role on its database (MongoDB's built-in roles reference). */
+const USER_ADMIN_ACTIONS = ['changeCustomData', 'changePassword', 'createRole', 'createUser', 'dropRole', 'dropUser', 'grantRole', 'revokeRole', 'setAuthenticationRestriction', 'viewRole', 'viewUser'];
+const READ_ACTIONS = ['changeStream', 'collStats', 'dbHash', 'dbStats', 'find', 'killCursors', 'listCollections', 'listIndexes'];
+const WRITE_ACTIONS = ['convertToCapped', 'createCollection', 'createIndex', 'dropCollection', 'dropIndex', 'insert', 'remove', 'renameCollectionSameDB', 'update'];
 const NO_AUTH_COMMANDS = new Set(['hello', 'isMaster', 'ismaster', 'saslStart', 'saslContinue', 'ping', 'buildInfo', 'buildinfo', 'connectionStatus', 'endSessions', 'logout']);
 
 export class MongoWireFake {
@@ -511,13 +515,19 @@ export class MongoWireFake {
       case 'buildInfo':
       case 'buildinfo':
         return { version: '7.0.14', versionArray: [7, 0, 14, 0], maxBsonObjectSize: 16 * 1024 * 1024 };
-      case 'connectionStatus':
+      case 'connectionStatus': {
+        // DocumentDB documents connectionStatus without arguments: the fake refuses showPrivileges there.
+        if (this.docdb) this.rejectUnsupportedFields('connectionStatus', body, new Set());
+        else this.rejectUnknownFields('connectionStatus', body, new Set(['showPrivileges']));
+        const roles = conn.auth ? (this.users.get(userKey(conn.auth.db, conn.auth.user))?.roles ?? []) : [];
         return {
           authInfo: {
             authenticatedUsers: conn.auth ? [{ user: conn.auth.user, db: conn.auth.db }] : [],
-            authenticatedUserRoles: conn.auth ? (this.users.get(userKey(conn.auth.db, conn.auth.user))?.roles ?? []) : [],
+            authenticatedUserRoles: roles,
+            ...(body.showPrivileges === true ? { authenticatedUserPrivileges: this.privilegesOf(roles) } : {}),
           },
         };
+      }
       case 'endSessions':
         return {};
       case 'killCursors':
@@ -772,6 +782,21 @@ export class MongoWireFake {
   private rolesOf(conn: ConnState): RoleRef[] {
     if (!conn.auth) return [];
     return this.users.get(userKey(conn.auth.db, conn.auth.user))?.roles ?? [];
+  }
+
+  /** connectionStatus's authenticatedUserPrivileges for these roles (the user-administration and data actions MongoDB's built-in roles list). */
+  private privilegesOf(roles: RoleRef[]): Doc[] {
+    const out: Doc[] = [];
+    for (const r of roles) {
+      const custom = this.customRoles.get(`${r.role}@${r.db}`);
+      if (custom) out.push({ resource: { db: '', collection: '' }, actions: [...custom] });
+      else if (r.db === 'admin' && (r.role === 'root' || r.role === 'userAdminAnyDatabase')) out.push({ resource: { db: '', collection: '' }, actions: [...USER_ADMIN_ACTIONS] });
+      else if (r.role === 'userAdmin') out.push({ resource: { db: r.db, collection: '' }, actions: [...USER_ADMIN_ACTIONS] });
+      else if (r.role === 'dbOwner') out.push({ resource: { db: r.db, collection: '' }, actions: [...USER_ADMIN_ACTIONS, ...READ_ACTIONS, ...WRITE_ACTIONS] });
+      else if (r.role === 'read') out.push({ resource: { db: r.db, collection: '' }, actions: [...READ_ACTIONS] });
+      else if (r.role === 'readWrite') out.push({ resource: { db: r.db, collection: '' }, actions: [...READ_ACTIONS, ...WRITE_ACTIONS] });
+    }
+    return out;
   }
 
   private canManageUsers(conn: ConnState, db: string): boolean {

@@ -12,6 +12,7 @@
  * Errors look like node-oracledb's: `code` `ORA-01017` / `NJS-503`, message starting with it.
  */
 import type { OracleConnectConfig, OracleConnectionLike, OracleResult } from '../../rotators/oracle/engine';
+import { PREFLIGHT_SQL } from '../../rotators/oracle/preflight';
 
 export class FakeOracleError extends Error {
   readonly code: string;
@@ -522,6 +523,8 @@ export class FakeOracleServer {
       const u = this.users.get(binds.u);
       return { rows: u ? [[u.name, accountStatus(u), session.name]] : [] };
     }
+    const pre = this.preflightSelect(session, norm);
+    if (pre) return pre;
     if (norm === 'SELECT DBMS_METADATA.GET_GRANTED_DDL(:T, :U) AS DDL FROM DUAL') {
       requireBinds(binds, ['t', 'u']);
       const type = binds.t;
@@ -535,6 +538,42 @@ export class FakeOracleServer {
       return { rows: [[this.lob(text)]] };
     }
     throw new FakeUnrecognisedStatement(sql);
+  }
+
+  /** The session-level views the preflight reads (rotators/oracle/preflight.ts), readable by every session. */
+  private preflightSelect(session: FakeOracleUser, norm: string): OracleResult | undefined {
+    const is = (sql: string) => norm === sql.replace(/\s+/g, ' ').trim().toUpperCase();
+    // DBA contains SELECT_CATALOG_ROLE and EXECUTE_CATALOG_ROLE (enabled with it).
+    const enabledRoles = () => new Set([...session.roles.keys(), ...(session.roles.has('DBA') ? ['SELECT_CATALOG_ROLE', 'EXECUTE_CATALOG_ROLE'] : [])]);
+    if (is(PREFLIGHT_SQL.whoami)) return { rows: [[session.name]] };
+    if (is(PREFLIGHT_SQL.accountStatus)) return { rows: [[accountStatus(session)]] };
+    if (is(PREFLIGHT_SQL.passwordLimits)) {
+      const reuse = this.passwordReuse === 'forbidden' ? ['10', '365'] : ['UNLIMITED', 'UNLIMITED'];
+      return {
+        rows: [
+          ['FAILED_LOGIN_ATTEMPTS', '10'], ['PASSWORD_LIFE_TIME', '180'], ['PASSWORD_REUSE_TIME', reuse[1]], ['PASSWORD_REUSE_MAX', reuse[0]],
+          ['PASSWORD_VERIFY_FUNCTION', session.verifyFunction ? 'ORA12C_VERIFY_FUNCTION' : 'NULL'], ['PASSWORD_LOCK_TIME', '1'], ['PASSWORD_GRACE_TIME', '7'],
+        ],
+      };
+    }
+    if (is(PREFLIGHT_SQL.sessionPrivs)) return { rows: [...SYSTEM_PRIVILEGES].filter((p) => this.hasPrivilege(session, p)).map((p) => [p]) };
+    if (is(PREFLIGHT_SQL.sessionRoles)) return { rows: [...enabledRoles()].map((r) => [r]) };
+    if (is(PREFLIGHT_SQL.adminSysPrivs)) {
+      const direct = [...session.systemPrivileges].filter(([, o]) => o.admin).map(([p]) => p);
+      const viaDba = session.roles.has('DBA') ? [...SYSTEM_PRIVILEGES].filter((p) => this.roleConfers('DBA', p)) : [];
+      return { rows: [...new Set([...direct, ...viaDba])].map((p) => [p]) };
+    }
+    if (is(PREFLIGHT_SQL.adminRoles)) return { rows: [...session.roles].filter(([, o]) => o.admin).map(([r]) => [r]) };
+    if (is(PREFLIGHT_SQL.grantableObjects)) {
+      return {
+        rows: session.objectGrants.filter((g) => g.grantOption && !g.privilege.includes('(')).map((g) => {
+          const dir = /^DIRECTORY "(.+)"$/.exec(g.object);
+          const obj = /^"(.+)"\."(.+)"$/.exec(g.object);
+          return dir ? ['SYS', dir[1], g.privilege] : [obj?.[1] ?? '?', obj?.[2] ?? g.object, g.privilege];
+        }),
+      };
+    }
+    return undefined;
   }
 
   private canReadDictionary(session: FakeOracleUser): boolean {

@@ -23,6 +23,7 @@ import { Duplex } from 'node:stream';
 import { createSecureContext, TLSSocket } from 'node:tls';
 import { ConnectionError, RequestError, type ConnectionConfiguration } from 'tedious';
 import { type PermissionRow, type Row, SQL, type SqlServerConnectionLike } from '../../rotators/sqlserver/engine';
+import { PREFLIGHT_SQL } from '../../rotators/sqlserver/preflight';
 import type { TlsOptions } from '../../src/db/tls';
 
 export interface FakeLogin {
@@ -307,7 +308,7 @@ export class FakeSqlServer {
 
   /** Statements (text only) run after index `from`, without catalog reads. */
   ddlSince(from = 0): string[] {
-    const queries = new Set<string>(Object.values(SQL));
+    const queries = new Set<string>([...Object.values(SQL), ...Object.values(PREFLIGHT_SQL)]);
     return this.statements.slice(from).map((s) => s.sql).filter((s) => !queries.has(s));
   }
 
@@ -508,6 +509,17 @@ export class FakeSqlServer {
         const value = p?.properties?.get(property);
         return value === undefined ? [] : [{ value }];
       }
+      case PREFLIGHT_SQL.privileges: {
+        const server = (perm: string) => (!session.contained && this.hasServerPermission(session.principal, perm) ? 1 : 0);
+        const owner = this.isDbOwner(session, db) ? 1 : 0;
+        return [{
+          sysadmin: !session.contained && this.isAdmin(session.principal) ? 1 : 0, alterAnyLogin: server('ALTER ANY LOGIN'), alterAnyServerRole: server('ALTER ANY SERVER ROLE'),
+          alterAnyUser: owner, alterAnyRole: owner, controlDatabase: owner, databaseName: session.database, loginName: session.contained ? null : session.principal,
+        }];
+      }
+      case PREFLIGHT_SQL.ownLogin:
+        // The fake's SQL logins are created with CHECK_POLICY ON (the default) and never locked.
+        return session.contained ? [] : [{ policyChecked: 1, expirationChecked: 0, mustChange: 0, locked: 0 }];
       case SQL.serverPermissions:
         return this.serverPermissions.filter((p) => p.grantee === needName()).map(({ grantee: _g, ...row }) => ({ objectName: null, principalType: null, ...row }));
       default:
