@@ -445,6 +445,16 @@ export const SQL = {
     'LEFT JOIN sys.server_principals AS tp ON p.class = 101 AND tp.principal_id = p.major_id ' +
     'LEFT JOIN sys.endpoints AS e ON p.class = 105 AND e.endpoint_id = p.major_id ' +
     'WHERE u.name = @name',
+  /**
+   * Enabled database-level DDL triggers of the session's database. They run as the caller: one
+   * planted by a db_owner (often the rotated user) would run with the admin's rights when the
+   * admin creates or alters users, grants or marks in that database.
+   */
+  databaseTriggers: 'SELECT name FROM sys.triggers WHERE parent_class = 0 AND is_disabled = 0',
+  /** Enabled server-level DDL triggers (CREATE/ALTER LOGIN fire them); logon triggers are not fired by DDL. */
+  serverTriggers:
+    'SELECT t.name AS name FROM sys.server_triggers AS t WHERE t.is_disabled = 0 AND EXISTS (' +
+    "SELECT 1 FROM sys.server_trigger_events AS e WHERE e.object_id = t.object_id AND e.type_desc <> N'LOGON')",
 } as const;
 
 /** A row of SQL.dbPermissions or SQL.serverPermissions. */
@@ -705,6 +715,7 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
     const { currentUser, alternateUser: alt } = change;
     const adopt = adoptUnmarked(change.env);
     const info = await sessionInfo(conn, { containment: false });
+    await refuseDdlTriggers(conn, info);
     const [template] = await run(conn, SQL.dbPrincipal, 'the database principal lookup', { name: currentUser });
     const contained = template !== undefined && Number(template.authenticationType) === 2;
     const sides = pairSides(currentUser, alt, contained);
@@ -759,6 +770,26 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
     const [altUser] = await run(conn, SQL.loginUser, 'the database user lookup', { name: alt });
     if (altUser) await refuseDatabaseExtras(conn, templateName, String(altUser.name), alt, info);
     if (!change.precreated) await requireMarker(conn, sides, sides.clone, info, adopt, log);
+  }
+
+  /**
+   * Refuses, before anything changes, when an enabled DDL trigger would fire on the admin's
+   * statements: a database DDL trigger in the secret's database (any db_owner there, often the
+   * rotated user, can create one) or a server DDL trigger. A trigger runs as the caller, so it
+   * would run with the admin's rights. Only names are reported, each quoted with quoteName.
+   */
+  async function refuseDdlTriggers(conn: SqlServerConnectionLike, info: SessionInfo): Promise<void> {
+    const inDatabase = names(await run(conn, SQL.databaseTriggers, 'the database DDL trigger query'), 'name');
+    const onServer = names(await run(conn, SQL.serverTriggers, 'the server DDL trigger query'), 'name');
+    if (inDatabase.length === 0 && onServer.length === 0) return;
+    const found = [
+      ...inDatabase.map((n) => `database DDL trigger ${quoteName(n)} in ${quoteName(info.databaseName)}`),
+      ...onServer.map((n) => `server DDL trigger ${quoteName(n)}`),
+    ];
+    throw new PrivilegeError(
+      `Refusing to create, alter or grant anything as the admin user: ${found.join(', ')} ${found.length === 1 ? 'is' : 'are'} enabled and would run with the admin's rights (a DDL trigger runs as the user whose statement fires it; any db_owner of the database can create a database DDL trigger). Nothing was changed.`,
+      `Inspect and drop the trigger(s) (DROP TRIGGER ${quoteName(inDatabase[0] ?? onServer[0])} ON ${inDatabase.length > 0 ? 'DATABASE' : 'ALL SERVER'}), or disable them (DISABLE TRIGGER ... ON DATABASE / ALL SERVER) for the rotation, then rotate again; or rotate with the single-user strategy (no masterarn), whose statements run with the rotated user's own rights.`,
+    );
   }
 
   /** The alternate's database user `altUser` may hold no role or permission `fromUser` (absent: none) lacks. */
@@ -847,6 +878,7 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
     if (info.majorVersion < 11) {
       throw new RotationError('UNSUPPORTED', 'The alternating-users strategy needs SQL Server 2012 or later (ALTER ROLE ... ADD MEMBER, containment metadata).');
     }
+    await refuseDdlTriggers(conn, info);
     const [template] = await run(conn, SQL.dbPrincipal, 'the database principal lookup', { name: change.currentUser });
     if (template && Number(template.authenticationType) === 2) {
       await upsertContainedUser(conn, change, template, info, log);
