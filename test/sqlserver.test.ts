@@ -689,6 +689,8 @@ describe('alternating users', () => {
     // A login with a user in appdb but no server-level rights: sys.server_principals shows it only itself.
     w.fake.addLogin('weak_admin', 'Weak-Admin-Pa55word!');
     w.fake.addUser('appdb', 'weak_admin', { login: 'weak_admin' });
+    // It may see the database's metadata (the DDL trigger check passes), just not other logins.
+    w.fake.grant('appdb', { grantee: 'weak_admin', class: 0, state: 'G', permissionName: 'VIEW DEFINITION' });
     const adminArn = await w.h.createSecret({ engine: 'sqlserver', host: HOST, username: 'weak_admin', password: 'Weak-Admin-Pa55word!' });
     const arn = await w.h.createSecret(secret('app', P0, { masterarn: adminArn }));
     const before = w.h.holderOf(arn, 'AWSCURRENT');
@@ -1466,5 +1468,36 @@ describe('DDL triggers would run as the admin (database DDL trigger planted by t
     const arn = await w.h.createSecret(secret('app', P0));
     const r = await w.h.rotate(arn);
     expect(r.succeeded, r.error).toBe(true);
+  });
+});
+
+describe('an admin that cannot see the database\'s triggers', () => {
+  it('is refused with PRIVILEGE naming VIEW DEFINITION before anything changes (fail closed); granting it lets the rotation run', async () => {
+    const w = world();
+    w.fake.addDatabase('appdb');
+    w.fake.addLogin('lim_admin', ADMIN_PW);
+    w.fake.serverPermissions.push({ grantee: 'lim_admin', class: 100, state: 'G', permissionName: 'ALTER ANY LOGIN' });
+    w.fake.addUser('appdb', 'lim_admin', { login: 'lim_admin' });
+    w.fake.grant('appdb', { grantee: 'lim_admin', class: 0, state: 'G', permissionName: 'ALTER ANY USER' });
+    w.fake.addLogin('app', P0, { defaultDatabase: 'appdb' });
+    w.fake.addUser('appdb', 'app', { login: 'app' });
+    w.fake.addLogin('app2', 'Other-Pa55word!2', { defaultDatabase: 'appdb' });
+    w.fake.addUser('appdb', 'app2', { login: 'app2' });
+    const adminArn = await w.h.createSecret({ engine: 'sqlserver', host: HOST, username: 'lim_admin', password: ADMIN_PW });
+    const arn = await w.h.createSecret(secret('app', P0, { masterarn: adminArn, alternateUsername: 'app2' }));
+    const before = w.h.holderOf(arn, 'AWSCURRENT');
+    let r = await w.h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(errorCodes(w.h)).toContain('PRIVILEGE');
+    expect(r.error).toContain('VIEW DEFINITION');
+    expect(w.fake.statements.filter((s) => !/^\s*SELECT\b/i.test(s.sql))).toEqual([]);
+    expect(w.h.holderOf(arn, 'AWSCURRENT')).toBe(before);
+    expect(w.fake.canLogin('app2', 'Other-Pa55word!2', 'appdb')).toBe(true);
+
+    w.fake.grant('appdb', { grantee: 'lim_admin', class: 0, state: 'G', permissionName: 'VIEW DEFINITION' });
+    await dropPending(w.h, arn);
+    r = await w.h.rotate(arn);
+    expect(r.succeeded, r.error).toBe(true);
+    expect((await w.h.credentials(arn)).username).toBe('app2');
   });
 });

@@ -451,6 +451,11 @@ export const SQL = {
    * admin creates or alters users, grants or marks in that database.
    */
   databaseTriggers: 'SELECT name FROM sys.triggers WHERE parent_class = 0 AND is_disabled = 0',
+  /**
+   * Whether the session may see every trigger of its database (VIEW DEFINITION on it: db_owner,
+   * CONTROL, or VIEW ANY DEFINITION on the server imply it); without it sys.triggers may hide one.
+   */
+  triggerVisibility: "SELECT HAS_PERMS_BY_NAME(DB_NAME(), N'DATABASE', N'VIEW DEFINITION') AS canSee",
   /** Enabled server-level DDL triggers (CREATE/ALTER LOGIN fire them); logon triggers are not fired by DDL. */
   serverTriggers:
     'SELECT t.name AS name FROM sys.server_triggers AS t WHERE t.is_disabled = 0 AND EXISTS (' +
@@ -779,6 +784,13 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
    * would run with the admin's rights. Only names are reported, each quoted with quoteName.
    */
   async function refuseDdlTriggers(conn: SqlServerConnectionLike, info: SessionInfo): Promise<void> {
+    const [visibility] = await run(conn, SQL.triggerVisibility, 'the trigger visibility query');
+    if (Number(visibility?.canSee) !== 1) {
+      throw new PrivilegeError(
+        `The admin user lacks VIEW DEFINITION on database ${quoteName(info.databaseName)}, so it cannot see whether a database DDL trigger would run with its rights when it creates, alters or grants there. Nothing was changed.`,
+        `Grant the admin VIEW DEFINITION in ${quoteName(info.databaseName)} (db_owner and VIEW ANY DEFINITION on the server include it), then rotate again.`,
+      );
+    }
     const inDatabase = names(await run(conn, SQL.databaseTriggers, 'the database DDL trigger query'), 'name');
     const onServer = names(await run(conn, SQL.serverTriggers, 'the server DDL trigger query'), 'name');
     if (inDatabase.length === 0 && onServer.length === 0) return;

@@ -334,6 +334,15 @@ export class FakeSqlServer {
     return t;
   }
 
+  /** HAS_PERMS_BY_NAME(DB_NAME(), 'DATABASE', 'VIEW DEFINITION'): db_owner, CONTROL or VIEW DEFINITION on it, or VIEW ANY DEFINITION. */
+  seesDatabaseDefinitions(session: Session, db: FakeDatabase): boolean {
+    if (!session.contained && this.hasServerPermission(session.principal, 'VIEW ANY DEFINITION')) return true;
+    const me = this.databasePrincipalOf(session, db);
+    const granted = db.permissions.some((p) => p.grantee === me && p.class === 0 && ['VIEW DEFINITION', 'CONTROL'].includes(p.permissionName) && p.state !== 'D');
+    const denied = db.permissions.some((p) => p.grantee === me && p.class === 0 && p.permissionName === 'VIEW DEFINITION' && p.state === 'D');
+    return this.isDbOwner(session, db) || (granted && !denied);
+  }
+
   /**
    * sys.triggers / sys.server_triggers rows, with SQL Server's metadata visibility: database
    * triggers for db_owner, VIEW DEFINITION on the database or VIEW ANY DEFINITION; server
@@ -345,9 +354,7 @@ export class FakeSqlServer {
       if (!viewAny) return [];
       return this.serverTriggers.filter((t) => !t.disabled && t.events.some((e) => e !== 'LOGON')).map((t) => ({ name: t.name }));
     }
-    const me = this.databasePrincipalOf(session, db);
-    const viewDb = db.permissions.some((p) => p.grantee === me && p.class === 0 && ['VIEW DEFINITION', 'CONTROL'].includes(p.permissionName) && p.state !== 'D');
-    if (!viewAny && !viewDb && !this.isDbOwner(session, db)) return [];
+    if (!this.seesDatabaseDefinitions(session, db)) return [];
     return (this.databaseTriggers.get(db.name) ?? []).filter((t) => !t.disabled).map((t) => ({ name: t.name }));
   }
 
@@ -554,6 +561,8 @@ export class FakeSqlServer {
         const value = p?.properties?.get(property);
         return value === undefined ? [] : [{ value }];
       }
+      case SQL.triggerVisibility:
+        return [{ canSee: this.seesDatabaseDefinitions(session, db) ? 1 : 0 }];
       case SQL.databaseTriggers:
         return this.triggerRows(session, db, 'database');
       case SQL.serverTriggers:
