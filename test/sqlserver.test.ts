@@ -689,6 +689,8 @@ describe('alternating users', () => {
     // A login with a user in appdb but no server-level rights: sys.server_principals shows it only itself.
     w.fake.addLogin('weak_admin', 'Weak-Admin-Pa55word!');
     w.fake.addUser('appdb', 'weak_admin', { login: 'weak_admin' });
+    // It may see the database's metadata (the DDL trigger check passes), just not other logins.
+    w.fake.grant('appdb', { grantee: 'weak_admin', class: 0, state: 'G', permissionName: 'VIEW DEFINITION' });
     const adminArn = await w.h.createSecret({ engine: 'sqlserver', host: HOST, username: 'weak_admin', password: 'Weak-Admin-Pa55word!' });
     const arn = await w.h.createSecret(secret('app', P0, { masterarn: adminArn }));
     const before = w.h.holderOf(arn, 'AWSCURRENT');
@@ -1343,5 +1345,159 @@ describe('the TLS policy on the wire (real tedious against a TDS server stub)', 
     const r = await attempt(s, { enabled: false, verifyChain: false, verifyHostname: false });
     expect(r.code).toBe('AUTH');
     expect(s.received).toEqual([{ type: TDS.LOGIN7, overTls: false }]);
+  });
+});
+
+describe('DDL triggers would run as the admin (database DDL trigger planted by the app user), as attacks', () => {
+  /** CREATE TRIGGER ... ON DATABASE FOR <the events the admin's statements fire>, by the app user (db_owner of its database). */
+  const EVENTS = ['CREATE_USER', 'ALTER_USER', 'GRANT_DATABASE', 'ADD_ROLE_MEMBER', 'CREATE_EXTENDED_PROPERTY'];
+  const TRIGGER = "steal]'; --pw";
+  const QUOTED = "[steal]]'; --pw]";
+
+  function plantedWorld(): World {
+    const w = world();
+    appServer(w.fake);
+    w.fake.addRoleMember('appdb', 'db_owner', 'app');
+    w.fake.addRoleMember('appdb', 'db_datareader', 'app');
+    return w;
+  }
+
+  /** Nothing but catalog reads reached the server (no CREATE/ALTER/GRANT/EXEC), AWSCURRENT unchanged and still logs in. */
+  async function assertRefused(w: World, arn: string, before: string | undefined, user: string, pw: string, r: { succeeded: boolean; error?: string }, names: string[]): Promise<void> {
+    expect(r.succeeded).toBe(false);
+    expect(errorCodes(w.h)).toContain('PRIVILEGE');
+    for (const n of names) expect(r.error).toContain(n);
+    expect(r.error).toContain('Nothing was changed');
+    expect(w.fake.statements.filter((s) => !/^\s*SELECT\b/i.test(s.sql)).map((s) => s.sql.slice(0, 40))).toEqual([]);
+    // The trigger query ran as the admin, in the child's database.
+    expect(w.fake.statements.some((s) => s.sql === SQL.databaseTriggers && s.principal === ADMIN && s.database === 'appdb')).toBe(true);
+    expect(w.h.holderOf(arn, 'AWSCURRENT')).toBe(before);
+    const cur = await w.h.credentials(arn);
+    expect(cur.username).toBe(user);
+    expect(cur.password).toBe(pw);
+    expect(w.fake.canLogin(user, pw, 'appdb')).toBe(true);
+  }
+
+  it('clone strategy, first rotation: PRIVILEGE naming the trigger, no login or user created, AWSCURRENT still logs in', async () => {
+    const w = plantedWorld();
+    w.fake.addDatabaseTrigger('appdb', TRIGGER, EVENTS);
+    const { arn } = await alternating(w, 'app');
+    const before = w.h.holderOf(arn, 'AWSCURRENT');
+    const r = await w.h.rotate(arn);
+    await assertRefused(w, arn, before, 'app', P0, r, [`database DDL trigger ${QUOTED} in [appdb]`, 'DROP TRIGGER', 'DISABLE TRIGGER']);
+    expect(w.fake.logins.has('app_clone')).toBe(false);
+    expect(w.fake.db('appdb').principals.has('app_clone')).toBe(false);
+  });
+
+  it('clone strategy, a later rotation (the clone exists): refused before ALTER LOGIN or any GRANT; disabling the trigger lets it rotate', async () => {
+    const w = plantedWorld();
+    const { arn } = await alternating(w, 'app');
+    let r = await w.h.rotate(arn);
+    expect(r.succeeded, r.error).toBe(true);
+    const cur = await w.h.credentials(arn);
+    expect(cur.username).toBe('app_clone');
+    // The app user (clone, same db_owner membership) now plants the trigger.
+    expect(w.fake.rolesOf('appdb', 'app_clone')).toContain('db_owner');
+    const t = w.fake.addDatabaseTrigger('appdb', TRIGGER, EVENTS);
+    w.fake.statements.splice(0);
+    const before = w.h.holderOf(arn, 'AWSCURRENT');
+    r = await w.h.rotate(arn);
+    await assertRefused(w, arn, before, 'app_clone', cur.password, r, [QUOTED]);
+    expect(w.fake.canLogin('app', P0, 'appdb')).toBe(true); // app's password was not touched either
+
+    // A disabled trigger does not fire, and does not block.
+    t.disabled = true;
+    await dropPending(w.h, arn);
+    r = await w.h.rotate(arn);
+    expect(r.succeeded, r.error).toBe(true);
+    expect((await w.h.credentials(arn)).username).toBe('app');
+  });
+
+  it('pre-created pair (alternateUsername): PRIVILEGE naming the trigger, no ALTER LOGIN sent', async () => {
+    const w = plantedWorld();
+    w.fake.addLogin('app2', 'Other-Pa55word!2', { defaultDatabase: 'appdb' });
+    w.fake.addUser('appdb', 'app2', { login: 'app2' });
+    w.fake.addRoleMember('appdb', 'db_owner', 'app2');
+    w.fake.addRoleMember('appdb', 'db_datareader', 'app2');
+    w.fake.addDatabaseTrigger('appdb', TRIGGER, ['ALTER_USER']);
+    w.fake.addDatabaseTrigger('appdb', 'off', EVENTS, { disabled: true });
+    const { arn } = await alternating(w, 'app', P0, { alternateUsername: 'app2' });
+    const before = w.h.holderOf(arn, 'AWSCURRENT');
+    const r = await w.h.rotate(arn);
+    await assertRefused(w, arn, before, 'app', P0, r, [QUOTED]);
+    expect(r.error).not.toContain('[off]');
+    expect(w.fake.canLogin('app2', 'Other-Pa55word!2', 'appdb')).toBe(true);
+  });
+
+  it('a contained database: the trigger blocks CREATE USER ... WITH PASSWORD too', async () => {
+    const w = world();
+    w.fake.addDatabase('appdb', { contained: true });
+    w.fake.addRdsMaster(ADMIN, ADMIN_PW);
+    w.fake.addUser('appdb', 'capp', { password: P0 });
+    w.fake.addRoleMember('appdb', 'db_owner', 'capp');
+    w.fake.addDatabaseTrigger('appdb', TRIGGER, EVENTS);
+    const { arn } = await alternating(w, 'capp');
+    const before = w.h.holderOf(arn, 'AWSCURRENT');
+    const r = await w.h.rotate(arn);
+    await assertRefused(w, arn, before, 'capp', P0, r, [QUOTED]);
+    expect(w.fake.db('appdb').principals.has('capp_clone')).toBe(false);
+  });
+
+  it('a server DDL trigger (CREATE_LOGIN/ALTER_LOGIN) blocks too; a logon trigger and a disabled one do not', async () => {
+    const w = plantedWorld();
+    w.fake.addServerTrigger('audit_logons', ['LOGON']);
+    w.fake.addServerTrigger('old_ddl', ['DDL_LOGIN_EVENTS'], { disabled: true });
+    const t = w.fake.addServerTrigger('login_ddl', ['CREATE_LOGIN', 'ALTER_LOGIN']);
+    const { arn } = await alternating(w, 'app');
+    const before = w.h.holderOf(arn, 'AWSCURRENT');
+    let r = await w.h.rotate(arn);
+    await assertRefused(w, arn, before, 'app', P0, r, ['server DDL trigger [login_ddl]', 'ON ALL SERVER']);
+    expect(r.error).not.toContain('audit_logons');
+    expect(r.error).not.toContain('old_ddl');
+
+    t.disabled = true;
+    await dropPending(w.h, arn);
+    r = await w.h.rotate(arn);
+    expect(r.succeeded, r.error).toBe(true);
+    expect((await w.h.credentials(arn)).username).toBe('app_clone');
+  });
+
+  it('the single-user strategy (no masterarn) is not affected: its statements run with the user\'s own rights', async () => {
+    const w = plantedWorld();
+    w.fake.addDatabaseTrigger('appdb', TRIGGER, EVENTS);
+    const arn = await w.h.createSecret(secret('app', P0));
+    const r = await w.h.rotate(arn);
+    expect(r.succeeded, r.error).toBe(true);
+  });
+});
+
+describe('an admin that cannot see the database\'s triggers', () => {
+  it('is refused with PRIVILEGE naming VIEW DEFINITION before anything changes (fail closed); granting it lets the rotation run', async () => {
+    const w = world();
+    w.fake.addDatabase('appdb');
+    w.fake.addLogin('lim_admin', ADMIN_PW);
+    w.fake.serverPermissions.push({ grantee: 'lim_admin', class: 100, state: 'G', permissionName: 'ALTER ANY LOGIN' });
+    w.fake.addUser('appdb', 'lim_admin', { login: 'lim_admin' });
+    w.fake.grant('appdb', { grantee: 'lim_admin', class: 0, state: 'G', permissionName: 'ALTER ANY USER' });
+    w.fake.addLogin('app', P0, { defaultDatabase: 'appdb' });
+    w.fake.addUser('appdb', 'app', { login: 'app' });
+    w.fake.addLogin('app2', 'Other-Pa55word!2', { defaultDatabase: 'appdb' });
+    w.fake.addUser('appdb', 'app2', { login: 'app2' });
+    const adminArn = await w.h.createSecret({ engine: 'sqlserver', host: HOST, username: 'lim_admin', password: ADMIN_PW });
+    const arn = await w.h.createSecret(secret('app', P0, { masterarn: adminArn, alternateUsername: 'app2' }));
+    const before = w.h.holderOf(arn, 'AWSCURRENT');
+    let r = await w.h.rotate(arn);
+    expect(r.succeeded).toBe(false);
+    expect(errorCodes(w.h)).toContain('PRIVILEGE');
+    expect(r.error).toContain('VIEW DEFINITION');
+    expect(w.fake.statements.filter((s) => !/^\s*SELECT\b/i.test(s.sql))).toEqual([]);
+    expect(w.h.holderOf(arn, 'AWSCURRENT')).toBe(before);
+    expect(w.fake.canLogin('app2', 'Other-Pa55word!2', 'appdb')).toBe(true);
+
+    w.fake.grant('appdb', { grantee: 'lim_admin', class: 0, state: 'G', permissionName: 'VIEW DEFINITION' });
+    await dropPending(w.h, arn);
+    r = await w.h.rotate(arn);
+    expect(r.succeeded, r.error).toBe(true);
+    expect((await w.h.credentials(arn)).username).toBe('app2');
   });
 });

@@ -87,4 +87,19 @@ export const SQL = {
     'LEFT JOIN sys.server_principals AS tp ON p.class = 101 AND tp.principal_id = p.major_id ' +
     'LEFT JOIN sys.endpoints AS e ON p.class = 105 AND e.endpoint_id = p.major_id ' +
     'WHERE u.name = @name',
+  /**
+   * Enabled database-level DDL triggers of the session's database. They run as the caller: one
+   * planted by a db_owner (often the rotated user) would run with the admin's rights when the
+   * admin creates or alters users, grants or marks in that database.
+   */
+  databaseTriggers: 'SELECT name FROM sys.triggers WHERE parent_class = 0 AND is_disabled = 0',
+  /**
+   * Whether the session may see every trigger of its database (VIEW DEFINITION on it: db_owner,
+   * CONTROL, or VIEW ANY DEFINITION on the server imply it); without it sys.triggers may hide one.
+   */
+  triggerVisibility: "SELECT HAS_PERMS_BY_NAME(DB_NAME(), N'DATABASE', N'VIEW DEFINITION') AS canSee",
+  /** Enabled server-level DDL triggers (CREATE/ALTER LOGIN fire them); logon triggers are not fired by DDL. */
+  serverTriggers:
+    'SELECT t.name AS name FROM sys.server_triggers AS t WHERE t.is_disabled = 0 AND EXISTS (' +
+    "SELECT 1 FROM sys.server_trigger_events AS e WHERE e.object_id = t.object_id AND e.type_desc <> N'LOGON')",
 } as const;

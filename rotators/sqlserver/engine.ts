@@ -622,6 +622,7 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
     const { currentUser, alternateUser: alt } = change;
     const adopt = adoptUnmarked(change.env);
     const info = await sessionInfo(conn, { containment: false });
+    await refuseDdlTriggers(conn, info);
     const [template] = await run(conn, SQL.dbPrincipal, 'the database principal lookup', { name: currentUser });
     const contained = template !== undefined && Number(template.authenticationType) === 2;
     const sides = pairSides(currentUser, alt, contained);
@@ -676,6 +677,33 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
     const [altUser] = await run(conn, SQL.loginUser, 'the database user lookup', { name: alt });
     if (altUser) await refuseDatabaseExtras(conn, templateName, String(altUser.name), alt, info);
     if (!change.precreated) await requireMarker(conn, sides, sides.clone, info, adopt, log);
+  }
+
+  /**
+   * Refuses, before anything changes, when an enabled DDL trigger would fire on the admin's
+   * statements: a database DDL trigger in the secret's database (any db_owner there, often the
+   * rotated user, can create one) or a server DDL trigger. A trigger runs as the caller, so it
+   * would run with the admin's rights. Only names are reported, each quoted with quoteName.
+   */
+  async function refuseDdlTriggers(conn: SqlServerConnectionLike, info: SessionInfo): Promise<void> {
+    const [visibility] = await run(conn, SQL.triggerVisibility, 'the trigger visibility query');
+    if (Number(visibility?.canSee) !== 1) {
+      throw new PrivilegeError(
+        `The admin user lacks VIEW DEFINITION on database ${quoteName(info.databaseName)}, so it cannot see whether a database DDL trigger would run with its rights when it creates, alters or grants there. Nothing was changed.`,
+        `Grant the admin VIEW DEFINITION in ${quoteName(info.databaseName)} (db_owner and VIEW ANY DEFINITION on the server include it), then rotate again.`,
+      );
+    }
+    const inDatabase = names(await run(conn, SQL.databaseTriggers, 'the database DDL trigger query'), 'name');
+    const onServer = names(await run(conn, SQL.serverTriggers, 'the server DDL trigger query'), 'name');
+    if (inDatabase.length === 0 && onServer.length === 0) return;
+    const found = [
+      ...inDatabase.map((n) => `database DDL trigger ${quoteName(n)} in ${quoteName(info.databaseName)}`),
+      ...onServer.map((n) => `server DDL trigger ${quoteName(n)}`),
+    ];
+    throw new PrivilegeError(
+      `Refusing to create, alter or grant anything as the admin user: ${found.join(', ')} ${found.length === 1 ? 'is' : 'are'} enabled and would run with the admin's rights (a DDL trigger runs as the user whose statement fires it; any db_owner of the database can create a database DDL trigger). Nothing was changed.`,
+      `Inspect and drop the trigger(s) (DROP TRIGGER ${quoteName(inDatabase[0] ?? onServer[0])} ON ${inDatabase.length > 0 ? 'DATABASE' : 'ALL SERVER'}), or disable them (DISABLE TRIGGER ... ON DATABASE / ALL SERVER) for the rotation, then rotate again; or rotate with the single-user strategy (no masterarn), whose statements run with the rotated user's own rights.`,
+    );
   }
 
   /** The alternate's database user `altUser` may hold no role or permission `fromUser` (absent: none) lacks. */
@@ -764,6 +792,7 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
     if (info.majorVersion < 11) {
       throw new RotationError('UNSUPPORTED', 'The alternating-users strategy needs SQL Server 2012 or later (ALTER ROLE ... ADD MEMBER, containment metadata).');
     }
+    await refuseDdlTriggers(conn, info);
     const [template] = await run(conn, SQL.dbPrincipal, 'the database principal lookup', { name: change.currentUser });
     if (template && Number(template.authenticationType) === 2) {
       await upsertContainedUser(conn, change, template, info, log);

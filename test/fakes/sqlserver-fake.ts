@@ -65,6 +65,13 @@ export interface FakeDatabase {
   permissions: FakePermission[];
 }
 
+/** A DDL trigger (database or server level): events as sys.*trigger_events.type_desc names them. */
+export interface FakeTrigger {
+  name: string;
+  events: string[];
+  disabled: boolean;
+}
+
 export interface FakeStatement {
   sql: string;
   params?: Record<string, string>;
@@ -306,6 +313,52 @@ export class FakeSqlServer {
     return list.filter((p) => p.grantee === grantee).map(({ grantee: _g, ...rest }) => JSON.stringify(rest, Object.keys(rest).sort())).sort();
   }
 
+  // ---- DDL triggers (sys.triggers parent_class 0, sys.server_triggers) -------------------------
+
+  /** Database-level DDL triggers, by database name. */
+  readonly databaseTriggers = new Map<string, FakeTrigger[]>();
+  /** Server-level triggers (DDL events, or LOGON for a logon trigger). */
+  readonly serverTriggers: FakeTrigger[] = [];
+
+  /** As a db_owner of `database` would with CREATE TRIGGER ... ON DATABASE FOR <events>. */
+  addDatabaseTrigger(database: string, name: string, events: string[], options: { disabled?: boolean } = {}): FakeTrigger {
+    this.db(database);
+    const t: FakeTrigger = { name, events: [...events], disabled: options.disabled ?? false };
+    this.databaseTriggers.set(database, [...(this.databaseTriggers.get(database) ?? []), t]);
+    return t;
+  }
+
+  /** As a sysadmin would with CREATE TRIGGER ... ON ALL SERVER FOR <events> (or a logon trigger: events ['LOGON']). */
+  addServerTrigger(name: string, events: string[], options: { disabled?: boolean } = {}): FakeTrigger {
+    const t: FakeTrigger = { name, events: [...events], disabled: options.disabled ?? false };
+    this.serverTriggers.push(t);
+    return t;
+  }
+
+  /** HAS_PERMS_BY_NAME(DB_NAME(), 'DATABASE', 'VIEW DEFINITION'): db_owner, CONTROL or VIEW DEFINITION on it, or VIEW ANY DEFINITION. */
+  seesDatabaseDefinitions(session: Session, db: FakeDatabase): boolean {
+    if (!session.contained && this.hasServerPermission(session.principal, 'VIEW ANY DEFINITION')) return true;
+    const me = this.databasePrincipalOf(session, db);
+    const granted = db.permissions.some((p) => p.grantee === me && p.class === 0 && ['VIEW DEFINITION', 'CONTROL'].includes(p.permissionName) && p.state !== 'D');
+    const denied = db.permissions.some((p) => p.grantee === me && p.class === 0 && p.permissionName === 'VIEW DEFINITION' && p.state === 'D');
+    return this.isDbOwner(session, db) || (granted && !denied);
+  }
+
+  /**
+   * sys.triggers / sys.server_triggers rows, with SQL Server's metadata visibility: database
+   * triggers for db_owner, VIEW DEFINITION on the database or VIEW ANY DEFINITION; server
+   * triggers for VIEW ANY DEFINITION (or sysadmin). Anyone else sees no rows.
+   */
+  private triggerRows(session: Session, db: FakeDatabase, scope: 'database' | 'server'): Row[] {
+    const viewAny = !session.contained && this.hasServerPermission(session.principal, 'VIEW ANY DEFINITION');
+    if (scope === 'server') {
+      if (!viewAny) return [];
+      return this.serverTriggers.filter((t) => !t.disabled && t.events.some((e) => e !== 'LOGON')).map((t) => ({ name: t.name }));
+    }
+    if (!this.seesDatabaseDefinitions(session, db)) return [];
+    return (this.databaseTriggers.get(db.name) ?? []).filter((t) => !t.disabled).map((t) => ({ name: t.name }));
+  }
+
   /** Statements (text only) run after index `from`, without catalog reads. */
   ddlSince(from = 0): string[] {
     const queries = new Set<string>([...Object.values(SQL), ...Object.values(PREFLIGHT_SQL)]);
@@ -520,6 +573,12 @@ export class FakeSqlServer {
       case PREFLIGHT_SQL.ownLogin:
         // The fake's SQL logins are created with CHECK_POLICY ON (the default) and never locked.
         return session.contained ? [] : [{ policyChecked: 1, expirationChecked: 0, mustChange: 0, locked: 0 }];
+      case SQL.triggerVisibility:
+        return [{ canSee: this.seesDatabaseDefinitions(session, db) ? 1 : 0 }];
+      case SQL.databaseTriggers:
+        return this.triggerRows(session, db, 'database');
+      case SQL.serverTriggers:
+        return this.triggerRows(session, db, 'server');
       case SQL.serverPermissions:
         return this.serverPermissions.filter((p) => p.grantee === needName()).map(({ grantee: _g, ...row }) => ({ objectName: null, principalType: null, ...row }));
       default:

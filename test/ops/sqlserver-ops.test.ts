@@ -102,7 +102,9 @@ it('a weaker admin: everything it lacks is reported together with remedies, befo
   const arn = await h.createSecret(secret({ masterarn: adminArn }));
   const r = await configurationTest(h, arn);
   expect(r.succeeded).toBe(false);
-  expect(r.error).toContain('found 3 problem(s)');
+  expect(r.error).toContain('found 4 problem(s)');
+  // The pair check fails closed: an admin that cannot see the database's DDL triggers is refused.
+  expect(r.error).toMatch(/\[PRIVILEGE\] The existing alternate user \(if any\) is this pair's: The admin user lacks VIEW DEFINITION on database \[appdb\]/);
   expect(r.error).toMatch(/\[PRIVILEGE\] The admin may create or alter .*lacks ALTER ANY USER \(database appdb\)/);
   expect(r.error).toMatch(/\[PRIVILEGE\] The admin may give .* the database roles and permissions .*role db_datareader, 1 permission grant\(s\)/);
   expect(r.error).toMatch(/\[PRIVILEGE\] The admin may give .* the server roles and permissions .*"processadmin".*"VIEW SERVER STATE"/);
