@@ -20,6 +20,7 @@ import { mysqlEngine } from '../rotators/mysql/engine';
 import { postgresEngine } from '../rotators/postgres/engine';
 import type { MariaDbInfo, PostgresInfo } from './support/provided';
 import { assertNoLeaksInAll, createRotationHarness, type RotationHarness } from './support/rotation-harness';
+import { mariaLogin, pgLogin } from './support/logins';
 
 const pgInfo: PostgresInfo = inject('postgres');
 const mariaInfo: MariaDbInfo = inject('mariadb');
@@ -78,17 +79,7 @@ const postgres: Target = {
     await su.query(`CREATE ROLE ${su.escapeIdentifier(user)} WITH LOGIN PASSWORD ${su.escapeLiteral(password)}`);
   },
   admin: { username: uniq('atk admin'), password: hostilePassword('pgadmin') },
-  async tryLogin(user, password) {
-    const c = new Client({ host: pgInfo.host, port: pgInfo.port, user, password, database: pgInfo.database, ssl: false, connectionTimeoutMillis: 5000 });
-    try {
-      await c.connect();
-      return 'ok';
-    } catch (err) {
-      return String((err as { code?: string }).code ?? (err as Error).message);
-    } finally {
-      await c.end().catch(() => undefined);
-    }
-  },
+  tryLogin: (user, password) => pgLogin(pgInfo, user, password),
   async serverLog() {
     // The server's own log (logging_collector): a failed password login is logged at FATAL.
     const read = async () => String((await su.query('SELECT pg_read_file(pg_current_logfile()) AS t')).rows[0].t);
@@ -110,15 +101,7 @@ const mariadb: Target = {
     await root.query('CREATE USER ?@? IDENTIFIED BY ?', [user, '%', password]);
   },
   admin: { username: uniq('atk admin'), password: hostilePassword('myadmin') },
-  async tryLogin(user, password) {
-    try {
-      const c = await createConnection({ host: mariaInfo.host, port: mariaInfo.port, user, password, connectTimeout: 5000 });
-      await c.end();
-      return 'ok';
-    } catch (err) {
-      return String((err as { code?: string }).code ?? (err as Error).message);
-    }
-  },
+  tryLogin: (user, password) => mariaLogin(mariaInfo, user, password),
   async serverLog() {
     // The server's error log: MariaDB logs a refused login as "Access denied for user 'u'@'host'" (log_warnings >= 2, the default).
     const read = () => readFileSync(mariaInfo.errorLog, 'utf8');

@@ -22,6 +22,7 @@ import { alternateMarker, postgresEngine } from '../rotators/postgres/engine';
 import type { PostgresInfo } from './support/provided';
 import { assertNoLeaksInAll, createRotationHarness, type RotationHarness } from './support/rotation-harness';
 import { startStallProxy } from './support/stall-proxy';
+import { pgLogin } from './support/logins';
 
 const RUN = Math.random().toString(36).slice(2, 6);
 let counter = 0;
@@ -58,18 +59,7 @@ describe.each(servers.map((info) => [`PostgreSQL ${Math.floor(info.versionNum / 
     if (info.versionNum >= 160000) await su.query(`GRANT ${ident(role)} TO ${ident(info.master)} WITH ADMIN OPTION, INHERIT FALSE, SET FALSE`);
   }
 
-  async function tryLogin(user: string, password: string): Promise<string> {
-    const c = new Client({ host: info.host, port: info.port, user, password, database: info.database, ssl: false, connectionTimeoutMillis: 5000 });
-    try {
-      await c.connect();
-      await c.query('SELECT 1');
-      return 'ok';
-    } catch (err) {
-      return String((err as { code?: string }).code ?? (err as Error).message);
-    } finally {
-      await c.end().catch(() => undefined);
-    }
-  }
+  const tryLogin = (user: string, password: string): Promise<string> => pgLogin(info, user, password);
 
   /** Everything the server stores about a role that an attack could change. */
   async function roleState(name: string) {

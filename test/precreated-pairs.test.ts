@@ -30,6 +30,7 @@ import { postgresEngine } from '../rotators/postgres/engine';
 import { startPostgres, type PostgresServer } from './support/postgres';
 import type { MariaDbInfo, PostgresInfo } from './support/provided';
 import { assertNoLeaksInAll, createRotationHarness, type RotationHarness } from './support/rotation-harness';
+import { mariaLogin, pgLogin } from './support/logins';
 
 const RUN = Math.random().toString(36).slice(2, 6);
 let counter = 0;
@@ -130,19 +131,7 @@ describe.each(pgTargets)('$label: pre-created pair', ({ info, major }) => {
   const ident = (s: string) => su.escapeIdentifier(s);
   const literal = (s: string) => su.escapeLiteral(s);
 
-  async function tryLogin(user: string, password: string): Promise<string> {
-    const i = info();
-    const c = new Client({ host: i.host, port: i.port, user, password, database: i.database, ssl: false, connectionTimeoutMillis: 5000 });
-    try {
-      await c.connect();
-      await c.query('SELECT 1');
-      return 'ok';
-    } catch (err) {
-      return String((err as { code?: string }).code ?? (err as Error).message);
-    } finally {
-      await c.end().catch(() => undefined);
-    }
-  }
+  const tryLogin = (user: string, password: string): Promise<string> => pgLogin(info(), user, password);
 
   function harness(): RotationHarness {
     const h = createRotationHarness({ handler: (o) => createHandler(new DatabaseRotator(postgresEngine), o) });
@@ -489,16 +478,7 @@ describe('MariaDB: pre-created pair', () => {
     return rows as RowDataPacket[];
   }
 
-  async function tryLogin(user: string, password: string): Promise<string> {
-    try {
-      const c = await createConnection({ host: info.host, port: info.port, user, password, connectTimeout: 5000 });
-      await c.query('SELECT 1');
-      await c.end();
-      return 'ok';
-    } catch (err) {
-      return String((err as { code?: string }).code ?? (err as Error).message);
-    }
-  }
+  const tryLogin = (user: string, password: string): Promise<string> => mariaLogin(info, user, password);
 
   function harness(): RotationHarness {
     const h = createRotationHarness({ handler: (o) => createHandler(new DatabaseRotator(mysqlEngine), o) });
@@ -1035,17 +1015,7 @@ describe('Redshift (PostgreSQL stand-in): pre-created pair', () => {
   const VICTIM = `VictimPw9${RUN}xYzQ!`;
   const ident = (x: string) => su.escapeIdentifier(x);
 
-  async function tryLogin(user: string, password: string): Promise<string> {
-    const c = new Client({ host: info.host, port: info.port, user, password, database: info.database, ssl: false, connectionTimeoutMillis: 5000 });
-    try {
-      await c.connect();
-      return 'ok';
-    } catch (err) {
-      return String((err as { code?: string }).code ?? (err as Error).message);
-    } finally {
-      await c.end().catch(() => undefined);
-    }
-  }
+  const tryLogin = (user: string, password: string): Promise<string> => pgLogin(info, user, password);
 
   beforeAll(async () => {
     info = inject('postgres');

@@ -12,6 +12,7 @@ import { mysqlEngine } from '../../rotators/mysql/engine';
 import type { MariaDbInfo } from '../support/provided';
 import { assertNoLeaksInAll, createRotationHarness, type RotationHarness } from '../support/rotation-harness';
 import { assertNoSecretIn, configurationTest, runCli } from './support';
+import { mariaLogin } from '../support/logins';
 
 const info: MariaDbInfo = inject('mariadb');
 const RUN = Math.random().toString(36).slice(2, 6);
@@ -36,16 +37,7 @@ async function createUser(name: string, password: string): Promise<void> {
 async function userExists(name: string): Promise<boolean> {
   return (await sql('SELECT 1 FROM mysql.user WHERE User = ?', [name])).length > 0;
 }
-async function tryLogin(user: string, password: string): Promise<string> {
-  try {
-    const c = await createConnection({ host: info.host, port: info.port, user, password, connectTimeout: 5000 });
-    await c.query('SELECT 1');
-    await c.end();
-    return 'ok';
-  } catch (err) {
-    return String((err as { code?: string }).code ?? (err as Error).message);
-  }
-}
+const tryLogin = (user: string, password: string): Promise<string> => mariaLogin(info, user, password);
 function dbSecret(username: string, password: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { engine: 'mariadb', host: info.host, port: info.port, username, password, ssl: false, ...extra };
 }

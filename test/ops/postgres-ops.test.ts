@@ -17,6 +17,7 @@ import { RdsDouble } from '../../src/testing';
 import type { PostgresInfo } from '../support/provided';
 import { assertNoLeaksInAll, createRotationHarness, type RotationHarness } from '../support/rotation-harness';
 import { assertNoSecretIn, configurationTest, runCli } from './support';
+import { pgLogin } from '../support/logins';
 
 const info: PostgresInfo = inject('postgres');
 const RUN = Math.random().toString(36).slice(2, 6);
@@ -37,18 +38,7 @@ async function createRole(name: string, password: string, extra = ''): Promise<v
 async function roleExists(name: string): Promise<boolean> {
   return (await su.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name])).rowCount === 1;
 }
-async function tryLogin(user: string, password: string): Promise<string> {
-  const c = new Client({ host: info.host, port: info.port, user, password, database: info.database, ssl: false, connectionTimeoutMillis: 5000 });
-  try {
-    await c.connect();
-    await c.query('SELECT 1');
-    return 'ok';
-  } catch (err) {
-    return String((err as { code?: string }).code ?? (err as Error).message);
-  } finally {
-    await c.end().catch(() => undefined);
-  }
-}
+const tryLogin = (user: string, password: string): Promise<string> => pgLogin(info, user, password);
 function dbSecret(username: string, password: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { engine: 'postgres', host: info.host, port: info.port, dbname: info.database, username, password, ssl: false, ...extra };
 }
