@@ -872,7 +872,7 @@ describe('TLS', () => {
     expect((err as Error).message).toMatch(/127\.0\.0\.2|altnames|IP/);
 
     const ca = await mongoEngine.connect(secret, { tls: { enabled: true, verifyChain: true, verifyHostname: false, ca: certs.caPem }, connectTimeoutMs: 2000, statementTimeoutMs: 30_000, log, env: {} });
-    await mongoEngine.check(ca);
+    await mongoEngine.check(ca, { env: {}, log: silent });
     await mongoEngine.close(ca);
     const req = await mongoEngine.connect(secret, { tls: { enabled: true, verifyChain: false, verifyHostname: false, ca: certs.otherCaPem }, connectTimeoutMs: 2000, statementTimeoutMs: 30_000, log, env: {} });
     await mongoEngine.close(req);
@@ -883,7 +883,7 @@ describe('TLS', () => {
     const conn = await mongoEngine.connect(childSecret(secure) as DbSecret, { tls: verifyFull(certs.caPem), connectTimeoutMs: 2000, statementTimeoutMs: 30_000, log, env: {} });
     try {
       secure.failNext('connectionStatus', { code: 59, codeName: 'CommandNotFound', errmsg: "no such command: 'connectionStatus'" });
-      await mongoEngine.check(conn);
+      await mongoEngine.check(conn, { env: {}, log: silent });
     } finally {
       await mongoEngine.close(conn);
     }
@@ -994,7 +994,7 @@ describe('connection settings', () => {
         connect: async () => ({ db: () => ({ command: async () => { throw echo(code, codeName); } }), close: async () => undefined }),
       });
       const conn = await engine.connect(secret, { tls: verifyFullNoCa(), connectTimeoutMs: 1000, statementTimeoutMs: 1000, log: silent, env: {} });
-      const err = await engine.setOwnPassword(conn, { username: 'u', oldPassword: PW0, newPassword, env: {} }, silent).catch((e: unknown) => e);
+      const err = await engine.setOwnPassword(conn, { username: 'u', oldPassword: PW0, newPassword }, { env: {}, log: silent }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(Error);
       expect((err as { code?: unknown }).code).toBe(expected ?? code);
       for (let e: unknown = err, depth = 0; e && depth < 10; e = (e as { cause?: unknown }).cause, depth++) {
@@ -1016,8 +1016,8 @@ describe('connection settings', () => {
   });
 
   it('the packaged function uses this engine', () => {
-    expect(packagedRotator.engine.engines).toEqual(['mongo', 'docdb']);
-    expect(packagedRotator.engine.defaultPort).toBe(27017);
+    expect(packagedRotator.profile.engines).toEqual(['mongo', 'docdb']);
+    expect(packagedRotator.profile.defaultPort).toBe(27017);
   });
 });
 

@@ -368,12 +368,12 @@ describe('alternating users', () => {
         .map((r) => [r.ssl_type, r.ssl_cipher, r.x509_issuer, r.x509_subject].map(String))[0];
     try {
       const newPassword = hostilePassword('x509new');
-      await mysqlEngine.upsertAlternateUser(admin, { currentUser: user, alternateUser: clone, newPassword, current: {} as DbSecret, env: {} }, log);
+      await mysqlEngine.upsertAlternateUser(admin, { currentUser: user, alternateUser: clone, newPassword, current: {} as DbSecret }, { env: {}, log });
       expect(await requirement(clone)).toEqual(await requirement(user));
       expect(await requirement(clone)).toEqual(['SPECIFIED', 'ECDHE-RSA-AES256-GCM-SHA384', "/CN=it's \\ CA", '/CN=app']);
 
       await sql('ALTER USER ?@? REQUIRE NONE', [user, '%']);
-      await mysqlEngine.upsertAlternateUser(admin, { currentUser: user, alternateUser: clone, newPassword, current: {} as DbSecret, env: {} }, log);
+      await mysqlEngine.upsertAlternateUser(admin, { currentUser: user, alternateUser: clone, newPassword, current: {} as DbSecret }, { env: {}, log });
       expect(await requirement(clone)).toEqual(['', '', '', '']);
       expect(await tryLogin(clone, newPassword)).toBe('ok');
     } finally {
@@ -407,7 +407,7 @@ describe('alternating users', () => {
     const { arn } = await alternatingSecret(h, user, initial, { engine: 'mysql' });
     const r = await h.rotate(arn);
     expect(r.succeeded).toBe(false);
-    expect(r.error).toMatch(new RegExp(`^SecretFormatError: The AWSPENDING user ".*_clone" is ${user.length + 6} characters long; engine "mysql" allows 32\\. .*USERNAME_CHARACTER_LIMIT`));
+    expect(r.error).toMatch(new RegExp(`^SecretFormatError: The alternate user ".*_clone" would be ${user.length + 6} characters long; mysql allows 32\\. .*USERNAME_CHARACTER_LIMIT`));
     expect(h.sm.countCalls('PutSecretValue')).toBe(0);
 
     const h2 = harness({}, createMysqlEngine({ env: { USERNAME_CHARACTER_LIMIT: '64' } }));
@@ -988,7 +988,7 @@ describe('statement timeout and concurrency', () => {
         { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 3000, statementTimeoutMs: 500, log, env: {} });
       armed = true;
       const started = Date.now();
-      const err = await mysqlEngine.check(conn).then(() => undefined, (e: unknown) => e);
+      const err = await mysqlEngine.check(conn, { env: {}, log: new Logger(() => undefined) }).then(() => undefined, (e: unknown) => e);
       expect(Date.now() - started).toBeLessThan(2000);
       expect(err).toMatchObject({ code: 'NETWORK' });
       expect((err as Error).message).toMatch(/running the check query failed: the statement timed out after 500 ms \(STATEMENT_TIMEOUT_MS\) on MariaDB/);

@@ -95,7 +95,7 @@ describe('single user on MySQL 8 / 9 (fake server)', () => {
     const engine = createMysqlEngine({ connect: fake.connect, env: {} });
     const log = new Logger(() => undefined);
     const conn = await engine.connect(secret() as DbSecret, { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 1000, statementTimeoutMs: 30_000, log, env: {} });
-    await engine.setOwnPassword(conn, { username: 'app', oldPassword: INITIAL, newPassword: 'N3w-pass;word', env: {} }, log);
+    await engine.setOwnPassword(conn, { username: 'app', oldPassword: INITIAL, newPassword: 'N3w-pass;word' }, { env: {}, log });
     expect(fake.statements()).toEqual([...singlePrelude(version), { sql: statement, values: ['N3w-pass;word', INITIAL].slice(0, params) }]);
   });
 
@@ -489,7 +489,7 @@ describe('alternating users on MySQL 8 / 9 (fake server, RDS master)', () => {
       h.env = {};
       const r2 = await h.rotate(await child());
       expect(r2.steps).toEqual(['createSecret']);
-      expect(r2.error).toMatch(/^SecretFormatError: The AWSPENDING user ".*_clone" is 35 characters long; engine "mysql" allows 32\./);
+      expect(r2.error).toMatch(/^SecretFormatError: The alternate user ".*_clone" would be 35 characters long; mysql allows 32\./);
 
       // A smaller limit in the handler's env is the framework's check, before any secret is written.
       h.env = { USERNAME_CHARACTER_LIMIT: '16' };
@@ -593,25 +593,23 @@ describe('user name limits', () => {
   it('per engine value, overridable with USERNAME_CHARACTER_LIMIT', () => {
     const engine = createMysqlEngine({ env: {} });
     expect([engine.usernameLimit('mysql'), engine.usernameLimit('aurora-mysql'), engine.usernameLimit('mariadb')]).toEqual([32, 32, 80]);
-    expect(engine.maxUsernameLength).toBe(80);
     const env: Record<string, string> = { USERNAME_CHARACTER_LIMIT: '16' };
     const limited = createMysqlEngine({ env: () => env });
-    expect(limited.maxUsernameLength).toBe(16);
     expect(limited.usernameLimit('mariadb')).toBe(16);
     env.USERNAME_CHARACTER_LIMIT = 'lots';
-    expect(() => limited.maxUsernameLength).toThrow(ConfigError);
+    expect(() => limited.usernameLimit('mariadb')).toThrow(ConfigError);
+    expect(() => limited.validateSecret!({ engine: 'mysql', host: 'h', username: 'u', password: 'p' }, 'AWSCURRENT', {})).toThrow(ConfigError);
   });
 
-  it('validateSecret rejects an over-long AWSPENDING user of the alternating strategy only', () => {
-    const engine = createMysqlEngine({ env: {} });
+  it('the framework\'s one username check applies the limit of the secret\'s engine value to the alternate user, in characters', () => {
+    const rotator = new DatabaseRotator(createMysqlEngine({ env: {} }));
     const s = (username: string, extra: Record<string, unknown> = {}) => ({ engine: 'mysql', host: 'h', username, password: 'p', masterarn: 'arn:x', ...extra }) as DbSecret;
     const long = 'x'.repeat(33);
-    expect(() => engine.validateSecret!(s(long), 'AWSPENDING')).toThrow(SecretFormatError);
-    expect(() => engine.validateSecret!(s(long), 'AWSPENDING')).toThrow(/is 33 characters long; engine "mysql" allows 32/);
-    expect(() => engine.validateSecret!(s(long, { engine: 'mariadb' }), 'AWSPENDING')).not.toThrow();
-    expect(() => engine.validateSecret!(s(long), 'AWSCURRENT')).not.toThrow();
-    expect(() => engine.validateSecret!(s(long, { masterarn: undefined }), 'AWSPENDING')).not.toThrow();
-    expect(() => engine.validateSecret!(s('ü'.repeat(32)), 'AWSPENDING')).not.toThrow(); // characters, not bytes
+    expect(() => rotator.checkUsernameLength(s(long), {})).toThrow(SecretFormatError);
+    expect(() => rotator.checkUsernameLength(s(long), {})).toThrow(/would be 33 characters long; mysql allows 32\. .*USERNAME_CHARACTER_LIMIT/);
+    expect(() => rotator.checkUsernameLength(s(long, { engine: 'mariadb' }), {})).not.toThrow();
+    expect(() => new DatabaseRotator(createMysqlEngine()).checkUsernameLength(s(long), { USERNAME_CHARACTER_LIMIT: '40' })).not.toThrow();
+    expect(() => rotator.checkUsernameLength(s('ü'.repeat(32)), {})).not.toThrow(); // characters, not bytes
   });
 });
 

@@ -147,8 +147,8 @@ describe('passwords', () => {
 
   it('has Oracle password defaults: length 30, /@"\'\\ excluded', () => {
     const engine = createOracleEngine();
-    expect(engine.passwordDefaults).toEqual({ PasswordLength: 30, ExcludeCharacters: '/@"\'\\' });
-    expect(() => engine.validatePassword!('no"quote')).toThrow(SecretFormatError);
+    expect(engine.profile.password?.defaults).toEqual({ PasswordLength: 30, ExcludeCharacters: '/@"\'\\' });
+    expect(() => engine.profile.password?.validate?.('no"quote')).toThrow(SecretFormatError);
   });
 });
 
@@ -240,7 +240,7 @@ describe('connection configuration (what node-oracledb getConnection receives)',
     const lines: string[] = [];
     const s = secret({ password: 'Very-Secret-Password-42' });
     const conn = await engine.connect(s, { tls: FULL, connectTimeoutMs: 7000, statementTimeoutMs: 30_000, log: quietLog(lines), env: {} });
-    await engine.check(conn);
+    await engine.check(conn, { env: {}, log: quietLog() });
     expect(seen).toEqual([buildConnectConfig(s, FULL, 7000)]);
     expect(seen[0]).toMatchObject({ connectTimeout: 7, transportConnectTimeout: 7, sslServerDNMatch: true, user: 'APP' });
     expect(lines.length).toBeGreaterThan(0);
@@ -257,9 +257,15 @@ describe('connection configuration (what node-oracledb getConnection receives)',
     expect(maxUsernameLengthFromEnv({})).toBe(128);
     expect(maxUsernameLengthFromEnv({ ORACLE_MAX_USERNAME_LENGTH: '30' })).toBe(30);
     expect(() => maxUsernameLengthFromEnv({ ORACLE_MAX_USERNAME_LENGTH: '300' })).toThrow(/ORACLE_MAX_USERNAME_LENGTH/);
-    expect(oracleIndex.engine.maxUsernameLength).toBe(128);
-    expect(oracleIndex.engine.engines).toEqual(['oracle', 'oracle-ee', 'oracle-ee-cdb', 'oracle-se2', 'oracle-se2-cdb', 'custom-oracle-ee']);
-    expect(oracleIndex.engine.defaultPort).toBe(1521);
+    const rotator = new DatabaseRotator(oracleIndex.engine);
+    const next = (username: string) => ({ engine: 'oracle', host: 'h', username, password: 'p', dbname: 'ORCL' }) as DbSecret;
+    expect(rotator.checkUsernameLength(next('A'.repeat(128)), {}).max).toBe(128);
+    expect(() => rotator.checkUsernameLength(next('A'.repeat(129)), {})).toThrow(SecretFormatError);
+    // The quotes of an exact name do not count; ORACLE_MAX_USERNAME_LENGTH lowers the limit.
+    expect(() => rotator.checkUsernameLength(next(`"${'a'.repeat(128)}"`), {})).not.toThrow();
+    expect(() => rotator.checkUsernameLength(next('A'.repeat(31)), { ORACLE_MAX_USERNAME_LENGTH: '30' })).toThrow(SecretFormatError);
+    expect(oracleIndex.engine.profile.engines).toEqual(['oracle', 'oracle-ee', 'oracle-ee-cdb', 'oracle-se2', 'oracle-se2-cdb', 'custom-oracle-ee']);
+    expect(oracleIndex.engine.profile.defaultPort).toBe(1521);
     expect(typeof oracleIndex.handler).toBe('function');
   });
 });
@@ -489,7 +495,7 @@ describe('single-user rotation', () => {
     db.addUser('APP', { password: APP_PW, roles: ['CONNECT'], verifyFunction: true });
     const conn = await login({ username: 'app', password: APP_PW });
     const hostile = "n'ew ]pw; \\ ünïcode % --";
-    await engine.setOwnPassword(conn, { username: 'app', oldPassword: APP_PW, newPassword: hostile, env: {} }, quietLog());
+    await engine.setOwnPassword(conn, { username: 'app', oldPassword: APP_PW, newPassword: hostile }, { env: {}, log: quietLog() });
     await conn.close();
     expect(db.sqlOf('APP')).toEqual([`ALTER USER "APP" IDENTIFIED BY "${hostile}" REPLACE "${APP_PW}"`]);
     expect(db.user('APP').password).toBe(hostile);

@@ -309,12 +309,12 @@ describe.each(servers.map((info) => [`PostgreSQL ${Math.floor(info.versionNum / 
       await createRole(user, initial);
       await adminMayAdminister(user);
       const newPassword = `Race${RUN}${i}newPassw0rd`;
-      const change = { currentUser: user, alternateUser: `${user}_clone`, newPassword, current: dbSecret(user, initial) as DbSecret, env: {} };
+      const change = { currentUser: user, alternateUser: `${user}_clone`, newPassword, current: dbSecret(user, initial) as DbSecret };
       const [a, b] = await Promise.all([postgresEngine.connect(master, opts), postgresEngine.connect(master, opts)]);
       try {
         const run = async (c: Client) => {
-          await postgresEngine.checkAlternateUser(c, change, log);
-          await postgresEngine.upsertAlternateUser(c, change, log);
+          await postgresEngine.checkAlternateUser(c, change, { env: {}, log });
+          await postgresEngine.upsertAlternateUser(c, change, { env: {}, log });
         };
         await Promise.all([run(a), run(b)]);
       } finally {
@@ -336,8 +336,8 @@ describe.each(servers.map((info) => [`PostgreSQL ${Math.floor(info.versionNum / 
       const newPassword = `Race1${RUN}${i}newPassw0rd`;
       const [a, b] = await Promise.all([postgresEngine.connect(secret, opts), postgresEngine.connect(secret, opts)]);
       try {
-        const change = { username: user, oldPassword: initial, newPassword, env: {} };
-        await Promise.all([postgresEngine.setOwnPassword(a, change, log), postgresEngine.setOwnPassword(b, change, log)]);
+        const change = { username: user, oldPassword: initial, newPassword };
+        await Promise.all([postgresEngine.setOwnPassword(a, change, { env: {}, log }), postgresEngine.setOwnPassword(b, change, { env: {}, log })]);
       } finally {
         await Promise.all([postgresEngine.close(a), postgresEngine.close(b)]);
       }

@@ -155,11 +155,11 @@ describe('quoting', () => {
 
 describe('engine definition and connection configuration', () => {
   it('accepts sqlserver and the RDS engine names; port 1433, database master, 128-character names', () => {
-    expect(packagedEngine.engines).toEqual(['sqlserver', 'sqlserver-ee', 'sqlserver-se', 'sqlserver-ex', 'sqlserver-web']);
+    expect(packagedEngine.profile.engines).toEqual(['sqlserver', 'sqlserver-ee', 'sqlserver-se', 'sqlserver-ex', 'sqlserver-web']);
     expect(SQLSERVER_ENGINES).toContain('sqlserver-web');
-    expect(packagedEngine.defaultPort).toBe(1433);
-    expect(packagedEngine.defaultDatabase).toBe('master');
-    expect(packagedEngine.maxUsernameLength).toBe(128);
+    expect(packagedEngine.profile.defaultPort).toBe(1433);
+    expect(packagedEngine.profile.defaultDatabase).toBe('master');
+    expect(packagedEngine.profile.username).toMatchObject({ maxLength: 128, unit: 'UTF-16 code units' });
   });
 
   const base: DbSecret = { engine: 'sqlserver', host: 'db.example.com', username: 'app', password: 'Pw-123456789!' };
@@ -675,7 +675,7 @@ describe('alternating users', () => {
     try {
       const current = secret('app', P0) as DbSecret;
       const change = { currentUser: 'app', alternateUser: ADMIN, newPassword: 'Stolen-Pa55word!x', current, env: {} };
-      await expect(engine.upsertAlternateUser(admin, change, log)).rejects.toThrow(/is the admin secret's own principal.*refusing/);
+      await expect(engine.upsertAlternateUser(admin, change, { env: {}, log })).rejects.toThrow(/is the admin secret's own principal.*refusing/);
     } finally {
       await engine.close(admin);
     }
@@ -1212,7 +1212,7 @@ describe('the production connection path (real tedious)', () => {
         { tls: { enabled: false, verifyChain: false, verifyHostname: false }, connectTimeoutMs: 3000, statementTimeoutMs: 400, log, env: {} },
       );
       const started = Date.now();
-      const err = await packagedEngine.check(conn).then(() => undefined, (e: unknown) => e as Error & { code?: string });
+      const err = await packagedEngine.check(conn, { env: {}, log: new Logger(() => undefined) }).then(() => undefined, (e: unknown) => e as Error & { code?: string });
       await packagedEngine.close(conn);
       expect(err?.code).toBe('NETWORK');
       expect(err?.message).toMatch(/did not answer a statement within 400 ms \(STATEMENT_TIMEOUT_MS\)/);

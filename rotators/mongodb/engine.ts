@@ -43,19 +43,37 @@
  * DocumentDB does not document maxTimeMS for them.
  */
 import type { Document, MongoClientOptions } from 'mongodb';
-import type { AlternateUserChange, ConnectOptions, DatabaseEngine, PasswordChange } from '../../src/db/engine';
-import { driverLoadError } from '../../src/db/driver';
-import { errorChain as sharedErrorChain, nodeErrorClass } from '../../src/db/net-errors';
-import { portOf, type DbSecret } from '../../src/db/secret';
-import { trustedCaOption } from '../../src/db/tls';
 import {
-  ConfigError, ConnectError, PrivilegeError, RotationError, RotationStateError, SecretFormatError, VerificationError,
-} from '../../src/errors';
-import type { Logger } from '../../src/log';
+  type AlternateUserChange,
+  type ConnectOptions,
+  type DatabaseEngine,
+  type DbSecret,
+  defineEngine,
+  driverLoadError,
+  type EngineContext,
+  type EngineProfile,
+  errorChain as sharedErrorChain,
+  nodeErrorClass,
+  type PasswordChange,
+  portOf,
+  type PreflightHooks,
+  trustedCaOption,
+} from '../../src/db';
+import {
+  ConfigError,
+  ConnectError,
+  type Env,
+  envFlag,
+  type Logger,
+  PrivilegeError,
+  RotationError,
+  RotationStateError,
+  SecretFormatError,
+  VerificationError,
+} from '../../src/api';
 import { authDatabaseOf, DEFAULT_AUTH_DATABASE, MARKER_ENV, type MarkerMode, markerModeFor } from './settings';
 
 export { authDatabaseOf, DEFAULT_AUTH_DATABASE, MARKER_ENV, type MarkerMode, markerModeFor };
-import { envFlag, type Env } from '../../src/password';
 
 /** The authentication database when the secret names none (DocumentDB keeps all users there). */
 export const MONGO_DEFAULT_PORT = 27017;
@@ -210,15 +228,20 @@ export const connectWithDriver: MongoConnectFn = async (config) => {
   }
 };
 
-export class MongoEngine implements DatabaseEngine<MongoConnection> {
-  readonly name = 'mongodb';
-  readonly engines = ['mongo', 'docdb'] as const;
-  readonly defaultPort = MONGO_DEFAULT_PORT;
+export const MONGO_PROFILE: EngineProfile = {
+  name: 'mongodb',
+  engines: ['mongo', 'docdb'],
+  defaultPort: MONGO_DEFAULT_PORT,
+  defaultDatabase: DEFAULT_AUTH_DATABASE,
+  username: { maxLength: MAX_USERNAME_LENGTH },
+  password: { defaults: { ExcludeCharacters: MONGO_EXCLUDE_CHARACTERS } },
   /** dbname is the authentication database: the admin secret keeps its own (default admin). */
-  readonly adminKeepsOwnDatabase = true;
-  readonly defaultDatabase = DEFAULT_AUTH_DATABASE;
-  readonly maxUsernameLength = MAX_USERNAME_LENGTH;
-  readonly passwordDefaults = { ExcludeCharacters: MONGO_EXCLUDE_CHARACTERS };
+  adminDatabase: 'own',
+};
+
+export class MongoEngine implements DatabaseEngine<MongoConnection> {
+  readonly profile = MONGO_PROFILE;
+  readonly preflight = (): Promise<PreflightHooks<MongoConnection>> => import('./preflight').then((m) => m.mongoPreflight);
   private readonly connectFn: MongoConnectFn;
 
   constructor(options: MongoEngineOptions = {}) {
@@ -289,7 +312,7 @@ export class MongoEngine implements DatabaseEngine<MongoConnection> {
     await conn.client.close();
   }
 
-  async setOwnPassword(conn: MongoConnection, change: PasswordChange, log: Logger): Promise<void> {
+  async setOwnPassword(conn: MongoConnection, change: PasswordChange, { log }: EngineContext): Promise<void> {
     await runUserCommand(conn, conn.authDb, { updateUser: change.username, pwd: change.newPassword }, `change the password of "${change.username}"`,
       `Give "${change.username}" a role with the changeOwnPassword action on database "${conn.authDb}" (see README), or use the alternating-users strategy.`);
     log.info('updateUser (own password) done', { username: change.username, authDb: conn.authDb });
@@ -300,16 +323,17 @@ export class MongoEngine implements DatabaseEngine<MongoConnection> {
    * Refuses with PrivilegeError (capabilities beyond the current user's, or the admin itself)
    * or RotationStateError (missing current user, not a password login, unmarked pair).
    */
-  async checkAlternateUser(admin: MongoConnection, change: AlternateUserChange, log: Logger): Promise<void> {
-    admin.pairCheck = await this.provePair(admin, change, log);
+  async checkAlternateUser(admin: MongoConnection, change: AlternateUserChange, ctx: EngineContext): Promise<void> {
+    admin.pairCheck = await this.provePair(admin, change, ctx);
   }
 
   /** Pre-created pairs (`alternateUsername`): check both users, set only the alternate's password (precreated.ts). */
-  readonly setAlternatePassword = (admin: MongoConnection, change: AlternateUserChange, log: Logger): Promise<void> => import('./precreated').then((m) => m.setPrecreatedPassword(admin, change, log, { provePair: (a, c, l) => this.provePair(a, c, l), runUserCommand }));
+  readonly setAlternatePassword = (admin: MongoConnection, change: AlternateUserChange, ctx: EngineContext): Promise<void> => import('./precreated').then((m) => m.setPrecreatedPassword(admin, change, ctx, { provePair: (a, c, x) => this.provePair(a, c, x), runUserCommand }));
 
-  async upsertAlternateUser(admin: MongoConnection, change: AlternateUserChange, log: Logger): Promise<void> {
+  async upsertAlternateUser(admin: MongoConnection, change: AlternateUserChange, ctx: EngineContext): Promise<void> {
+    const { log } = ctx;
     const key = pairKey(change);
-    let pair = admin.pairCheck?.key === key ? admin.pairCheck : await this.provePair(admin, change, log);
+    let pair = admin.pairCheck?.key === key ? admin.pairCheck : await this.provePair(admin, change, ctx);
     admin.pairCheck = undefined;
     try {
       await this.applyPair(admin, change, pair, log);
@@ -319,12 +343,12 @@ export class MongoEngine implements DatabaseEngine<MongoConnection> {
       const e = serverError(err);
       if (pair.alternate || !e || (e.code !== 51003 && e.code !== 11000)) throw err;
       log.info('alternate user was created concurrently; checking it again and updating it', { username: change.alternateUser });
-      pair = await this.provePair(admin, change, log);
+      pair = await this.provePair(admin, change, ctx);
       await this.applyPair(admin, change, pair, log);
     }
   }
 
-  private async provePair(admin: MongoConnection, change: AlternateUserChange, log: Logger): Promise<PairCheck> {
+  private async provePair(admin: MongoConnection, change: AlternateUserChange, { log, env }: EngineContext): Promise<PairCheck> {
     const db = authDatabaseOf(change.current);
     const { currentUser, alternateUser } = change;
     const remedy = adminRemedy(admin, db);
@@ -347,7 +371,7 @@ export class MongoEngine implements DatabaseEngine<MongoConnection> {
     }
     const cloneSide = alternateUser.endsWith(CLONE_SUFFIX) && alternateUser.slice(0, -CLONE_SUFFIX.length) === currentUser ? 'alternate' : 'current';
     const original = cloneSide === 'alternate' ? currentUser : alternateUser;
-    const marker = markerModeFor(change.env, admin.host);
+    const marker = markerModeFor(env, admin.host);
     const alternate = await findUser(admin, db, alternateUser, remedy);
     const cloneInfo = cloneSide === 'alternate' ? alternate : current;
     const marked = marker === 'customData' && cloneInfo !== undefined && carriesMarker(cloneInfo, original, current.db);
@@ -381,7 +405,7 @@ export class MongoEngine implements DatabaseEngine<MongoConnection> {
     }
     if (!marked) {
       const cloneName = cloneSide === 'alternate' ? alternateUser : currentUser;
-      if (!envFlag(change.env, ADOPT_ENV, false)) {
+      if (!envFlag(env, ADOPT_ENV, false)) {
         throw new RotationStateError(
           `The users "${currentUser}" and "${alternateUser}" in database "${current.db}" are not marked as a rotation pair: "${cloneName}" has no customData.${MARKER_FIELD} naming "${original}" (it was not created by this function, or was created before the marker existed).`,
           `If they are one pair (e.g. created by AWS's rotation function), set ${ADOPT_ENV}=true for one rotation and the marker is added; otherwise use another user name in the secret.`,
@@ -420,7 +444,7 @@ export class MongoEngine implements DatabaseEngine<MongoConnection> {
   }
 
   /** connectionStatus must show this user (usersInfo on oneself where connectionStatus is missing). */
-  async check(conn: MongoConnection): Promise<void> {
+  async check(conn: MongoConnection, _ctx: EngineContext): Promise<void> {
     let ok: boolean;
     try {
       const me = await whoAmI(conn);
@@ -618,8 +642,9 @@ export function classifyConnectError(err: unknown, config: Pick<MongoConnectConf
   return new ConnectError('NETWORK', `Could not reach MongoDB at ${where}${rs}: ${reason}. Check host, port, network access and the "ssl" setting.`, err);
 }
 
+/** The one way to build it: `defineEngine` checks the profile and the operations. */
 export function createMongoEngine(options: MongoEngineOptions = {}): MongoEngine {
-  return new MongoEngine(options);
+  return defineEngine<MongoConnection, MongoEngine>(new MongoEngine(options));
 }
 
 export const mongoEngine = createMongoEngine();

@@ -2,8 +2,8 @@
  * The MongoDB / Amazon DocumentDB rotation function (engines `mongo` and `docdb`): single user,
  * or alternating users when the secret has `masterarn`. Deploy with the handler `index.handler`.
  */
-import { DatabaseRotator } from '../../src/db/database-rotator';
-import { createHandler } from '../../src/handler';
+import { DatabaseRotator } from '../../src/db';
+import { createHandler } from '../../src/api';
 import { mongoEngine } from './engine';
 
 export {

@@ -13,15 +13,14 @@
  * no userAdmin: its built-in userAdminAnyDatabase (or the primary user).
  */
 import type { Document } from 'mongodb';
-import type { AlternateUserChange } from '../../src/db/engine';
-import { RotationStateError } from '../../src/errors';
-import type { Logger } from '../../src/log';
+import { type AlternateUserChange, type EngineContext } from '../../src/db';
+import { RotationStateError } from '../../src/api';
 import { authDatabaseOf, type MongoConnection } from './engine';
 
 /** The engine internals this module reuses (passed by the engine's one-line wiring). */
 export interface MongoPairInternals {
   /** The engine's pair proof; `alternate` is undefined when the alternate user does not exist. */
-  provePair(admin: MongoConnection, change: AlternateUserChange, log: Logger): Promise<{ alternate?: unknown }>;
+  provePair(admin: MongoConnection, change: AlternateUserChange, ctx: EngineContext): Promise<{ alternate?: unknown }>;
   runUserCommand(conn: MongoConnection, db: string, command: Document, what: string, privilegeRemedy: string): Promise<Document>;
 }
 
@@ -29,11 +28,12 @@ export function precreatedAdminRemedy(db: string): string {
   return `For a pre-created pair the admin needs the changePassword and viewUser actions on database "${db}" (MongoDB: a custom role with them, or userAdmin on "${db}"; DocumentDB: userAdminAnyDatabase).`;
 }
 
-export async function setPrecreatedPassword(admin: MongoConnection, change: AlternateUserChange, log: Logger, x: MongoPairInternals): Promise<void> {
+export async function setPrecreatedPassword(admin: MongoConnection, change: AlternateUserChange, ctx: EngineContext, x: MongoPairInternals): Promise<void> {
+  const { log } = ctx;
   const db = authDatabaseOf(change.current);
   const { currentUser, alternateUser } = change;
   // The engine's pair proof, without the marker rule (change.precreated).
-  const pair = await x.provePair(admin, { ...change, precreated: true }, log);
+  const pair = await x.provePair(admin, { ...change, precreated: true }, ctx);
   if (!pair.alternate) {
     throw new RotationStateError(
       `Refusing to set the password of "${alternateUser}" (the pre-created alternate of "${currentUser}"): it does not exist in database "${db}". A pre-created pair is never created by the rotation. Nothing was changed.`,

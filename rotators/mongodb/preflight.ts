@@ -15,8 +15,7 @@
  * dbOwner in a database; a custom role cannot be judged from its name and yields a warning.
  */
 import type { Document } from 'mongodb';
-import type { AdminPrivilegesInput, OwnPasswordInput, PreflightHooks } from '../../src/ops/hooks';
-import { type Check, fail, pass, warn } from '../../src/ops/report';
+import { type AdminPrivilegesInput, type Check, fail, type OwnPasswordInput, pass, type PreflightHooks, warn } from '../../src/db';
 import type { MongoConnection } from './engine';
 import { authDatabaseOf, markerModeFor } from './settings';
 

@@ -2,9 +2,8 @@
  * MongoDB secret and deployment settings without the driver, shared by the engine (engine.ts) and
  * the preflight checks (preflight.ts).
  */
-import type { DbSecret } from '../../src/db/secret';
-import { ConfigError } from '../../src/errors';
-import type { Env } from '../../src/password';
+import { type DbSecret } from '../../src/db';
+import { ConfigError, type Env } from '../../src/api';
 
 export const DEFAULT_AUTH_DATABASE = 'admin';
 

@@ -15,14 +15,30 @@
 import { randomBytes } from 'node:crypto';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import type { ConnectionOptions } from 'mysql2/promise';
-import type { AlternateUserChange, ConnectOptions, DatabaseEngine, PasswordChange } from '../../src/db/engine';
-import { driverLoadError } from '../../src/db/driver';
-import { nodeErrorClass } from '../../src/db/net-errors';
-import { type DbSecret, portOf, strategyOf } from '../../src/db/secret';
-import { defaultTrustedCas, type TlsOptions } from '../../src/db/tls';
-import { ConfigError, ConnectError, PrivilegeError, RotationError, RotationStateError, SecretFormatError } from '../../src/errors';
-import type { Logger } from '../../src/log';
-import type { Env } from '../../src/password';
+import {
+  type AlternateUserChange,
+  type ConnectOptions,
+  type DatabaseEngine,
+  type DbSecret,
+  defaultTrustedCas,
+  defineEngine,
+  driverLoadError,
+  type EngineContext,
+  nodeErrorClass,
+  type PasswordChange,
+  portOf,
+  type TlsOptions,
+} from '../../src/db';
+import {
+  ConfigError,
+  ConnectError,
+  type Env,
+  type Logger,
+  PrivilegeError,
+  RotationError,
+  RotationStateError,
+  SecretFormatError,
+} from '../../src/api';
 import { capabilitiesOf, excessCapabilities } from './capabilities';
 import { GrantParseError, parseGrant, retarget } from './grants';
 
@@ -111,49 +127,34 @@ const MYSQL_PASSWORD_PLUGINS = new Set(['mysql_native_password', 'caching_sha2_p
 export function createMysqlEngine(options: MysqlEngineOptions = {}): DatabaseEngine<MysqlConnection> & {
   /** The limit for one `engine` value (USERNAME_CHARACTER_LIMIT of `env` applied). */
   usernameLimit(engine: string, env?: Env): number;
-  validateSecret(secret: DbSecret, label: string, env?: Env): void;
 } {
   const connectFn: MysqlConnectFn = options.connect ?? defaultConnect;
   /** The `env` option if given, else the handler's environment the framework passed. */
   const envOf = (given: Env = {}): Env => (typeof options.env === 'function' ? options.env() : (options.env ?? given));
-  const familyLimit = Math.max(...Object.values(USERNAME_LIMITS));
+  const usernameLimit = (engineValue: string, env?: Env): number =>
+    limitOverride(envOf(env)) ?? USERNAME_LIMITS[engineValue as keyof typeof USERNAME_LIMITS] ?? USERNAME_LIMITS.mysql;
 
-  const engine = {
-    name: 'mysql',
-    engines: MYSQL_ENGINES,
-    defaultPort: DEFAULT_PORT,
-
-    /** The largest limit of the family (MariaDB's), or USERNAME_CHARACTER_LIMIT of the `env` option. */
-    get maxUsernameLength(): number {
-      return limitOverride(envOf()) ?? familyLimit;
+  const engine = defineEngine<MysqlConnection, DatabaseEngine<MysqlConnection> & { usernameLimit: typeof usernameLimit }>({
+    profile: {
+      name: 'mysql',
+      engines: MYSQL_ENGINES,
+      defaultPort: DEFAULT_PORT,
+      // Per `engine` value (USERNAME_CHARACTER_LIMIT overrides), in characters; setSecret checks
+      // the server's own limit (the width of mysql.user's User column) again.
+      username: {
+        maxLength: (secret, env) => usernameLimit(secret.engine, env),
+        raiseLimit: 'set USERNAME_CHARACTER_LIMIT if your server allows longer names',
+      },
     },
 
-    /**
-     * The framework's createSecret check: USERNAME_CHARACTER_LIMIT, else the largest limit of the
-     * family (MariaDB's); validateSecret applies the limit of the secret's engine.
-     */
-    maxUsernameLengthFor(_secret: DbSecret, env: Env): number {
-      return limitOverride(envOf(env)) ?? familyLimit;
-    },
+    usernameLimit,
 
-    usernameLimit(engineValue: string, env?: Env): number {
-      return limitOverride(envOf(env)) ?? USERNAME_LIMITS[engineValue as keyof typeof USERNAME_LIMITS] ?? USERNAME_LIMITS.mysql;
-    },
+    preflight: () => import('./preflight').then((m) => m.mysqlPreflight),
 
-    validateSecret(secret: DbSecret, label: string, env?: Env): void {
+    validateSecret(_secret: DbSecret, _label: string, env: Env): void {
       // The variables this engine reads, so a bad value fails createSecret before AWSPENDING exists.
       limitOverride(envOf(env));
       adoptUnmarked(env ?? {});
-      // Only the new version's name matters: an existing AWSCURRENT user already exists on the server.
-      if (label !== 'AWSPENDING' || strategyOf(secret) !== 'alternating') return;
-      const limit = engine.usernameLimit(secret.engine, env);
-      const length = [...secret.username].length;
-      if (length > limit) {
-        throw new SecretFormatError(
-          `The AWSPENDING user "${secret.username}" is ${length} characters long; engine "${secret.engine}" allows ${limit}.`,
-          'Use a shorter username for the alternating-users strategy, or set USERNAME_CHARACTER_LIMIT if your server allows longer names.',
-        );
-      }
     },
 
     async connect(secret: DbSecret, opts: ConnectOptions): Promise<MysqlConnection> {
@@ -214,7 +215,7 @@ export function createMysqlEngine(options: MysqlEngineOptions = {}): DatabaseEng
       await endSession(conn.session, conn.statementTimeoutMs);
     },
 
-    async setOwnPassword(conn: MysqlConnection, change: PasswordChange, log: Logger): Promise<void> {
+    async setOwnPassword(conn: MysqlConnection, change: PasswordChange, { log }: EngineContext): Promise<void> {
       const { server } = conn;
       let sql: string;
       let values: unknown[];
@@ -236,15 +237,15 @@ export function createMysqlEngine(options: MysqlEngineOptions = {}): DatabaseEng
       log.debug('own password statement accepted', { username: change.username, server: server.version });
     },
 
-    async checkAlternateUser(admin: MysqlConnection, change: AlternateUserChange, log: Logger): Promise<void> {
+    async checkAlternateUser(admin: MysqlConnection, change: AlternateUserChange, { log, env }: EngineContext): Promise<void> {
       requireAlternatingSupport(admin.server);
-      await checkPair(admin, change, log, adoptUnmarked(change.env));
+      await checkPair(admin, change, log, adoptUnmarked(env));
     },
 
     /** Pre-created pairs (`alternateUsername`): check both users, set only the alternate's password (precreated.ts). */
-    setAlternatePassword: (admin: MysqlConnection, change: AlternateUserChange, log: Logger): Promise<void> => import('./precreated').then((m) => m.setPrecreatedPassword(admin, change, log, { checkPair, accounts, run, requireAlternatingSupport })),
+    setAlternatePassword: (admin: MysqlConnection, change: AlternateUserChange, { log }: EngineContext): Promise<void> => import('./precreated').then((m) => m.setPrecreatedPassword(admin, change, log, { checkPair, accounts, run, requireAlternatingSupport })),
 
-    async upsertAlternateUser(admin: MysqlConnection, change: AlternateUserChange, log: Logger): Promise<void> {
+    async upsertAlternateUser(admin: MysqlConnection, change: AlternateUserChange, { log }: EngineContext): Promise<void> {
       const { server } = admin;
       const { alternateUser } = change;
       requireAlternatingSupport(server);
@@ -272,7 +273,7 @@ export function createMysqlEngine(options: MysqlEngineOptions = {}): DatabaseEng
     async check(conn: MysqlConnection): Promise<void> {
       await run(conn, 'SELECT 1', [], 'running the check query');
     },
-  };
+  });
   return engine;
 }
 

@@ -13,9 +13,8 @@
  * Minimal admin: CREATE USER (global) and SELECT on the `mysql` schema (to read mysql.user and
  * SHOW GRANTS of the two users). MySQL 8.0.16+: also SYSTEM_USER if the pair's accounts have it.
  */
-import type { AlternateUserChange } from '../../src/db/engine';
-import { RotationStateError } from '../../src/errors';
-import type { Logger } from '../../src/log';
+import { type AlternateUserChange } from '../../src/db';
+import { type Logger, RotationStateError } from '../../src/api';
 import type { MysqlConnection } from './engine';
 
 /** The engine internals this module reuses (passed by the engine's one-line wiring). */

@@ -13,8 +13,7 @@
  *   failure, since the role may cover it. Grants of roles to the current user are reported as
  *   not verified.
  */
-import type { AdminPrivilegesInput, OwnPasswordInput, PreflightHooks } from '../../src/ops/hooks';
-import { type Check, fail, pass, skip, warn } from '../../src/ops/report';
+import { type AdminPrivilegesInput, type Check, fail, type OwnPasswordInput, pass, type PreflightHooks, skip, warn } from '../../src/db';
 import type { MysqlConnection, MysqlServer } from './engine';
 import { tokenize } from './grants';
 

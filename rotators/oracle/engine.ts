@@ -1,11 +1,25 @@
-import type { ConnectOptions, DatabaseEngine } from '../../src/db/engine';
-import { driverLoadError } from '../../src/db/driver';
-import { nodeErrorClass } from '../../src/db/net-errors';
-import { type DbSecret, defaultAlternateUsername, portOf } from '../../src/db/secret';
-import type { TlsOptions } from '../../src/db/tls';
-import { ConfigError, ConnectError, PrivilegeError, RotationError, RotationStateError, SecretFormatError } from '../../src/errors';
-import type { Logger } from '../../src/log';
-import type { Env } from '../../src/password';
+import {
+  type ConnectOptions,
+  type DatabaseEngine,
+  type DbSecret,
+  defaultAlternateUsername,
+  defineEngine,
+  driverLoadError,
+  type EngineContext,
+  nodeErrorClass,
+  portOf,
+  type TlsOptions,
+} from '../../src/db';
+import {
+  ConfigError,
+  ConnectError,
+  type Env,
+  type Logger,
+  PrivilegeError,
+  RotationError,
+  RotationStateError,
+  SecretFormatError,
+} from '../../src/api';
 import { designated, MAX_PASSWORD_BYTES, oracleUserName, passwordProblem, RDS_DETECT_SQL } from './names';
 
 export { MAX_PASSWORD_BYTES, oracleUserName, passwordProblem, RDS_DETECT_SQL };
@@ -626,33 +640,39 @@ export function createOracleEngine(options: OracleEngineOptions = {}): DatabaseE
 } {
   const connectFn = options.connect ?? oracledbConnect;
 
-  return {
-    name: 'oracle',
-    engines: ORACLE_ENGINES,
-    defaultPort: ORACLE_DEFAULT_PORT,
-    maxUsernameLength: options.maxUsernameLength ?? DEFAULT_MAX_USERNAME_BYTES,
-    maxUsernameLengthFor: (_secret: DbSecret, env: Env) => options.maxUsernameLength ?? maxUsernameLengthFromEnv(env),
-    passwordDefaults: { PasswordLength: 30, ExcludeCharacters: '/@"\'\\' },
+  const maxBytes = (env: Env): number => options.maxUsernameLength ?? maxUsernameLengthFromEnv(env);
+
+  return defineEngine<OracleConnectionLike, DatabaseEngine<OracleConnectionLike> & { readonly connectFn: OracleConnectFn }>({
+    profile: {
+      name: 'oracle',
+      engines: ORACLE_ENGINES,
+      defaultPort: ORACLE_DEFAULT_PORT,
+      username: {
+        // Oracle limits the stored name in bytes (ORACLE_MAX_USERNAME_LENGTH for 12.1 and older):
+        // the quotes of an exact name are not part of it, and an unquoted name is stored upper-case.
+        maxLength: (_secret: DbSecret, env: Env) => maxBytes(env),
+        storedAs: (username: string) => oracleUserName(username),
+        unit: 'UTF-8 bytes',
+        raiseLimit: 'unset ORACLE_MAX_USERNAME_LENGTH if the server is Oracle 12.2 or newer (128 bytes)',
+        alternate: oracleAlternateUsername,
+      },
+      password: {
+        defaults: { PasswordLength: 30, ExcludeCharacters: '/@"\'\\' },
+        validate(password: string): void {
+          quotePassword(password, 'AWSPENDING secret');
+        },
+      },
+    },
     connectFn,
+    preflight: () => import('./preflight').then((m) => m.oraclePreflight),
 
     validateSecret(secret: DbSecret, label: string, env: Env): void {
-      if (options.maxUsernameLength === undefined) maxUsernameLengthFromEnv(env);
+      maxBytes(env);
       const where = `${label} secret`;
       checkedService(secret.dbname, where);
       checkedHost(secret.host, where);
       oracleUserName(secret.username, where);
       if (label === 'AWSPENDING') quotePassword(secret.password, where);
-    },
-
-    validatePassword(password: string): void {
-      quotePassword(password, 'AWSPENDING secret');
-    },
-
-    alternateUsername: oracleAlternateUsername,
-
-    /** Oracle limits user names in bytes; the quotes of an exact name are not part of it. */
-    usernameLength(username: string): number {
-      return Buffer.byteLength(oracleUserName(username), 'utf8');
     },
 
     async connect(secret: DbSecret, { tls, connectTimeoutMs, statementTimeoutMs, log }: ConnectOptions): Promise<OracleConnectionLike> {
@@ -680,7 +700,7 @@ export function createOracleEngine(options: OracleEngineOptions = {}): DatabaseE
       await conn.close();
     },
 
-    async setOwnPassword(conn, { username, oldPassword, newPassword }, log): Promise<void> {
+    async setOwnPassword(conn, { username, oldPassword, newPassword }, { log }): Promise<void> {
       const user = quoteIdentifier(oracleUserName(username, 'AWSPENDING secret'));
       let sql = `ALTER USER ${user} IDENTIFIED BY ${quotePassword(newPassword, 'AWSPENDING secret')}`;
       // REPLACE <old> is what a profile's password verify function needs for a user changing its own password.
@@ -698,7 +718,7 @@ export function createOracleEngine(options: OracleEngineOptions = {}): DatabaseE
      * as DBA_SYS_PRIVS, DBA_ROLE_PRIVS and DBA_TAB_PRIVS report them. Oracle has no place for a
      * marker (no comment on a user), so this capability check is all the pair proof there is.
      */
-    async checkAlternateUser(admin, { currentUser, alternateUser }, log): Promise<void> {
+    async checkAlternateUser(admin, { currentUser, alternateUser }, { log }): Promise<void> {
       const from = oracleUserName(currentUser, 'AWSCURRENT secret');
       const to = oracleUserName(alternateUser, 'AWSPENDING secret');
       const user = quoteIdentifier(to);
@@ -736,9 +756,9 @@ export function createOracleEngine(options: OracleEngineOptions = {}): DatabaseE
     },
 
     /** Pre-created pairs (`alternateUsername`): check both users, set only the alternate's password (precreated.ts). */
-    setAlternatePassword(admin, change, log) { return import('./precreated').then((m) => m.setPrecreatedPassword(this, admin, change, log, { run, statementError })); },
+    setAlternatePassword(admin, change, ctx) { return import('./precreated').then((m) => m.setPrecreatedPassword(this, admin, change, ctx, { run, statementError })); },
 
-    async upsertAlternateUser(admin, { currentUser, alternateUser, newPassword }, log): Promise<void> {
+    async upsertAlternateUser(admin, { currentUser, alternateUser, newPassword }, { log }): Promise<void> {
       const from = oracleUserName(currentUser, 'AWSCURRENT secret');
       const to = oracleUserName(alternateUser, 'AWSPENDING secret');
       const user = quoteIdentifier(to);
@@ -789,11 +809,11 @@ export function createOracleEngine(options: OracleEngineOptions = {}): DatabaseE
       log.info('updated the alternate user and re-synced grants', { username: to, fromUser: from, grants: copied });
     },
 
-    async check(conn: OracleConnectionLike): Promise<void> {
+    async check(conn: OracleConnectionLike, _ctx: EngineContext): Promise<void> {
       const result = await run(conn, 'SELECT 1 FROM DUAL', 'run SELECT 1 FROM DUAL');
       if (Number(result.rows?.[0]?.[0]) !== 1) {
         throw new RotationError('VERIFY', 'SELECT 1 FROM DUAL did not return 1.');
       }
     },
-  };
+  });
 }

@@ -2,7 +2,7 @@
  * Oracle user-name and password rules and the RDS detection query, without the driver, shared by
  * the engine (engine.ts) and the preflight checks (preflight.ts).
  */
-import { SecretFormatError } from '../../src/errors';
+import { SecretFormatError } from '../../src/api';
 
 /** Oracle's limit for a password (12.2+; older releases allow 30 bytes, the default generated length). */
 export const MAX_PASSWORD_BYTES = 1024;

@@ -12,9 +12,8 @@
  * Minimal admin: the ALTER USER system privilege and SELECT_CATALOG_ROLE (to read DBA_USERS,
  * DBA_ROLES, DBA_SYS_PRIVS, DBA_ROLE_PRIVS and DBA_TAB_PRIVS).
  */
-import type { AlternateUserChange, DatabaseEngine } from '../../src/db/engine';
-import { PrivilegeError, RotationError, RotationStateError } from '../../src/errors';
-import type { Logger } from '../../src/log';
+import { type AlternateUserChange, type DatabaseEngine, type EngineContext } from '../../src/db';
+import { PrivilegeError, RotationError, RotationStateError } from '../../src/api';
 import { type OracleConnectionLike, type OracleResult, oracleErrorCode, oracleUserName, quoteIdentifier, quotePassword } from './engine';
 
 /** The engine internals this module reuses (passed by the engine's one-line wiring). */
@@ -29,7 +28,8 @@ export const PRECREATED_ADMIN_REMEDY =
 
 const LOOKUP = 'SELECT username, account_status, USER FROM dba_users WHERE username = :u';
 
-export async function setPrecreatedPassword(engine: DatabaseEngine<OracleConnectionLike>, admin: OracleConnectionLike, change: AlternateUserChange, log: Logger, x: OraclePairInternals): Promise<void> {
+export async function setPrecreatedPassword(engine: DatabaseEngine<OracleConnectionLike>, admin: OracleConnectionLike, change: AlternateUserChange, ctx: EngineContext, x: OraclePairInternals): Promise<void> {
+  const { log } = ctx;
   const names = [oracleUserName(change.currentUser, 'AWSCURRENT secret'), oracleUserName(change.alternateUser, 'AWSPENDING secret')];
   const to = names[1];
   const user = quoteIdentifier(to);
@@ -43,7 +43,7 @@ export async function setPrecreatedPassword(engine: DatabaseEngine<OracleConnect
     }
   }
   // The engine's pair proof (Oracle has no marker: the same as for a clone).
-  await engine.checkAlternateUser!(admin, { ...change, precreated: true }, log);
+  await engine.checkAlternateUser(admin, { ...change, precreated: true }, ctx);
   const what = `set the password of ${user}`;
   try {
     await admin.execute(`ALTER USER ${user} IDENTIFIED BY ${quotePassword(change.newPassword, 'AWSPENDING secret')}`, {}, { outFormat: 4001 });

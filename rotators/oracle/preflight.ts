@@ -15,8 +15,7 @@
  *   rdsadmin.rdsadmin_util.grant_sys_object, which needs them grantable or through
  *   SELECT_CATALOG_ROLE / EXECUTE_CATALOG_ROLE held WITH ADMIN OPTION).
  */
-import type { AdminPrivilegesInput, OwnPasswordInput, PreflightHooks } from '../../src/ops/hooks';
-import { type Check, fail, pass, warn } from '../../src/ops/report';
+import { type AdminPrivilegesInput, type Check, fail, type OwnPasswordInput, pass, type PreflightHooks, warn } from '../../src/db';
 import type { OracleConnectionLike } from './engine';
 import { oracleUserName, passwordProblem, RDS_DETECT_SQL } from './names';
 

@@ -37,11 +37,28 @@
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import type { Client } from 'pg';
-import type { DbSecret } from '../../src/db/secret';
-import type { AlternateUserChange, ConnectOptions, DatabaseEngine, PasswordChange } from '../../src/db/engine';
-import { ConfigError, ConnectError, PrivilegeError, RotationError, RotationStateError, SecretFormatError } from '../../src/errors';
-import type { Logger } from '../../src/log';
-import { type Env, envFlag } from '../../src/password';
+import {
+  type AlternateUserChange,
+  type ConnectOptions,
+  type DatabaseEngine,
+  type DbSecret,
+  defineEngine,
+  type EngineContext,
+  type EngineProfile,
+  type PasswordChange,
+  type PreflightHooks,
+} from '../../src/db';
+import {
+  ConfigError,
+  ConnectError,
+  type Env,
+  envFlag,
+  type Logger,
+  PrivilegeError,
+  RotationError,
+  RotationStateError,
+  SecretFormatError,
+} from '../../src/api';
 import { authMethodOf, closePg, connectPg, describePg, pgErrorCode, pgLoginFailure, timeoutError } from './pg-connect';
 
 /** PostgreSQL's NAMEDATALEN is 64 bytes including the terminator. */
@@ -94,27 +111,40 @@ const ATTRIBUTES: Array<[keyof RoleAttributes, string]> = [
   ['rolbypassrls', 'BYPASSRLS'],
 ];
 
+export const POSTGRES_PROFILE: EngineProfile = {
+  name: 'postgres',
+  engines: ['postgres', 'aurora-postgresql'],
+  defaultPort: 5432,
+  defaultDatabase: 'postgres',
+  // Role names are limited in UTF-8 bytes (NAMEDATALEN - 1).
+  username: { maxLength: MAX_IDENTIFIER_BYTES, unit: 'UTF-8 bytes' },
+  password: {
+    defaults: { ExcludeCharacters: ':/@"\'\\' },
+    validate(password: string): void {
+      if (password.includes('\u0000')) {
+        throw new SecretFormatError('The generated password contains a NUL character, which PostgreSQL does not allow.');
+      }
+      // PostgreSQL stores a password that looks like a hash as that hash: it would not log in.
+      if (/^md5[0-9a-f]{32}$/.test(password) || password.startsWith('SCRAM-SHA-256$')) {
+        throw new SecretFormatError('The generated password has the shape of a PostgreSQL password hash.', 'Rotate again to generate another one.');
+      }
+    },
+  },
+};
+
 export class PostgresEngine implements DatabaseEngine<Client> {
-  readonly name = 'postgres';
-  readonly engines = ['postgres', 'aurora-postgresql'] as const;
-  readonly defaultPort = 5432;
+  readonly profile = POSTGRES_PROFILE;
   /** Pre-created pairs (`alternateUsername`): check both users, set only the alternate's password (precreated.ts). */
-  readonly setAlternatePassword = (admin: Client, change: AlternateUserChange, log: Logger): Promise<void> => import('./precreated').then((m) => m.setPrecreatedPassword(this, admin, change, log));
-  readonly defaultDatabase = 'postgres';
-  /** In bytes: validateSecret counts UTF-8 bytes, which is what the server limits. */
-  readonly maxUsernameLength = MAX_IDENTIFIER_BYTES;
-  usernameLength(username: string): number {
-    return Buffer.byteLength(username, 'utf8');
-  }
-  readonly passwordDefaults = { ExcludeCharacters: ':/@"\'\\' };
+  readonly setAlternatePassword = (admin: Client, change: AlternateUserChange, ctx: EngineContext): Promise<void> => import('./precreated').then((m) => m.setPrecreatedPassword(this, admin, change, ctx));
+  readonly preflight = (): Promise<PreflightHooks<Client>> => import('./preflight').then((m) => m.postgresPreflight);
 
   constructor(private readonly options: PostgresEngineOptions = {}) {}
 
   async connect(secret: DbSecret, options: ConnectOptions): Promise<Client> {
     return connectPg(secret, options, {
       product: 'PostgreSQL',
-      defaultPort: this.defaultPort,
-      defaultDatabase: this.defaultDatabase,
+      defaultPort: POSTGRES_PROFILE.defaultPort,
+      defaultDatabase: POSTGRES_PROFILE.defaultDatabase!,
       classify: classifyConnectError,
       serverTimeout: 'startup',
     });
@@ -124,8 +154,8 @@ export class PostgresEngine implements DatabaseEngine<Client> {
     await closePg(conn);
   }
 
-  async setOwnPassword(conn: Client, change: PasswordChange, log: Logger): Promise<void> {
-    const password = await this.passwordSql(conn, change.username, change.newPassword, change.env, 'self');
+  async setOwnPassword(conn: Client, change: PasswordChange, { log, env }: EngineContext): Promise<void> {
+    const password = await this.passwordSql(conn, change.username, change.newPassword, env, 'self');
     const alter = () =>
       exec(conn, `change the password of "${change.username}"`, `ALTER ROLE ${conn.escapeIdentifier(change.username)} WITH PASSWORD ${password.sql}`, undefined, {
         secrets: [change.newPassword, change.oldPassword, password.sql],
@@ -146,7 +176,8 @@ export class PostgresEngine implements DatabaseEngine<Client> {
     log.info('ALTER ROLE ... PASSWORD executed', { username: change.username, passwordEncryption: password.encryption, passwordEncryptionFrom: password.source });
   }
 
-  async checkAlternateUser(admin: Client, change: AlternateUserChange, log: Logger): Promise<void> {
+  async checkAlternateUser(admin: Client, change: AlternateUserChange, ctx: EngineContext): Promise<void> {
+    const { log, env } = ctx;
     const { currentUser, alternateUser } = change;
     const { rows } = await exec<RoleAttributes & { oid: number; rolcanlogin: boolean; marker: string | null }>(
       admin,
@@ -185,7 +216,7 @@ export class PostgresEngine implements DatabaseEngine<Client> {
       );
     }
     if (!marked) {
-      if (!adoptUnmarked(change.env)) {
+      if (!adoptUnmarked(env)) {
         throw new PrivilegeError(
           `${refuse}: the pair is not marked as created by this function (role "${clone}" has no comment ${alternateMarker(original)}), so "${alternateUser}" cannot be proven to be "${currentUser}"'s alternate. Nothing was changed.`,
           `If "${original}" and "${clone}" are one application's alternating pair (for example created by AWS's rotation function, or by this project before pairs were marked), set ADOPT_UNMARKED_ALTERNATE=true for one rotation: the pair is then accepted on the capability check alone and marked.`,
@@ -259,24 +290,25 @@ export class PostgresEngine implements DatabaseEngine<Client> {
     return reasons;
   }
 
-  async upsertAlternateUser(admin: Client, change: AlternateUserChange, log: Logger): Promise<void> {
+  async upsertAlternateUser(admin: Client, change: AlternateUserChange, ctx: EngineContext): Promise<void> {
+    const { log } = ctx;
     try {
-      await this.upsertOnce(admin, change, log);
+      await this.upsertOnce(admin, change, ctx);
     } catch (err) {
       const state = concurrentDuplicate(err);
       if (!state) throw err;
       // Another invocation of the same step created or changed the role at the same moment.
       // Its work is the same as ours: prove the pair again, then apply the idempotent upsert.
       log.warn('a concurrent invocation changed the alternate user at the same time; checking and applying once more', { username: change.alternateUser, sqlstate: state });
-      await this.checkAlternateUser(admin, change, log);
-      await this.upsertOnce(admin, change, log);
+      await this.checkAlternateUser(admin, change, ctx);
+      await this.upsertOnce(admin, change, ctx);
     }
   }
 
-  private async upsertOnce(admin: Client, change: AlternateUserChange, log: Logger): Promise<void> {
+  private async upsertOnce(admin: Client, change: AlternateUserChange, { log, env }: EngineContext): Promise<void> {
     const { currentUser, alternateUser } = change;
     const alt = admin.escapeIdentifier(alternateUser);
-    const password = await this.passwordSql(admin, alternateUser, change.newPassword, change.env, 'admin');
+    const password = await this.passwordSql(admin, alternateUser, change.newPassword, env, 'admin');
     const secrets = [change.newPassword, password.sql];
     const version = await serverVersion(admin);
     await exec(admin, 'begin a transaction', 'BEGIN');
@@ -289,11 +321,11 @@ export class PostgresEngine implements DatabaseEngine<Client> {
           ? `The admin user needs the CREATEROLE attribute (or to be superuser / rds_superuser) to create "${alternateUser}".`
           : adminOptionRemedy(version, alternateUser, 'alter'),
       });
-      const marked = await this.mark(admin, change, created, version, log);
+      const marked = await this.mark(admin, change, env, created, version, log);
       const attributes = await this.copyAttributes(admin, currentUser, alternateUser, log);
       const granted = await this.copyMemberships(admin, currentUser, alternateUser, version, log);
       const settings = await this.copySettings(admin, currentUser, alternateUser, log);
-      const actsAs = await this.actAsOriginal(admin, change);
+      const actsAs = await this.actAsOriginal(admin, change, env);
       await exec(admin, 'commit', 'COMMIT');
       log.info(created ? 'created the alternate user' : 'updated the alternate user', {
         username: alternateUser,
@@ -318,8 +350,8 @@ export class PostgresEngine implements DatabaseEngine<Client> {
    * two users are interchangeable for DDL. Needs the clone's membership in `<x>` (granted above;
    * on 16+ with the SET option, the default). Returns the role set, if any.
    */
-  private async actAsOriginal(admin: Client, change: AlternateUserChange): Promise<string | undefined> {
-    if (!cloneSetsRole(change.env)) return undefined;
+  private async actAsOriginal(admin: Client, change: AlternateUserChange, env: Env): Promise<string | undefined> {
+    if (!cloneSetsRole(env)) return undefined;
     const { clone, original } = pairSides(change);
     if (clone !== change.alternateUser) return undefined; // the original user keeps its own sessions
     await exec(admin, `make "${clone}" sessions start as "${original}"`, `ALTER ROLE ${admin.escapeIdentifier(clone)} SET role = ${admin.escapeLiteral(original)}`);
@@ -327,12 +359,12 @@ export class PostgresEngine implements DatabaseEngine<Client> {
   }
 
   /** Mark the `_clone` side when this upsert created the pair's other user, or when adopting. Returns whether it wrote. */
-  private async mark(admin: Client, change: AlternateUserChange, created: boolean, version: number, log: Logger): Promise<boolean> {
+  private async mark(admin: Client, change: AlternateUserChange, env: Env, created: boolean, version: number, log: Logger): Promise<boolean> {
     const { clone, original } = pairSides(change);
     const marker = alternateMarker(original);
     const { rows: [row] } = await exec<{ marker: string | null }>(admin, 'read the pair marker', `SELECT shobj_description(oid, 'pg_authid') AS marker FROM pg_roles WHERE rolname = $1`, [clone]);
     if (!row || row.marker === marker) return false;
-    if (!created && !adoptUnmarked(change.env)) {
+    if (!created && !adoptUnmarked(env)) {
       log.warn('the alternating pair is not marked; it is left unmarked (set ADOPT_UNMARKED_ALTERNATE=true to mark it)', { clone });
       return false;
     }
@@ -342,19 +374,12 @@ export class PostgresEngine implements DatabaseEngine<Client> {
     return true;
   }
 
-  async check(conn: Client): Promise<void> {
+  async check(conn: Client, _ctx: EngineContext): Promise<void> {
     const { rows } = await exec<{ ok: number }>(conn, 'run the check query', 'SELECT 1 AS ok');
     if (rows[0]?.ok !== 1) throw new Error('The check query SELECT 1 returned an unexpected result.');
   }
 
   validateSecret(secret: DbSecret, label: string, env: Env = {}): void {
-    const bytes = Buffer.byteLength(secret.username, 'utf8');
-    if (bytes > MAX_IDENTIFIER_BYTES) {
-      throw new SecretFormatError(
-        `The ${label} secret's "username" field is ${bytes} bytes long in UTF-8; PostgreSQL role names are at most ${MAX_IDENTIFIER_BYTES} bytes.`,
-        'Use a shorter username (for alternating users, leave room for the "_clone" suffix).',
-      );
-    }
     if (secret.username.includes('\u0000')) {
       throw new SecretFormatError(`The ${label} secret's "username" field contains a NUL character, which PostgreSQL does not allow.`);
     }
@@ -364,16 +389,6 @@ export class PostgresEngine implements DatabaseEngine<Client> {
     // Environment variables this engine reads fail here, in createSecret, before AWSPENDING exists.
     this.encryptionSetting(env);
     cloneSetsRole(env);
-  }
-
-  validatePassword(password: string): void {
-    if (password.includes('\u0000')) {
-      throw new SecretFormatError('The generated password contains a NUL character, which PostgreSQL does not allow.');
-    }
-    // PostgreSQL stores a password that looks like a hash as that hash: it would not log in.
-    if (/^md5[0-9a-f]{32}$/.test(password) || password.startsWith('SCRAM-SHA-256$')) {
-      throw new SecretFormatError('The generated password has the shape of a PostgreSQL password hash.', 'Rotate again to generate another one.');
-    }
   }
 
   /**
@@ -669,7 +684,12 @@ interface MembershipRow {
 }
 
 /** The engine instance the packaged handler uses. */
-export const postgresEngine = new PostgresEngine();
+/** The one way to build it: `defineEngine` checks the profile and the operations. */
+export function createPostgresEngine(options: PostgresEngineOptions = {}): PostgresEngine {
+  return defineEngine<Client, PostgresEngine>(new PostgresEngine(options));
+}
+
+export const postgresEngine = createPostgresEngine();
 
 /**
  * The SCRAM-SHA-256 verifier PostgreSQL stores for a password (RFC 5802 / RFC 7677):

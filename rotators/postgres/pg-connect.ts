@@ -5,12 +5,8 @@
  * engine.
  */
 import type { Client } from 'pg';
-import type { ConnectOptions } from '../../src/db/engine';
-import { driverLoadError } from '../../src/db/driver';
-import { nodeErrorClass } from '../../src/db/net-errors';
-import { portOf, type DbSecret } from '../../src/db/secret';
-import { nodeTlsOptions } from '../../src/db/tls';
-import { ConnectError } from '../../src/errors';
+import { type ConnectOptions, type DbSecret, driverLoadError, nodeErrorClass, nodeTlsOptions, portOf } from '../../src/db';
+import { ConnectError } from '../../src/api';
 
 export interface PgTarget {
   /** For log lines: "PostgreSQL", "Redshift". */

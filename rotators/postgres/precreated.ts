@@ -16,9 +16,8 @@
  * rds.restrict_password_commands, also membership in rds_password.
  */
 import type { Client } from 'pg';
-import type { AlternateUserChange, DatabaseEngine } from '../../src/db/engine';
-import { ConnectError, PrivilegeError, RotationError, RotationStateError } from '../../src/errors';
-import type { Logger } from '../../src/log';
+import { type AlternateUserChange, type DatabaseEngine, type EngineContext } from '../../src/db';
+import { ConnectError, type Logger, PrivilegeError, RotationError, RotationStateError } from '../../src/api';
 import { describe as describeErr, pgErrorCode, scrub } from './pg-connect';
 
 interface PairRole {
@@ -169,12 +168,13 @@ async function extras(admin: Client, curOid: number, altOid: number, currentUser
 }
 
 /** The engine member: check the pair, then set only the alternate user's password. */
-export async function setPrecreatedPassword(engine: DatabaseEngine<Client>, admin: Client, change: AlternateUserChange, log: Logger): Promise<void> {
+export async function setPrecreatedPassword(engine: DatabaseEngine<Client>, admin: Client, change: AlternateUserChange, ctx: EngineContext): Promise<void> {
+  const { log } = ctx;
   await checkPrecreatedPair(admin, change, log);
   try {
     // setOwnPassword runs ALTER ROLE <the role it is given> WITH PASSWORD ..., with the engine's
     // password encoding (PASSWORD_ENCRYPTION): here, on the admin connection, the alternate role.
-    await engine.setOwnPassword(admin, { username: change.alternateUser, oldPassword: '', newPassword: change.newPassword, env: change.env }, log);
+    await engine.setOwnPassword(admin, { username: change.alternateUser, oldPassword: '', newPassword: change.newPassword }, ctx);
   } catch (err) {
     if (err instanceof RotationError && err.code === 'PRIVILEGE') {
       const [v] = await query<{ v: number }>(admin, 'read the server version', "SELECT current_setting('server_version_num')::int AS v", []).catch(() => [{ v: 0 }]);

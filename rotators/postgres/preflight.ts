@@ -12,8 +12,7 @@
  *   give (REPLICATION, BYPASSRLS, CREATEDB on 16+) are warnings, as the engine only warns.
  */
 import type { Client } from 'pg';
-import type { AdminPrivilegesInput, OwnPasswordInput, PreflightHooks } from '../../src/ops/hooks';
-import { type Check, fail, pass, warn } from '../../src/ops/report';
+import { type AdminPrivilegesInput, type Check, fail, type OwnPasswordInput, pass, type PreflightHooks, warn } from '../../src/db';
 
 const WRITER_TITLE = 'The server accepts writes (not a read replica)';
 

@@ -41,26 +41,31 @@
  */
 import type { Client } from 'pg';
 import {
-  type AlternateUserChange,
   ConfigError,
   ConnectError,
-  type ConnectOptions,
-  type DatabaseEngine,
-  DatabaseRotator,
-  type DatabaseRotatorOptions,
-  type DbSecret,
   DEFAULT_PASSWORD_POLICY,
   type Env,
   envFlag,
   type Logger,
-  type PasswordChange,
   type PasswordPolicy,
   passwordPolicyFromEnv,
   PrivilegeError,
   RotationError,
   RotationStateError,
   SecretFormatError,
-} from '../../src';
+} from '../../src/api';
+import {
+  type AlternateUserChange,
+  type ConnectOptions,
+  type DatabaseEngine,
+  DatabaseRotator,
+  type DatabaseRotatorOptions,
+  type DbSecret,
+  defineEngine,
+  type EngineContext,
+  type EngineProfile,
+  type PasswordChange,
+} from '../../src/db';
 import { closePg, connectPg, describe, describePg, pgErrorCode, pgLoginFailure, timeoutError } from '../postgres/pg-connect';
 import { redshiftManagedAdminLookup } from './managed-admin';
 
@@ -409,15 +414,18 @@ export async function copyDatabasePrivileges(conn: Client, current: string, clon
   return granted;
 }
 
-export const redshiftEngine: DatabaseEngine<Client> = {
+export const REDSHIFT_PROFILE: EngineProfile = {
   name: 'redshift',
   engines: ['redshift'],
   defaultPort: REDSHIFT_DEFAULT_PORT,
   defaultDatabase: REDSHIFT_DEFAULT_DATABASE,
-  maxUsernameLength: REDSHIFT_MAX_USERNAME_BYTES,
-  usernameLength: (username: string) => Buffer.byteLength(username, 'utf8'),
-  passwordDefaults: REDSHIFT_PASSWORD_DEFAULTS,
-  passwordPolicy: redshiftPasswordPolicy,
+  username: { maxLength: REDSHIFT_MAX_USERNAME_BYTES, unit: 'UTF-8 bytes' },
+  password: { policy: redshiftPasswordPolicy, validate: validateRedshiftPassword },
+};
+
+export const redshiftEngine: DatabaseEngine<Client> = defineEngine<Client>({
+  profile: REDSHIFT_PROFILE,
+  preflight: () => import('./preflight').then((m) => m.redshiftPreflight),
 
   async connect(secret: DbSecret, options: ConnectOptions): Promise<Client> {
     return connectPg(secret, options, {
@@ -433,7 +441,7 @@ export const redshiftEngine: DatabaseEngine<Client> = {
     await closePg(conn);
   },
 
-  async setOwnPassword(conn: Client, change: PasswordChange, log: Logger): Promise<void> {
+  async setOwnPassword(conn: Client, change: PasswordChange, { log }: EngineContext): Promise<void> {
     validateRedshiftPassword(change.newPassword);
     const q = await quoted(conn, change.username, change.newPassword);
     await run(conn, `Changing the password of ${change.username}`, `ALTER USER ${q.user} PASSWORD ${q.password}`, undefined,
@@ -442,9 +450,9 @@ export const redshiftEngine: DatabaseEngine<Client> = {
   },
 
   /** Pre-created pairs (`alternateUsername`): check both users, set only the alternate's password (precreated.ts). */
-  setAlternatePassword(conn, change, log) { return import('./precreated').then((m) => m.setPrecreatedPassword(this, conn, change, log, { run, missingGroups, missingPrivileges })); },
+  setAlternatePassword(conn, change, ctx) { return import('./precreated').then((m) => m.setPrecreatedPassword(this, conn, change, ctx, { run, missingGroups, missingPrivileges })); },
 
-  async upsertAlternateUser(conn: Client, change: AlternateUserChange, log: Logger): Promise<void> {
+  async upsertAlternateUser(conn: Client, change: AlternateUserChange, { log }: EngineContext): Promise<void> {
     validateRedshiftPassword(change.newPassword);
     let q: { user: string; password: string };
     let exists = false;
@@ -490,7 +498,7 @@ export const redshiftEngine: DatabaseEngine<Client> = {
    * current user is, in no group the current user is not in, and hold no database, schema,
    * table or view privilege in this database that the current user lacks.
    */
-  async checkAlternateUser(conn: Client, change: AlternateUserChange, log: Logger): Promise<void> {
+  async checkAlternateUser(conn: Client, change: AlternateUserChange, { log }: EngineContext): Promise<void> {
     const { currentUser, alternateUser } = change;
     const users = await run(conn, 'Looking up the current and alternate users',
       'SELECT usename, usesuper, usecreatedb FROM pg_user WHERE usename = $1 OR usename = $2', [currentUser, alternateUser]);
@@ -526,18 +534,7 @@ export const redshiftEngine: DatabaseEngine<Client> = {
     await run(conn, 'The check query', 'SELECT 1');
   },
 
-  validatePassword: validateRedshiftPassword,
-
-  validateSecret(secret: DbSecret, label: string): void {
-    const bytes = Buffer.byteLength(secret.username, 'utf8');
-    if (bytes > REDSHIFT_MAX_USERNAME_BYTES) {
-      throw new SecretFormatError(
-        `The ${label} secret's user name "${secret.username}" is ${bytes} bytes long; Redshift allows ${REDSHIFT_MAX_USERNAME_BYTES}.`,
-        'Use a shorter user name (the alternating-users strategy adds "_clone").',
-      );
-    }
-  },
-};
+});
 
 /**
  * The Redshift rotator: the framework's DatabaseRotator with Redshift's engine (whose

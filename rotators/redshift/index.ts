@@ -3,7 +3,7 @@
  * {"engine": "redshift", "host", "username", "password", "port"?: 5439, "dbname"?: "dev",
  *  "ssl"?, "sslCa"?, "masterarn"?} — `masterarn` selects the alternating-users strategy.
  */
-import { createHandler } from '../../src';
+import { createHandler } from '../../src/api';
 import { RedshiftRotator } from './engine';
 
 export {

@@ -6,8 +6,8 @@
  */
 import type { RedshiftClient } from '@aws-sdk/client-redshift';
 import type { ListNamespacesCommandOutput, ListWorkgroupsCommandOutput, RedshiftServerlessClient } from '@aws-sdk/client-redshift-serverless';
-import { type AdminEndpoint, lookupFailed, type ManagedAdminLookup, perRegion, regionOfArn, tagValue } from '../../src/db/admin-endpoint';
-import { RotationStateError } from '../../src/errors';
+import { type AdminEndpoint, lookupFailed, type ManagedAdminLookup, perRegion, regionOfArn, tagValue } from '../../src/db';
+import { RotationStateError } from '../../src/api';
 
 export const REDSHIFT_CLUSTER_TAG = 'aws:redshift:primaryClusterArn';
 export const REDSHIFT_SERVERLESS_TAG = 'aws:redshift-serverless:namespaceArn';

@@ -15,9 +15,8 @@
  * only be changed by a superuser (such an alternate is refused anyway).
  */
 import type { Client } from 'pg';
-import type { AlternateUserChange, DatabaseEngine } from '../../src/db/engine';
-import { PrivilegeError, RotationError, RotationStateError } from '../../src/errors';
-import type { Logger } from '../../src/log';
+import { type AlternateUserChange, type DatabaseEngine, type EngineContext } from '../../src/db';
+import { PrivilegeError, RotationError, RotationStateError } from '../../src/api';
 
 /** The engine internals this module reuses (passed by the engine's one-line wiring). */
 export interface RedshiftPairInternals {
@@ -68,16 +67,16 @@ export async function checkPrecreatedPair(conn: Client, change: AlternateUserCha
   }
 }
 
-export async function setPrecreatedPassword(engine: DatabaseEngine<Client>, conn: Client, change: AlternateUserChange, log: Logger, x: RedshiftPairInternals): Promise<void> {
+export async function setPrecreatedPassword(engine: DatabaseEngine<Client>, conn: Client, change: AlternateUserChange, ctx: EngineContext, x: RedshiftPairInternals): Promise<void> {
   await checkPrecreatedPair(conn, change, x);
   try {
     // setOwnPassword runs ALTER USER <the user it is given> PASSWORD ...: here, on the admin connection, the alternate user.
-    await engine.setOwnPassword(conn, { username: change.alternateUser, oldPassword: '', newPassword: change.newPassword, env: change.env }, log);
+    await engine.setOwnPassword(conn, { username: change.alternateUser, oldPassword: '', newPassword: change.newPassword }, ctx);
   } catch (err) {
     if (err instanceof RotationError && err.code === 'PRIVILEGE') {
       throw new PrivilegeError(`The admin user may not set the password of "${change.alternateUser}": ${err.remedy ? err.message.slice(0, -(err.remedy.length + 1)) : err.message}`, PRECREATED_ADMIN_REMEDY, err);
     }
     throw err;
   }
-  log.info('set the password of the pre-created alternate user', { username: change.alternateUser });
+  ctx.log.info('set the password of the pre-created alternate user', { username: change.alternateUser });
 }

@@ -14,8 +14,7 @@
  *   copies them after the commit and names any it could not give).
  */
 import type { Client } from 'pg';
-import type { AdminPrivilegesInput, OwnPasswordInput, PreflightHooks } from '../../src/ops/hooks';
-import { type Check, fail, pass } from '../../src/ops/report';
+import { type AdminPrivilegesInput, type Check, fail, type OwnPasswordInput, pass, type PreflightHooks } from '../../src/db';
 
 /** ACL letters for the privileges the engine copies. */
 const TABLE_LETTERS: Record<string, string> = { r: 'SELECT', a: 'INSERT', w: 'UPDATE', d: 'DELETE', x: 'REFERENCES' };

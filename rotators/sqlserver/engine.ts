@@ -1,14 +1,34 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Connection, ConnectionConfiguration } from 'tedious';
-import type { AlternateUserChange, ConnectOptions, DatabaseEngine, PasswordChange } from '../../src/db/engine';
-import { driverLoadError } from '../../src/db/driver';
-import { errorChain, nodeErrorClass } from '../../src/db/net-errors';
-import { CLONE_SUFFIX, type DbSecret, defaultAlternateUsername, portOf } from '../../src/db/secret';
-import { type TlsOptions, trustedCaOption } from '../../src/db/tls';
-import { ConfigError, ConnectError, PrivilegeError, RotationError, RotationStateError, SecretFormatError } from '../../src/errors';
-import type { Logger } from '../../src/log';
-import type { Env } from '../../src/password';
+import {
+  type AlternateUserChange,
+  CLONE_SUFFIX,
+  type ConnectOptions,
+  type DatabaseEngine,
+  type DbSecret,
+  defaultAlternateUsername,
+  defineEngine,
+  driverLoadError,
+  type EngineContext,
+  type EngineProfile,
+  errorChain,
+  nodeErrorClass,
+  type PasswordChange,
+  portOf,
+  type TlsOptions,
+  trustedCaOption,
+} from '../../src/db';
+import {
+  ConfigError,
+  ConnectError,
+  type Env,
+  type Logger,
+  PrivilegeError,
+  RotationError,
+  RotationStateError,
+  SecretFormatError,
+} from '../../src/api';
 import { SQL } from './catalog';
 
 export { SQL };
@@ -542,6 +562,23 @@ function extrasError(alt: string, current: string, where: string, roles: string[
   );
 }
 
+/** SQL Server's facts: sysname is nvarchar(128), counted in UTF-16 code units (as quoteName counts them). */
+export const SQLSERVER_PROFILE: EngineProfile = {
+  name: 'sqlserver',
+  engines: SQLSERVER_ENGINES,
+  defaultPort: SQLSERVER_DEFAULT_PORT,
+  defaultDatabase: SQLSERVER_DEFAULT_DATABASE,
+  username: { maxLength: MAX_IDENTIFIER_LENGTH, unit: 'UTF-16 code units' },
+  password: {
+    validate(password: string): void {
+      if ([...password].length > MAX_PASSWORD_LENGTH) {
+        throw new ConfigError(`SQL Server passwords are at most ${MAX_PASSWORD_LENGTH} characters.`, `Set PASSWORD_LENGTH to ${MAX_PASSWORD_LENGTH} or less.`);
+      }
+      nLiteral(password, 'generated password');
+    },
+  },
+};
+
 /** Runs a statement; a privilege refusal is recorded in `refused` (reported together at the end) instead of thrown. */
 async function runOrCollect(conn: SqlServerConnectionLike, sql: string, label: string, refused: string[]): Promise<boolean> {
   try {
@@ -598,7 +635,7 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
     return new TimedConnection(conn, opts.statementTimeoutMs);
   }
 
-  async function setOwnPassword(conn: SqlServerConnectionLike, change: PasswordChange, log: Logger): Promise<void> {
+  async function setOwnPassword(conn: SqlServerConnectionLike, change: PasswordChange, { log }: EngineContext): Promise<void> {
     const info = await sessionInfo(conn);
     const kind = info.containedUser ? 'USER' : 'LOGIN';
     const target = `${kind} ${quoteName(change.username)}`;
@@ -618,9 +655,9 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
    * can log in, hold nothing the current user lacks, and (where the pair has a database user in
    * this database) carry the marker naming the original user. See README "Alternating users".
    */
-  async function checkAlternateUser(conn: SqlServerConnectionLike, change: AlternateUserChange, log: Logger): Promise<void> {
+  async function checkAlternateUser(conn: SqlServerConnectionLike, change: AlternateUserChange, { log, env }: EngineContext): Promise<void> {
     const { currentUser, alternateUser: alt } = change;
-    const adopt = adoptUnmarked(change.env);
+    const adopt = adoptUnmarked(env);
     const info = await sessionInfo(conn, { containment: false });
     await refuseDdlTriggers(conn, info);
     const [template] = await run(conn, SQL.dbPrincipal, 'the database principal lookup', { name: currentUser });
@@ -777,7 +814,7 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
    * login or user between our lookup and our CREATE: SQL Server answers 15025/15023, the
    * transaction rolls back, and one more pass finds the (marked) user and converges.
    */
-  async function upsertAlternateUser(conn: SqlServerConnectionLike, change: AlternateUserChange, log: Logger): Promise<void> {
+  async function upsertAlternateUser(conn: SqlServerConnectionLike, change: AlternateUserChange, { log }: EngineContext): Promise<void> {
     try {
       await upsertOnce(conn, change, log);
     } catch (err) {
@@ -984,34 +1021,22 @@ export function createSqlServerEngine(options: SqlServerEngineOptions = {}): Dat
     }
   }
 
-  return {
-    name: 'sqlserver',
-    engines: SQLSERVER_ENGINES,
-    defaultPort: SQLSERVER_DEFAULT_PORT,
-    defaultDatabase: SQLSERVER_DEFAULT_DATABASE,
-    maxUsernameLength: MAX_IDENTIFIER_LENGTH,
-    // sysname is nvarchar(128): UTF-16 code units, as quoteName counts them.
-    usernameLength: (username) => username.length,
-    usernameLengthUnit: 'UTF-16 code units',
+  return defineEngine<SqlServerConnectionLike>({
+    profile: SQLSERVER_PROFILE,
+    preflight: () => import('./preflight').then((m) => m.sqlServerPreflight),
     connect,
     close: (conn) => conn.close(),
     setOwnPassword,
     checkAlternateUser,
     /** Pre-created pairs (`alternateUsername`): check both users, set only the alternate's password (precreated.ts). */
-    setAlternatePassword: (conn, change, log) => import('./precreated').then((m) => m.setPrecreatedPassword(conn, change, log, { checkAlternateUser, run })),
+    setAlternatePassword: (conn, change, ctx) => import('./precreated').then((m) => m.setPrecreatedPassword(conn, change, ctx, { checkAlternateUser, run })),
     upsertAlternateUser,
     validateSecret(_secret: DbSecret, _label: string, env: Env) {
       adoptUnmarked(env);
     },
-    async check(conn) {
+    async check(conn, _ctx) {
       const [row] = await run(conn, SQL.check, 'the check query');
       if (Number(row?.ok) !== 1) throw new SqlServerStatementError('The check query SELECT 1 returned no row.');
     },
-    validatePassword(password) {
-      if ([...password].length > MAX_PASSWORD_LENGTH) {
-        throw new ConfigError(`SQL Server passwords are at most ${MAX_PASSWORD_LENGTH} characters.`, `Set PASSWORD_LENGTH to ${MAX_PASSWORD_LENGTH} or less.`);
-      }
-      nLiteral(password, 'generated password');
-    },
-  };
+  });
 }

@@ -1,5 +1,5 @@
-import { DatabaseRotator } from '../../src/db/database-rotator';
-import { createHandler } from '../../src/handler';
+import { DatabaseRotator } from '../../src/db';
+import { createHandler } from '../../src/api';
 import { createSqlServerEngine } from './engine';
 
 /** The SQL Server engine (tedious, the driver under mssql). */

@@ -12,14 +12,13 @@
  * Minimal admin: ALTER ANY LOGIN and VIEW ANY DEFINITION on the server, VIEW DEFINITION in the
  * secret's database (contained users: ALTER ANY USER and VIEW DEFINITION in that database).
  */
-import type { AlternateUserChange } from '../../src/db/engine';
-import { PrivilegeError, RotationError, RotationStateError } from '../../src/errors';
-import type { Logger } from '../../src/log';
+import { type AlternateUserChange, type EngineContext } from '../../src/db';
+import { PrivilegeError, RotationError, RotationStateError } from '../../src/api';
 import { nLiteral, quoteName, type Row, SQL, type SqlServerConnectionLike } from './engine';
 
 /** The engine internals this module reuses (passed by the engine's one-line wiring). */
 export interface SqlServerPairInternals {
-  checkAlternateUser(conn: SqlServerConnectionLike, change: AlternateUserChange, log: Logger): Promise<void>;
+  checkAlternateUser(conn: SqlServerConnectionLike, change: AlternateUserChange, ctx: EngineContext): Promise<void>;
   run(conn: SqlServerConnectionLike, sql: string, label: string, params?: Record<string, string>): Promise<Row[]>;
 }
 
@@ -28,7 +27,8 @@ export const PRECREATED_LOGIN_REMEDY =
   'a sysadmin login\'s password can only be reset with CONTROL SERVER.';
 export const PRECREATED_CONTAINED_REMEDY = 'For a pre-created pair of contained users the admin needs ALTER ANY USER and VIEW DEFINITION in the secret\'s database (db_owner has them).';
 
-export async function setPrecreatedPassword(conn: SqlServerConnectionLike, change: AlternateUserChange, log: Logger, x: SqlServerPairInternals): Promise<void> {
+export async function setPrecreatedPassword(conn: SqlServerConnectionLike, change: AlternateUserChange, ctx: EngineContext, x: SqlServerPairInternals): Promise<void> {
+  const { log } = ctx;
   const { currentUser, alternateUser: alt } = change;
   const missing = (name: string, what: string) =>
     new RotationStateError(
@@ -51,7 +51,7 @@ export async function setPrecreatedPassword(conn: SqlServerConnectionLike, chang
     }
   }
   // The engine's pair proof, without the marker rule (change.precreated).
-  await x.checkAlternateUser(conn, { ...change, precreated: true }, log);
+  await x.checkAlternateUser(conn, { ...change, precreated: true }, ctx);
   const kind = contained ? 'USER' : 'LOGIN';
   try {
     await x.run(conn, `ALTER ${kind} ${quoteName(alt)} WITH PASSWORD = ${nLiteral(change.newPassword, 'new password')}`, `ALTER ${kind} ${quoteName(alt)}`);

@@ -13,8 +13,7 @@
  *   membership in the fixed role; its server permissions need them WITH GRANT OPTION. An existing
  *   sysadmin alternate login can only be reset by a sysadmin.
  */
-import type { AdminPrivilegesInput, OwnPasswordInput, PreflightHooks } from '../../src/ops/hooks';
-import { type Check, fail, pass, warn } from '../../src/ops/report';
+import { type AdminPrivilegesInput, type Check, fail, type OwnPasswordInput, pass, type PreflightHooks, warn } from '../../src/db';
 import { SQL } from './catalog';
 import type { PermissionRow, Row, SqlServerConnectionLike } from './engine';
 

@@ -139,13 +139,15 @@ function notFound(target: RdsTarget): RotationError {
 }
 
 /**
- * RDS engine names the rotators do not list themselves, mapped to the name they do
- * (e.g. RDS Custom for SQL Server, Aurora MySQL 1's "aurora").
+ * The engine value RDS reported, as one of the values the engine's profile lists, without
+ * naming any engine here: an RDS Custom name loses its `custom-` prefix (`custom-sqlserver-ee`
+ * -> `sqlserver-ee`), a variant maps to its family (`sqlserver-dev` -> `sqlserver`,
+ * `oracle-ee-cdb` -> `oracle`), and a family to its only listed variant (Aurora MySQL 1's
+ * `aurora` -> `aurora-mysql`). Unknown names are returned unchanged (and then refused).
  */
 export function normaliseRdsEngine(engine: string, known: readonly string[]): string {
+  const bare = engine.replace(/^custom-/, '');
   if (known.includes(engine)) return engine;
-  if (engine.startsWith('custom-sqlserver') || engine.startsWith('sqlserver')) return 'sqlserver';
-  if (engine.startsWith('custom-oracle') || engine.startsWith('oracle')) return 'oracle';
-  if (engine === 'aurora') return 'aurora-mysql';
-  return engine;
+  if (known.includes(bare)) return bare;
+  return known.find((k) => bare.startsWith(`${k}-`)) ?? known.find((k) => k.startsWith(`${bare}-`)) ?? engine;
 }

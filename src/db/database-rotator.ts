@@ -1,10 +1,11 @@
 import { ConfigError, LoginError, type LoginFailure, RotationError, RotationStateError, SecretFormatError, VerificationError, describeError } from '../errors';
 import type { Logger } from '../log';
-import { envFlag, passwordPolicyFromEnv, passwordSourceFromEnv } from '../password';
+import { type Env, envFlag, type PasswordPolicy, passwordPolicyFromEnv, passwordSourceFromEnv } from '../password';
 import { Rotator, type StepContext } from '../rotator';
 import { AWSCURRENT, AWSPENDING, AWSPREVIOUS } from '../secrets';
 import { type AdminEndpoint, type ManagedAdminLookup, normaliseRdsEngine, type RdsClientFactory, rdsManagedAdminLookup } from './admin-endpoint';
-import type { DatabaseEngine } from './engine';
+import { type DatabaseEngine, type EngineContext, type EngineProfile, maxUsernameLength, usernameLength } from './engine';
+import { engineCalls, type EngineCalls } from './middleware';
 import { preflightOrThrow } from '../ops/preflight';
 import {
   type DbSecret,
@@ -62,13 +63,44 @@ type Login<C> = { ok: true; conn: C; secret: DbSecret } | { ok: false; failure: 
  */
 export class DatabaseRotator<C = unknown> extends Rotator {
   readonly name: string;
+  readonly profile: EngineProfile;
 
   constructor(
     readonly engine: DatabaseEngine<C>,
     private readonly options: DatabaseRotatorOptions = {},
   ) {
     super();
-    this.name = engine.name;
+    this.profile = engine.profile;
+    this.name = engine.profile.name;
+  }
+
+  /** The engine's operations for one invocation, behind the framework's timing middleware. */
+  calls(ctx: EngineContext): EngineCalls<C> {
+    return engineCalls(this.engine, { env: ctx.env, log: ctx.log });
+  }
+
+  /** The password policy under the handler's environment: the engine's own, or its defaults + the documented variables. */
+  passwordPolicy(env: Env): PasswordPolicy {
+    const rule = this.profile.password;
+    return rule?.policy ? rule.policy(env) : passwordPolicyFromEnv(env, rule?.defaults);
+  }
+
+  /**
+   * The one username-length check, for the user a rotation creates or switches to (the server
+   * already accepted AWSCURRENT's): the profile's limit, in its unit.
+   */
+  checkUsernameLength(next: DbSecret, env: Env): { length: number; max: number; unit: string } {
+    const rule = this.profile.username;
+    const length = usernameLength(rule.storedAs ? rule.storedAs(next.username) : next.username, rule.unit);
+    const max = maxUsernameLength(this.profile, next, env);
+    const unit = rule.unit === 'UTF-8 bytes' ? 'bytes' : (rule.unit ?? 'characters');
+    if (length > max) {
+      throw new SecretFormatError(
+        `The alternate user "${next.username}" would be ${length} ${unit} long; ${this.name} allows ${max}.`,
+        `Use a shorter username for the alternating-users strategy${rule.raiseLimit ? `, or ${rule.raiseLimit}` : ''}.`,
+      );
+    }
+    return { length, max, unit };
   }
 
   /**
@@ -88,8 +120,7 @@ export class DatabaseRotator<C = unknown> extends Rotator {
     envFlag(env, 'ADMIN_HOST_FROM_CHILD', false);
     parseTlsMode(undefined, env, 'DEFAULT_SSL_MODE');
     resolveCa(undefined, env);
-    if (this.engine.passwordPolicy) this.engine.passwordPolicy(env);
-    else passwordPolicyFromEnv(env, this.engine.passwordDefaults);
+    this.passwordPolicy(env);
     const level = env.LOG_LEVEL?.trim();
     if (level && !['debug', 'info', 'warn', 'error'].includes(level.toLowerCase())) {
       throw new ConfigError(`LOG_LEVEL must be debug, info, warn or error, got "${level.slice(0, 40)}".`);
@@ -98,7 +129,7 @@ export class DatabaseRotator<C = unknown> extends Rotator {
 
   /** Parse and check a secret of this engine, including its TLS settings. */
   parse(secretString: string, label: string, ctx: Pick<StepContext, 'env'>): DbSecret {
-    const secret = parseDbSecret(secretString, label, this.engine.engines);
+    const secret = parseDbSecret(secretString, label, this.profile.engines);
     this.engine.validateSecret?.(secret, label, ctx.env);
     parseTlsMode(secret.ssl, ctx.env, label);
     return secret;
@@ -153,7 +184,8 @@ export class DatabaseRotator<C = unknown> extends Rotator {
   }
 
   alternateUsername(username: string): string {
-    return this.engine.alternateUsername ? this.engine.alternateUsername(username) : defaultAlternateUsername(username);
+    const rule = this.profile.username;
+    return rule.alternate ? rule.alternate(username) : defaultAlternateUsername(username);
   }
 
   async generatePending(currentString: string, ctx: StepContext): Promise<string> {
@@ -163,20 +195,12 @@ export class DatabaseRotator<C = unknown> extends Rotator {
       next.username = this.pendingUsername(current);
       // A pre-created pair: the two names swap, so AWSCURRENT always names the active user first.
       if (current.alternateUsername !== undefined) next.alternateUsername = current.username;
-      const length = this.engine.usernameLength ? this.engine.usernameLength(next.username) : [...next.username].length;
-      const max = this.engine.maxUsernameLengthFor ? this.engine.maxUsernameLengthFor(next, ctx.env) : this.engine.maxUsernameLength;
-      if (length > max) {
-        throw new SecretFormatError(
-          `The alternate user "${next.username}" would be ${length} ${this.engine.usernameLength ? (this.engine.usernameLengthUnit ?? 'bytes') : 'characters'} long; ${this.engine.name} allows ${max}.`,
-          'Use a shorter username for the alternating-users strategy.',
-        );
-      }
+      this.checkUsernameLength(next, ctx.env);
       // The engine's own rules for a username (characters, case...) hold for the other user too.
       if (current.alternateUsername !== undefined) this.engine.validateSecret?.(next, `${AWSCURRENT} (its "alternateUsername")`, ctx.env);
     }
-    const policy = this.engine.passwordPolicy ? this.engine.passwordPolicy(ctx.env) : passwordPolicyFromEnv(ctx.env, this.engine.passwordDefaults);
-    const password = await ctx.secrets.randomPassword(policy, passwordSourceFromEnv(ctx.env));
-    this.engine.validatePassword?.(password);
+    const password = await ctx.secrets.randomPassword(this.passwordPolicy(ctx.env), passwordSourceFromEnv(ctx.env));
+    this.profile.password?.validate?.(password);
     next.password = password;
     return JSON.stringify(next);
   }
@@ -251,7 +275,7 @@ export class DatabaseRotator<C = unknown> extends Rotator {
       throw new LoginError(`Unable to log into the database with the ${label} secret.`, [login.failure], remedy);
     }
     try {
-      await this.engine.check(login.conn);
+      await this.calls(ctx).check(login.conn);
     } finally {
       await this.close(login.conn, ctx.log);
     }
@@ -307,11 +331,7 @@ export class DatabaseRotator<C = unknown> extends Rotator {
         'Check the password stored in AWSCURRENT still works, and that the function can reach the database.');
     }
     try {
-      await this.engine.setOwnPassword(
-        login.conn,
-        { username: pending.username, oldPassword: login.secret.password, newPassword: pending.password, env: ctx.env },
-        ctx.log,
-      );
+      await this.calls(ctx).setOwnPassword(login.conn, { username: pending.username, oldPassword: login.secret.password, newPassword: pending.password });
     } catch (err) {
       // A duplicate invocation of this step may have changed the password at the same moment
       // (PostgreSQL: "tuple concurrently updated"): if the new password logs in, the step is done.
@@ -357,12 +377,12 @@ export class DatabaseRotator<C = unknown> extends Rotator {
     if (raw === undefined) return undefined;
     let old: DbSecret;
     try {
-      old = parseDbSecret(raw, label, this.engine.engines);
+      old = parseDbSecret(raw, label, this.profile.engines);
     } catch (err) {
       ctx.log.warn(`ignoring ${label}: it is not a usable secret`, { reason: describeError(err) });
       return undefined;
     }
-    const port = (s: DbSecret) => portOf(s, this.engine.defaultPort);
+    const port = (s: DbSecret) => portOf(s, this.profile.defaultPort);
     if (old.username !== current.username || !sameHost(old.host, current.host) || port(old) !== port(current)) {
       ctx.log.warn(`ignoring ${label}: it names another user or endpoint`);
       return undefined;
@@ -374,7 +394,7 @@ export class DatabaseRotator<C = unknown> extends Rotator {
   private async setAlternating(current: DbSecret, pending: DbSecret, ctx: StepContext): Promise<void> {
     const precreated = current.alternateUsername !== undefined;
     if (precreated && !this.engine.setAlternatePassword) {
-      throw new RotationError('UNSUPPORTED', `The ${this.engine.name} rotator does not support pre-created user pairs ("alternateUsername"); nothing was changed.`, {
+      throw new RotationError('UNSUPPORTED', `The ${this.name} rotator does not support pre-created user pairs ("alternateUsername"); nothing was changed.`, {
         remedy: 'Remove "alternateUsername" from the secret to use the clone strategy.',
       });
     }
@@ -387,16 +407,17 @@ export class DatabaseRotator<C = unknown> extends Rotator {
     await this.close(guard.conn, ctx.log);
 
     const master = await this.adminSecret(current, ctx);
+    const ownAdminDatabase = this.profile.adminDatabase === 'own';
     // The admin would reset its own password to a value the child secret's readers can see. Where
     // a user is named by its authentication database too (MongoDB), the engine checks this itself.
-    if (!this.engine.adminKeepsOwnDatabase && master.username.toLowerCase() === pending.username.toLowerCase()) {
+    if (!ownAdminDatabase && master.username.toLowerCase() === pending.username.toLowerCase()) {
       throw new RotationStateError(
         `The alternate user "${pending.username}" is the admin secret's own user; refusing to change the admin's password.`,
         'Use a child secret whose users differ from the admin user.',
       );
     }
     // A pre-created pair names both users: the admin may be neither (the next rotation would change it).
-    if (precreated && !this.engine.adminKeepsOwnDatabase && master.username.toLowerCase() === current.username.toLowerCase()) {
+    if (precreated && !ownAdminDatabase && master.username.toLowerCase() === current.username.toLowerCase()) {
       throw new RotationStateError(
         `The pre-created pair's user "${current.username}" is the admin secret's own user; refusing to rotate the admin's password as one of the pair.`,
         'Use an admin secret whose user is neither "username" nor "alternateUsername".',
@@ -407,18 +428,19 @@ export class DatabaseRotator<C = unknown> extends Rotator {
       throw new LoginError(`Unable to log into the database with the admin secret ${current.masterarn}.`, [admin.failure]);
     }
     try {
-      const change = { currentUser: current.username, alternateUser: pending.username, newPassword: pending.password, current, env: ctx.env, ...(precreated ? { precreated } : {}) };
+      const change = { currentUser: current.username, alternateUser: pending.username, newPassword: pending.password, current, ...(precreated ? { precreated } : {}) };
+      const calls = this.calls(ctx);
       for (let attempt = 1; ; attempt++) {
         try {
           if (precreated) {
             // Both users exist, are logins, and the alternate holds nothing the current user
             // lacks (proved by the engine before it changes anything); only its password changes.
-            await this.engine.setAlternatePassword!(admin.conn, change, ctx.log);
+            await calls.setAlternatePassword(admin.conn, change);
             break;
           }
           // Before anything changes: the existing alternate user must provably be this pair's.
-          await this.engine.checkAlternateUser?.(admin.conn, change, ctx.log);
-          await this.engine.upsertAlternateUser(admin.conn, change, ctx.log);
+          await calls.checkAlternateUser(admin.conn, change);
+          await calls.upsertAlternateUser(admin.conn, change);
           break;
         } catch (err) {
           // An unclassified server error (not a RotationError: no privilege, bad state...) may be a
@@ -442,7 +464,7 @@ export class DatabaseRotator<C = unknown> extends Rotator {
    * must equal the child's host. TLS settings are the admin secret's own (absent: the default
    * mode), never the child's: a writer of the child secret must not weaken the admin's login.
    */
-  private async adminSecret(current: DbSecret, ctx: StepContext): Promise<DbSecret> {
+  async adminSecret(current: DbSecret, ctx: Pick<StepContext, 'secrets' | 'env' | 'log'>): Promise<DbSecret> {
     const arn = current.masterarn;
     if (!arn) {
       throw new SecretFormatError('The AWSCURRENT secret has no "masterarn" field; the alternating-users strategy needs the admin secret\'s ARN.');
@@ -459,33 +481,33 @@ export class DatabaseRotator<C = unknown> extends Rotator {
       typeof raw.engine === 'string' && raw.engine
         ? raw.engine
         : endpoint.engine
-          ? normaliseRdsEngine(endpoint.engine, this.engine.engines)
+          ? normaliseRdsEngine(endpoint.engine, this.profile.engines)
           : current.engine;
-    if (!this.engine.engines.includes(engine)) {
-      throw new SecretFormatError(`The admin secret has engine "${engine.slice(0, 40)}"; expected one of ${this.engine.engines.join(', ')}.`);
+    if (!this.profile.engines.includes(engine)) {
+      throw new SecretFormatError(`The admin secret has engine "${engine.slice(0, 40)}"; expected one of ${this.profile.engines.join(', ')}.`);
     }
     const admin = {
       ...raw,
       engine,
       host: endpoint.host,
       // Never the child's port: its writer could point it at a listener that collects logins.
-      port: raw.port ?? endpoint.port ?? this.engine.defaultPort,
+      port: raw.port ?? endpoint.port ?? this.profile.defaultPort,
       // The admin works in the child's database (AWS's rotators do the same), unless the
       // engine's dbname is where a user authenticates (MongoDB).
-      dbname: this.engine.adminKeepsOwnDatabase ? raw.dbname : current.dbname,
+      dbname: ownAdminDatabase(this.profile) ? raw.dbname : current.dbname,
     } as DbSecret;
     // Its "ssl" field is checked by login(), before any connection.
     ctx.log.info('admin secret endpoint', { host: admin.host, port: admin.port, endpointFrom: endpoint.source });
     return admin;
   }
 
-  private async adminEndpoint(arn: string, raw: Record<string, unknown>, current: DbSecret, ctx: StepContext): Promise<AdminEndpoint> {
+  private async adminEndpoint(arn: string, raw: Record<string, unknown>, current: DbSecret, ctx: Pick<StepContext, 'secrets' | 'env'>): Promise<AdminEndpoint> {
     if (typeof raw.host === 'string' && raw.host) return { host: raw.host, source: 'the admin secret' };
     const lookup = this.options.managedAdmin ?? rdsManagedAdminLookup(this.options.rdsClient);
     const found = await lookup.find((await ctx.secrets.describe(arn)).Tags);
     if (found) return found;
     if (envFlag(ctx.env, 'ADMIN_HOST_FROM_CHILD', false)) {
-      return { host: current.host, port: portOf(current, this.engine.defaultPort), source: 'the child secret (ADMIN_HOST_FROM_CHILD)' };
+      return { host: current.host, port: portOf(current, this.profile.defaultPort), source: 'the child secret (ADMIN_HOST_FROM_CHILD)' };
     }
     throw new ConfigError(
       `The admin secret ${arn} has no "host" field and no ${lookup.tagKeys.join(' or ')} tag to find its database by; refusing to send the admin credentials to the host the child secret names.`,
@@ -504,7 +526,7 @@ export class DatabaseRotator<C = unknown> extends Rotator {
     for (let i = 0; i < attempts.length; i++) {
       const tls = attempts[i];
       try {
-        const conn = await this.engine.connect(secret, { tls, connectTimeoutMs: timeout, statementTimeoutMs, log: ctx.log, env: ctx.env });
+        const conn = await this.calls(ctx).connect(this.target(secret), { tls, connectTimeoutMs: timeout, statementTimeoutMs, log: ctx.log, env: ctx.env });
         if (i > 0) ctx.log.warn('connected WITHOUT TLS after the TLS attempt failed (ssl: "prefer")', { label, username: secret.username });
         return { ok: true, conn, secret };
       } catch (err) {
@@ -517,9 +539,15 @@ export class DatabaseRotator<C = unknown> extends Rotator {
     return { ok: false, failure: failure! };
   }
 
-  private async close(conn: C, log: Logger): Promise<void> {
+  /** The connection target: the secret with the profile's default port and database filled in. */
+  target(secret: DbSecret): DbSecret {
+    const dbname = secret.dbname ?? this.profile.defaultDatabase;
+    return { ...secret, port: portOf(secret, this.profile.defaultPort), ...(dbname === undefined ? {} : { dbname }) };
+  }
+
+  async close(conn: C, log: Logger): Promise<void> {
     try {
-      await this.engine.close(conn);
+      await this.calls({ env: {}, log }).close(conn);
     } catch (err) {
       log.warn('closing a connection failed', { reason: describeError(err) });
     }
@@ -529,6 +557,10 @@ export class DatabaseRotator<C = unknown> extends Rotator {
 /** Starts a read whose result a later await of the same (cached) read uses; its failure is reported there. */
 function prefetch(read: Promise<unknown>): void {
   read.catch(() => undefined);
+}
+
+function ownAdminDatabase(profile: EngineProfile): boolean {
+  return profile.adminDatabase === 'own';
 }
 
 function connectTimeout(env: Record<string, string | undefined>): number {

@@ -12,8 +12,26 @@ export {
   type RdsClientFactory,
   RDS_CLUSTER_TAG,
   RDS_INSTANCE_TAG,
+  tagValue,
+  lookupFailed,
+  perRegion,
+  regionOfArn,
 } from './admin-endpoint';
-export type { DatabaseEngine, ConnectOptions, PasswordChange, AlternateUserChange } from './engine';
+export {
+  defineEngine,
+  usernameLength,
+  maxUsernameLength,
+  type DatabaseEngine,
+  type EngineProfile,
+  type UsernameRule,
+  type UsernameUnit,
+  type PasswordRule,
+  type EngineContext,
+  type ConnectOptions,
+  type PasswordChange,
+  type AlternateUserChange,
+} from './engine';
+export { timed, engineCalls, type EngineCall, type EngineCalls } from './middleware';
 export {
   type DbSecret,
   type Strategy,
@@ -29,3 +47,7 @@ export {
 export { parseTlsMode, tlsAttempts, resolveCa, nodeTlsOptions, defaultTrustedCas, trustedCaOption, type TlsMode, type TlsOptions } from './tls';
 export { nodeErrorClass, errorChain, type NestedErrors } from './net-errors';
 export { driverLoadError } from './driver';
+// What an engine's read-only preflight checks (its optional `preflight()`) are written with.
+export { runPreflight, preflightOrThrow, type PreflightContext } from '../ops/preflight';
+export { PreflightError, pass, fail, warn, skip, failFrom, type Check, type CheckStatus, type PreflightReport } from '../ops/report';
+export type { PreflightHooks, OwnPasswordInput, AdminPrivilegesInput } from '../ops/hooks';

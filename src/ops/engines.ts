@@ -27,7 +27,7 @@ const FAMILIES: Array<{ match: (engine: string) => boolean; make: () => AnyRotat
 export function rotatorForEngine(engine: unknown): AnyRotator {
   const e = typeof engine === 'string' ? engine : '';
   const rotator = FAMILIES.find((f) => f.match(e))?.make();
-  if (!rotator || !rotator.engine.engines.includes(e)) {
+  if (!rotator || !rotator.profile.engines.includes(e)) {
     throw new SecretFormatError(
       `The secret's "engine" field is "${e.slice(0, 40)}", which no built-in rotator serves.`,
       'Use one of postgres, aurora-postgresql, mysql, aurora-mysql, mariadb, redshift, sqlserver(-ee/-se/-ex/-web), oracle(-ee/-se2/...), mongo, docdb.',

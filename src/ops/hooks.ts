@@ -1,7 +1,7 @@
 /**
- * Engine-specific, read-only preflight checks. An engine may carry them as its `preflight`
- * member; the built-in PostgreSQL and MySQL-family checks live beside their engines
- * (rotators/postgres/preflight.ts, rotators/mysql/preflight.ts) and are found by engine name.
+ * Engine-specific, read-only preflight checks. An engine's optional `preflight()` loads them
+ * (the built-in ones live beside their engines: rotators/<engine>/preflight.ts), so a step
+ * that is not a preflight never loads them.
  * Every check only reads (catalog queries, SHOW GRANTS, server variables): nothing is created,
  * altered or granted.
  */
@@ -33,9 +33,4 @@ export interface PreflightHooks<C = unknown> {
    * the alternate user and copying the current user's privileges needs on this server version?
    */
   adminPrivileges?(adminConn: C, input: AdminPrivilegesInput): Promise<Check[]>;
-}
-
-/** An engine object that carries its own hooks. */
-export interface WithPreflightHooks<C = unknown> {
-  preflight?: PreflightHooks<C>;
 }

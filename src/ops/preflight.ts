@@ -17,11 +17,10 @@ import { type DbSecret, parseAdminSecret, strategyOf } from '../db/secret';
 import { parseTlsMode, resolveCa } from '../db/tls';
 import { describeError, type LoginFailure } from '../errors';
 import type { Logger } from '../log';
-import { type Env, passwordPolicyFromEnv } from '../password';
+import type { Env } from '../password';
 import type { StepContext } from '../rotator';
 import { AWSCURRENT } from '../secrets';
-import { builtinHooks } from './builtin-hooks';
-import type { PreflightHooks, WithPreflightHooks } from './hooks';
+import type { PreflightHooks } from './hooks';
 import { type Check, fail, failFrom, pass, PreflightError, type PreflightReport, skip, warn } from './report';
 
 /** What a preflight needs: a StepContext without the step-specific parts. */
@@ -29,16 +28,15 @@ export type PreflightContext = Pick<StepContext, 'secretId' | 'secrets' | 'log' 
 
 type LoginResult<C> = { ok: true; conn: C; secret: DbSecret } | { ok: false; failure: LoginFailure };
 
-/** The checks' engine-specific part: the engine's own `preflight` member, else the built-in one for its name. */
-export function hooksFor<C>(rotator: DatabaseRotator<C>): PreflightHooks<C> {
-  const own = (rotator.engine as WithPreflightHooks<C>).preflight;
-  return own ?? ((builtinHooks[rotator.engine.name] as PreflightHooks<C> | undefined) ?? {});
+/** The checks' engine-specific part: the engine's `preflight` module (loaded only here), or none. */
+export async function hooksFor<C>(rotator: DatabaseRotator<C>): Promise<PreflightHooks<C>> {
+  return (await rotator.engine.preflight?.()) ?? {};
 }
 
 /** Run every check and return the report (never throws for a failed check). */
 export async function runPreflight<C>(rotator: DatabaseRotator<C>, ctx: PreflightContext): Promise<PreflightReport> {
   const checks: Check[] = [];
-  const report: PreflightReport = { secretId: ctx.secretId, engine: rotator.engine.name, checks, ok: false };
+  const report: PreflightReport = { secretId: ctx.secretId, engine: rotator.name, checks, ok: false };
   const done = (): PreflightReport => {
     report.ok = !checks.some((c) => c.status === 'fail');
     return report;
@@ -56,7 +54,7 @@ export async function runPreflight<C>(rotator: DatabaseRotator<C>, ctx: Prefligh
   const strategy = strategyOf(current);
   report.strategy = strategy;
   report.engine = current.engine;
-  const where = `${current.host}:${current.port ?? rotator.engine.defaultPort}`;
+  const where = `${current.host}:${current.port ?? rotator.profile.defaultPort}`;
   checks.push(
     pass(
       'secret.shape',
@@ -102,9 +100,9 @@ export async function preflightOrThrow<C>(rotator: DatabaseRotator<C>, ctx: Pref
 
 async function singleUserChecks<C>(rotator: DatabaseRotator<C>, current: DbSecret, login: LoginResult<C>, checks: Check[], ctx: PreflightContext): Promise<void> {
   const title = 'The user may change its own password';
-  const hook = hooksFor(rotator).ownPassword;
+  const hook = (await hooksFor(rotator)).ownPassword;
   if (!hook) {
-    checks.push(skip('single.own-password', title, `The ${rotator.engine.name} engine has no read-only check for this; setSecret will tell.`));
+    checks.push(skip('single.own-password', title, `The ${rotator.name} engine has no read-only check for this; setSecret will tell.`));
     return;
   }
   if (!login.ok) {
@@ -153,7 +151,7 @@ async function alternatingChecks<C>(rotator: DatabaseRotator<C>, current: DbSecr
   try {
     admin = await resolveAdmin(rotator, current, ctx);
     checks.push(
-      pass('admin.endpoint', 'The admin secret resolves to this database', `${admin.host}:${admin.port ?? rotator.engine.defaultPort}, the host of the rotated secret.`),
+      pass('admin.endpoint', 'The admin secret resolves to this database', `${admin.host}:${admin.port ?? rotator.profile.defaultPort}, the host of the rotated secret.`),
     );
   } catch (err) {
     checks.push(failFrom('admin.endpoint', 'The admin secret resolves to this database', err, 'CONFIG'));
@@ -173,22 +171,18 @@ async function alternatingChecks<C>(rotator: DatabaseRotator<C>, current: DbSecr
       );
       return;
     }
-    const change: AlternateUserChange = { currentUser: current.username, alternateUser, newPassword: '', current, env: ctx.env };
+    const change: AlternateUserChange = { currentUser: current.username, alternateUser, newPassword: '', current };
     const identity = 'The existing alternate user (if any) is this pair\'s';
-    if (rotator.engine.checkAlternateUser) {
-      try {
-        await rotator.engine.checkAlternateUser(adminLogin.result.conn, change, ctx.log);
-        checks.push(pass('alternate.identity', identity, `"${alternateUser}" is absent or provably the alternate of "${current.username}".`));
-      } catch (err) {
-        checks.push(failFrom('alternate.identity', identity, err, 'STATE'));
-      }
-    } else {
-      checks.push(skip('alternate.identity', identity, `The ${rotator.engine.name} engine has no read-only check for it.`));
+    try {
+      await rotator.calls(ctx).checkAlternateUser(adminLogin.result.conn, change);
+      checks.push(pass('alternate.identity', identity, `"${alternateUser}" is absent or provably the alternate of "${current.username}".`));
+    } catch (err) {
+      checks.push(failFrom('alternate.identity', identity, err, 'STATE'));
     }
-    const hook = hooksFor(rotator).adminPrivileges;
+    const hook = (await hooksFor(rotator)).adminPrivileges;
     const privTitle = 'The admin holds what creating/updating the alternate user needs';
     if (!hook) {
-      checks.push(skip('admin.privileges', privTitle, `The ${rotator.engine.name} engine has no read-only privilege check; setSecret will tell.`));
+      checks.push(skip('admin.privileges', privTitle, `The ${rotator.name} engine has no read-only privilege check; setSecret will tell.`));
     } else {
       try {
         checks.push(...(await hook(adminLogin.result.conn, { current, alternateUser, adminUser, env: ctx.env })));
@@ -206,24 +200,15 @@ async function alternatingChecks<C>(rotator: DatabaseRotator<C>, current: DbSecr
  * admin secret's host, an RDS/Redshift lookup, or ADMIN_HOST_FROM_CHILD; the same-host rule).
  */
 async function resolveAdmin<C>(rotator: DatabaseRotator<C>, current: DbSecret, ctx: PreflightContext): Promise<DbSecret> {
-  // adminSecret is DatabaseRotator's private resolution; calling it keeps one set of rules. The
-  // element access is type-checked, so a rename or a signature change fails to compile here.
-  return rotator['adminSecret'](current, ctx as StepContext);
+  return rotator.adminSecret(current, ctx);
 }
 
 function alternateNameCheck<C>(rotator: DatabaseRotator<C>, current: DbSecret, alternateUser: string, env: Env): Check {
   const title = 'The alternate user name fits the limit';
-  const engine = rotator.engine;
   try {
     const next = { ...current, username: alternateUser };
-    const length = engine.usernameLength ? engine.usernameLength(alternateUser) : [...alternateUser].length;
-    const max = engine.maxUsernameLengthFor ? engine.maxUsernameLengthFor(next, env) : engine.maxUsernameLength;
-    const unit = engine.usernameLength ? (engine.usernameLengthUnit ?? 'bytes') : 'characters';
-    if (length > max) {
-      return fail('alternate.name', title, `"${alternateUser}" would be ${length} ${unit} long; ${engine.name} allows ${max}.`, 'SECRET_FORMAT',
-        'Use a shorter username for the alternating-users strategy.');
-    }
-    engine.validateSecret?.(next, 'AWSPENDING', env);
+    const { length, max, unit } = rotator.checkUsernameLength(next, env);
+    rotator.engine.validateSecret?.(next, 'AWSPENDING', env);
     return pass('alternate.name', title, `"${alternateUser}": ${length} of at most ${max} ${unit}.`);
   } catch (err) {
     return failFrom('alternate.name', title, err, 'SECRET_FORMAT');
@@ -233,10 +218,10 @@ function alternateNameCheck<C>(rotator: DatabaseRotator<C>, current: DbSecret, a
 async function passwordPolicyCheck<C>(rotator: DatabaseRotator<C>, ctx: PreflightContext): Promise<Check> {
   const title = 'The password policy works with GetRandomPassword';
   try {
-    const policy = rotator.engine.passwordPolicy ? rotator.engine.passwordPolicy(ctx.env) : passwordPolicyFromEnv(ctx.env, rotator.engine.passwordDefaults);
+    const policy = rotator.passwordPolicy(ctx.env);
     // Read-only: a password is generated (and registered for redaction), never stored.
     const sample = await ctx.secrets.randomPassword(policy);
-    rotator.engine.validatePassword?.(sample);
+    rotator.profile.password?.validate?.(sample);
     return pass('secret.password-policy', title, `${policy.PasswordLength} characters${policy.ExcludeCharacters ? ', with excluded characters' : ''}; GetRandomPassword answered.`);
   } catch (err) {
     return failFrom('secret.password-policy', title, err, 'CONFIG',
@@ -284,7 +269,7 @@ async function loginAndCheck<C>(
     return { check: fail(id, title, `"${secret.username}" at ${secret.host}: ${result.failure.reason}`, result.failure.code, loginRemedy(result.failure.code, label)), result };
   }
   try {
-    await rotator.engine.check(result.conn);
+    await rotator.calls(ctx).check(result.conn);
   } catch (err) {
     return { check: failFrom(id, title, err, 'PRIVILEGE'), result };
   }
@@ -315,11 +300,7 @@ function loginRemedy(code: string, label: string): string {
   }
 }
 
-async function closeQuietly<C>(rotator: DatabaseRotator<C>, conn: C, log: Logger): Promise<void> {
-  try {
-    await rotator.engine.close(conn);
-  } catch (err) {
-    log.warn('closing a connection failed', { reason: describeError(err) });
-  }
+function closeQuietly<C>(rotator: DatabaseRotator<C>, conn: C, log: Logger): Promise<void> {
+  return rotator.close(conn, log);
 }
 

@@ -250,9 +250,9 @@ async function probe<C>(rotator: DatabaseRotator<C>, secret: DbSecret, label: st
     const login = await rotator.login(secret, label, ctx);
     if (!login.ok) return { result: login.failure.code, detail: login.failure.reason };
     try {
-      await rotator.engine.check(login.conn);
+      await rotator.calls(ctx).check(login.conn);
     } finally {
-      await rotator.engine.close(login.conn).catch(() => undefined);
+      await rotator.close(login.conn, ctx.log);
     }
     return { result: 'ok', detail: `"${secret.username}" logged in and ran the check query` };
   } catch (err) {

@@ -155,6 +155,26 @@ export function conformanceSuite(target: ConformanceTarget): void {
         expect(ctx.rec.connects.filter((c) => !c.ok)).toEqual([]);
       });
 
+      it('the framework logs every engine call with its duration (LOG_LEVEL=debug), the same fields on every engine, and no secret', async () => {
+        const ctx = await world();
+        const { arn } = await secretFor(ctx, strategy);
+        ctx.h.env.LOG_LEVEL = 'debug';
+        await rotateOk(ctx, arn);
+        const ended = ctx.h.records().filter((r) => r.message === 'engine call ended');
+        const calls = ended.map((r) => r.call);
+        const expected = strategy === 'single' ? ['connect', 'setOwnPassword', 'check', 'close'] : ['connect', 'checkAlternateUser', 'upsertAlternateUser', 'check', 'close'];
+        for (const call of expected) expect(calls, `an "engine call ended" line for ${call}`).toContain(call);
+        // Every call that started ended, with the same fields on every engine.
+        expect(ctx.h.records().filter((r) => r.message === 'engine call started').length).toBe(ended.length);
+        for (const r of ended) {
+          expect(r).toMatchObject({ level: 'DEBUG', engine: ctx.rotator.name, outcome: 'ok' });
+          expect(typeof r.durationMs).toBe('number');
+          expect(r.durationMs as number).toBeGreaterThanOrEqual(0);
+        }
+        // A clean rotation: at most four logins, none failing.
+        expect(ended.filter((r) => r.call === 'connect').length).toBeLessThanOrEqual(4);
+      });
+
       it('hostile usernames and passwords (quotes, backslash, semicolon, --, $$, unicode, spaces)', async () => {
         const ctx = await world();
         const { arn, username } = await secretFor(ctx, strategy, { hostile: true });

@@ -103,7 +103,7 @@ describe('CLI plumbing', () => {
       postgres: 'postgres', 'aurora-postgresql': 'postgres', mysql: 'mysql', 'aurora-mysql': 'mysql', mariadb: 'mysql', redshift: 'redshift',
       sqlserver: 'sqlserver', 'sqlserver-se': 'sqlserver', oracle: 'oracle', 'oracle-ee-cdb': 'oracle', mongo: 'mongodb', docdb: 'mongodb',
     };
-    for (const [engine, name] of Object.entries(cases)) expect(rotatorForEngine(engine).engine.name, engine).toBe(name);
+    for (const [engine, name] of Object.entries(cases)) expect(rotatorForEngine(engine).name, engine).toBe(name);
     expect(() => rotatorForEngine('db2')).toThrow(/no built-in rotator serves/);
   });
 

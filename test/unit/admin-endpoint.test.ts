@@ -32,7 +32,10 @@ describe('rdsTargetFromTags', () => {
   it('maps RDS engine names the rotators do not list to theirs', () => {
     const sqlserver = ['sqlserver', 'sqlserver-ee', 'sqlserver-se', 'sqlserver-ex', 'sqlserver-web'];
     expect(normaliseRdsEngine('sqlserver-web', sqlserver)).toBe('sqlserver-web');
-    expect(normaliseRdsEngine('custom-sqlserver-ee', sqlserver)).toBe('sqlserver');
+    expect(normaliseRdsEngine('custom-sqlserver-ee', sqlserver)).toBe('sqlserver-ee');
+    expect(normaliseRdsEngine('custom-sqlserver-dev', sqlserver)).toBe('sqlserver');
+    expect(normaliseRdsEngine('custom-oracle-se2', ['oracle', 'oracle-se2'])).toBe('oracle-se2');
+    expect(normaliseRdsEngine('neo4j', ['mongo', 'docdb'])).toBe('neo4j');
     expect(normaliseRdsEngine('custom-oracle-ee-cdb', ['oracle'])).toBe('oracle');
     expect(normaliseRdsEngine('aurora', ['mysql', 'aurora-mysql', 'mariadb'])).toBe('aurora-mysql');
     expect(normaliseRdsEngine('docdb', ['mongo', 'docdb'])).toBe('docdb');

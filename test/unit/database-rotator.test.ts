@@ -6,7 +6,7 @@
 import { PutSecretValueCommand, UpdateSecretVersionStageCommand } from '@aws-sdk/client-secrets-manager';
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConnectError, createHandler, type DatabaseEngine, DatabaseRotator, type DbSecret, type RotationError, RotationStateError } from '../../src';
+import { ConnectError, createHandler, type DatabaseEngine, DatabaseRotator, defineEngine, type DbSecret, type RotationError, RotationStateError } from '../../src';
 import { RdsDouble } from '../../src/testing';
 import { assertNoLeaksInAll, createRotationHarness, type RotationHarness } from '../support/rotation-harness';
 
@@ -23,11 +23,8 @@ let nextConnectFault: (() => Error) | undefined;
 /** Called after every password change the engine makes. */
 let afterChange: (() => void) | undefined;
 
-const engine: DatabaseEngine<Conn> = {
-  name: 'memory',
-  engines: ['memory'],
-  defaultPort: 1,
-  maxUsernameLength: 63,
+const engine: DatabaseEngine<Conn> = defineEngine<Conn>({
+  profile: { name: 'memory', engines: ['memory'], defaultPort: 1, username: { maxLength: 63 } },
   async connect(secret: DbSecret, options): Promise<Conn> {
     const who = `${secret.username}@${secret.host}:${secret.port ?? 1}`;
     logins.push({ who, tls: options.tls.enabled });
@@ -53,8 +50,9 @@ const engine: DatabaseEngine<Conn> = {
     servers.get(conn.host)!.set(change.alternateUser, change.newPassword);
     changes.push(`upsert ${change.alternateUser}@${conn.host} by ${conn.user}`);
   },
+  async checkAlternateUser(): Promise<void> {},
   async check(): Promise<void> {},
-};
+});
 
 const CURRENT_PW = 'Current-Password-0001';
 const ADMIN_PW = 'Admin-Password-0002';
@@ -404,7 +402,7 @@ describe('attacks: AWSPENDING may differ from AWSCURRENT only in the password (a
   ];
 
   it.each(cases)('a pending value with another %s is refused in setSecret, testSecret and finishSecret: nothing sent or promoted', async (field, change) => {
-    const multi = new DatabaseRotator({ ...engine, engines: ['memory', 'memory2'] });
+    const multi = new DatabaseRotator(Object.assign(Object.create(engine), { profile: { ...engine.profile, engines: ['memory', 'memory2'] } }) as DatabaseEngine<Conn>);
     const hh = createRotationHarness({ handler: (opts) => createHandler(multi, opts) });
     const arn = await hh.createSecret(secret({ ssl: 'require', dbname: 'app', port: 1 }));
     const run = hh.begin(arn);
