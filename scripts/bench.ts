@@ -162,6 +162,17 @@ function loadHandler(bundle: Bundle): RotationHandler {
   return (require(bundle.file) as { handler: RotationHandler }).handler;
 }
 
+/**
+ * A fresh module instance of the bundle (its own SDK client and caches) for every invocation: each
+ * step runs as in a new container, as in a rotation storm where any container takes any step.
+ */
+function freshPerStep(bundle: Bundle): RotationHandler {
+  return (event, context) => {
+    delete require.cache[require.resolve(bundle.file)];
+    return loadHandler(bundle)(event, context);
+  };
+}
+
 /** Wraps a handler so each step's Secrets Manager calls can be told apart in the double's log. */
 function recordingSteps(h: Harness, handler: RotationHandler): (event: RotationEventPayload) => Promise<void> {
   return async (event) => {
@@ -293,10 +304,16 @@ async function rotateBoth(
   const fnArn = `arn:aws:lambda:${REGION}:123456789012:function:rotation-lambdas-${o.fn}`;
   const handler = loadHandler(bundle);
   h.sm.registerFunction(fnArn, recordingSteps(h, handler));
+  const coldFnArn = `${fnArn}-fresh-per-step`;
+  h.sm.registerFunction(coldFnArn, recordingSteps(h, freshPerStep(bundle)));
+  const single = await rotateRepeatedly(h, fnArn, singleArn, runs, logins);
+  const multi = await rotateRepeatedly(h, fnArn, multiArn, runs, logins);
   return {
     server: o.server,
-    single: await rotateRepeatedly(h, fnArn, singleArn, runs, logins),
-    multi: await rotateRepeatedly(h, fnArn, multiArn, runs, logins),
+    single,
+    multi,
+    singleCold: await rotateRepeatedly(h, coldFnArn, singleArn, 1, logins),
+    multiCold: await rotateRepeatedly(h, coldFnArn, multiArn, 1, logins),
     singleArn,
     handler,
   };
@@ -516,12 +533,17 @@ async function main(): Promise<void> {
     say(`\n3. Per rotation: Secrets Manager API calls (four steps; RotateSecret not counted) and database logins (server-side count)`);
     const engines = [['postgres', pg], ['mariadb', maria]] as const;
     for (const [engine, figs] of engines) {
-      for (const [label, f] of [['single user', figs.single], ['alternating users', figs.multi]] as const) {
+      for (const [label, f] of [
+        ['single user', figs.single],
+        ['alternating users', figs.multi],
+        ['single, fresh/step', figs.singleCold],
+        ['altern., fresh/step', figs.multiCold],
+      ] as const) {
         const steps = STEPS.map((st) => `${st} ${f.callsByStep[st]?.length ?? 0}`).join(', ');
-        say(`  ${engine.padEnd(9)} ${label.padEnd(18)} calls ${String(f.callsTotal).padStart(2)} (${steps})   logins ${f.logins.ok} ok, ${f.logins.failed} failed`);
+        say(`  ${engine.padEnd(9)} ${label.padEnd(19)} calls ${String(f.callsTotal).padStart(2)} (${steps})   logins ${f.logins.ok} ok, ${f.logins.failed} failed`);
       }
     }
-    for (const [label, f] of [['single user', pg.single], ['alternating users', pg.multi]] as const) {
+    for (const [label, f] of [['single user', pg.single], ['alternating users', pg.multi], ['single user, fresh container per step', pg.singleCold], ['alternating users, fresh container per step', pg.multiCold]] as const) {
       say(`    postgres ${label}: ${STEPS.map((st) => `${st} [${(f.callsByStep[st] ?? []).join(' ')}]`).join('; ')}`);
     }
 
@@ -564,10 +586,14 @@ async function main(): Promise<void> {
           {
             single: { total: figs.single.callsTotal, byOperation: figs.single.calls, byStep: figs.single.callsByStep },
             alternating: { total: figs.multi.callsTotal, byOperation: figs.multi.calls, byStep: figs.multi.callsByStep },
+            singleFreshContainerPerStep: { total: figs.singleCold.callsTotal, byStep: figs.singleCold.callsByStep },
+            alternatingFreshContainerPerStep: { total: figs.multiCold.callsTotal, byStep: figs.multiCold.callsByStep },
           },
         ]),
       ),
-      databaseLoginsPerRotation: Object.fromEntries(engines.map(([engine, figs]) => [engine, { single: figs.single.logins, alternating: figs.multi.logins }])),
+      databaseLoginsPerRotation: Object.fromEntries(
+        engines.map(([engine, figs]) => [engine, { single: figs.single.logins, alternating: figs.multi.logins, singleFresh: figs.singleCold.logins, alternatingFresh: figs.multiCold.logins }]),
+      ),
       rotationMs: {
         postgres: { server: pg.server, single: pg.single.medianMs, alternating: pg.multi.medianMs, runs: { single: pg.single.runsMs, alternating: pg.multi.runsMs } },
         mariadb: { server: maria.server, single: maria.single.medianMs, alternating: maria.multi.medianMs, runs: { single: maria.single.runsMs, alternating: maria.multi.runsMs } },

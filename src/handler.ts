@@ -1,4 +1,4 @@
-import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { DescribeSecretResponse, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Context } from 'aws-lambda';
 import { describeError, EventError, RotationError, RotationStateError } from './errors';
 import { levelFromEnv, Logger, type LogFields, type LogSink, stdoutSink } from './log';
@@ -78,18 +78,37 @@ export function createHandler(rotator: Rotator, options: HandlerOptions = {}): R
       log = log.child({ secretId, step, versionId: token });
       log.info('step started');
       const secrets = new SecretStore(getClient(env), secretId, token, redactor, log, rotationToken);
-      const metadata = await secrets.describe();
-
-      if (metadata.RotationEnabled === false) {
-        throw new RotationStateError(`Secret ${secretId} is not enabled for rotation.`, 'Enable rotation on the secret (RotateSecret with a RotationLambdaARN).');
-      }
-      const versions = metadata.VersionIdsToStages ?? {};
-      const stages = Object.hasOwn(versions, token) ? versions[token] : undefined;
-      if (!stages) {
-        throw new RotationStateError(
-          `Secret version ${token} has no stage for rotation of secret ${secretId}.`,
-          'The ClientRequestToken must be a version created by RotateSecret; a stale or hand-made event cannot be replayed.',
-        );
+      // createSecret: DescribeSecret (rotation enabled? is the token RotateSecret's AWSPENDING?),
+      // with the AWSCURRENT read it needs in flight at the same time. The other steps: see below.
+      let metadata: DescribeSecretResponse | undefined;
+      let stages: readonly string[];
+      if (step === 'createSecret') {
+        prefetch(secrets.current());
+        metadata = await secrets.describe();
+        if (metadata.RotationEnabled === false) {
+          throw new RotationStateError(`Secret ${secretId} is not enabled for rotation.`, 'Enable rotation on the secret (RotateSecret with a RotationLambdaARN).');
+        }
+        stages = stagesOf(metadata, secretId, token);
+      } else if (secrets.holdsPendingValue()) {
+        // A warm container that stored or read this rotation's value: DescribeSecret names the
+        // versions holding the labels, whose values this container already has (one call).
+        metadata = await secrets.describe();
+        stages = stagesOf(metadata, secretId, token);
+      } else {
+        // A fresh container: the step reads AWSPENDING anyway (and AWSCURRENT, when the rotator
+        // says so: the database rotators compare them), and GetSecretValue(VersionId = token,
+        // VersionStage = AWSPENDING) answers only while the token holds AWSPENDING: the reads at
+        // once, no DescribeSecret.
+        if (rotator.readsCurrent(step)) prefetch(secrets.current());
+        const read = await secrets.pendingStages();
+        if (read !== undefined) {
+          stages = read;
+        } else {
+          // No readable AWSPENDING for the token: DescribeSecret says why (already AWSCURRENT, another
+          // label, unknown, or RotateSecret's value-less placeholder, which testSecret alone may meet).
+          metadata = await secrets.describe();
+          stages = stagesOf(metadata, secretId, token);
+        }
       }
       if (stages.includes(AWSCURRENT)) {
         log.info('version is already AWSCURRENT; step is a no-op', { durationMs: Date.now() - started, outcome: 'skipped' });
@@ -102,7 +121,7 @@ export function createHandler(rotator: Rotator, options: HandlerOptions = {}): R
         );
       }
 
-      const ctx: StepContext = { step, secretId, token, metadata, secrets, log, env };
+      const ctx: StepContext = { step, secretId, token, ...(metadata ? { metadata } : {}), secrets, log, env };
       await rotator[step](ctx);
       log.info('step succeeded', { durationMs: Date.now() - started, outcome: 'succeeded' });
     } catch (err) {
@@ -117,6 +136,24 @@ export function createHandler(rotator: Rotator, options: HandlerOptions = {}): R
       throw safe;
     }
   };
+}
+
+/** The token's labels from a DescribeSecret result; an unknown token is refused. */
+function stagesOf(metadata: DescribeSecretResponse, secretId: string, token: string): readonly string[] {
+  const versions = metadata.VersionIdsToStages ?? {};
+  const stages = Object.hasOwn(versions, token) ? versions[token] : undefined;
+  if (!stages) {
+    throw new RotationStateError(
+      `Secret version ${token} has no stage for rotation of secret ${secretId}.`,
+      'The ClientRequestToken must be a version created by RotateSecret; a stale or hand-made event cannot be replayed.',
+    );
+  }
+  return stages;
+}
+
+/** Starts a read whose result a later await of the same (cached) read uses; its failure is reported there. */
+function prefetch(read: Promise<unknown>): void {
+  read.catch(() => undefined);
 }
 
 /**

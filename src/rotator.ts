@@ -15,8 +15,13 @@ export interface StepContext {
   secretId: string;
   /** The ClientRequestToken: the version id of the value being rotated in. */
   token: string;
-  /** The single DescribeSecret result of this invocation. */
-  metadata: DescribeSecretResponse;
+  /**
+   * The DescribeSecret result, when this invocation made one: always in createSecret (which
+   * checks that rotation is enabled and the token's labels); in the other steps only when the
+   * token's AWSPENDING value could not be read (e.g. RotateSecret's value-less placeholder).
+   * setSecret, testSecret and finishSecret otherwise learn the labels from GetSecretValue.
+   */
+  metadata?: DescribeSecretResponse;
   secrets: SecretStore;
   log: Logger;
   env: Env;
@@ -88,6 +93,16 @@ export abstract class Rotator {
     ctx.log.info('AWSCURRENT works');
   }
 
+  /**
+   * Whether this step reads AWSCURRENT (createSecret always does): the handler then starts that
+   * read together with the step's label check, so the step waits one round trip of reads, not two.
+   * Default: finishSecret only (its UpdateSecretVersionStage names AWSCURRENT's holder). Return
+   * true for the steps where your own code calls `ctx.secrets.current()`.
+   */
+  readsCurrent(step: Step): boolean {
+    return step === 'finishSecret';
+  }
+
   /** Verifies AWSPENDING, or runs `preflight` on a RotateImmediately=false test run (value-less AWSPENDING). */
   async testSecret(ctx: StepContext): Promise<void> {
     const pending = await ctx.secrets.pending();
@@ -134,8 +149,9 @@ export abstract class Rotator {
     }
     this.validate(pending, AWSPENDING, ctx);
     await this.verify(pending, AWSPENDING, ctx);
-    // The handler never runs a step for a version that is already AWSCURRENT.
-    const holder = currentVersionId(ctx.metadata);
+    // The handler never runs a step for a version that is already AWSCURRENT. The holder is the
+    // version AWSCURRENT's read (the comparison verify() made) came from.
+    const holder = await ctx.secrets.currentVersionId();
     await ctx.secrets.moveCurrentToToken(holder);
     ctx.log.info('moved AWSCURRENT', { versionId: ctx.token, previousVersionId: holder ?? null });
   }

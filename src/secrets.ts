@@ -150,7 +150,12 @@ export class RotationRetryStrategy {
  */
 class VersionValueCache {
   private readonly values = new Map<string, string>();
+  /** The ARN behind each secret id an event named (DescribeSecret's and GetSecretValue's answers). */
+  readonly arns = new Map<string, string>();
   constructor(private readonly max = 64) {}
+  has(arn: string, versionId: string): boolean {
+    return this.values.has(`${arn}\u0000${versionId}`);
+  }
   get(arn: string, versionId: string): string | undefined {
     const k = `${arn}\u0000${versionId}`;
     const v = this.values.get(k);
@@ -182,8 +187,15 @@ function versionCacheOf(client: SecretsManagerClient): VersionValueCache {
  * stored not at all: VersionValueCache), registers every value it reads with the redactor, and
  * always passes the ClientRequestToken (and the RotationToken, when the event has one) on writes.
  */
+/** One version as GetSecretValue returned it: its value, id and labels. */
+interface VersionRead {
+  value: string;
+  versionId?: string;
+  stages: string[];
+}
+
 export class SecretStore {
-  private readonly cache = new Map<string, Promise<string | undefined>>();
+  private readonly cache = new Map<string, Promise<VersionRead | undefined>>();
   private readonly versions: VersionValueCache;
   /** This secret's DescribeSecret result of this invocation (which version holds which label). */
   private metadata?: DescribeSecretResponse;
@@ -202,13 +214,41 @@ export class SecretStore {
   /** DescribeSecret of this secret, or of another one (the admin secret's tags). */
   async describe(secretId = this.secretId): Promise<DescribeSecretResponse> {
     const out = await this.send('DescribeSecret', secretId, () => this.client.send(new DescribeSecretCommand({ SecretId: secretId })));
-    if (secretId === this.secretId) this.metadata = out;
+    if (secretId === this.secretId) {
+      this.metadata = out;
+      if (out.ARN) this.rememberArn(out.ARN);
+    }
     return out;
+  }
+
+  /**
+   * Whether this warm container already holds the value of this rotation's version (stored by
+   * its createSecret, or read by an earlier step): then DescribeSecret alone tells a step which
+   * versions hold the labels, and their values need no read.
+   */
+  holdsPendingValue(): boolean {
+    const arn = this.versions.arns.get(this.secretId);
+    return arn !== undefined && this.versions.has(arn, this.token);
+  }
+
+  private rememberArn(arn: string): void {
+    this.versions.arns.delete(this.secretId);
+    this.versions.arns.set(this.secretId, arn);
+    if (this.versions.arns.size > 256) this.versions.arns.delete(this.versions.arns.keys().next().value!);
   }
 
   /** AWSCURRENT of this secret; it must exist. */
   async current(): Promise<string> {
-    const v = await this.read(this.secretId, { VersionStage: AWSCURRENT });
+    return (await this.currentVersion()).value;
+  }
+
+  /** The id of the version holding AWSCURRENT (from the same read as current()). */
+  async currentVersionId(): Promise<string | undefined> {
+    return (await this.currentVersion()).versionId;
+  }
+
+  private async currentVersion(): Promise<VersionRead> {
+    const v = await this.readVersion(this.secretId, { VersionStage: AWSCURRENT });
     if (v === undefined) {
       throw new RotationStateError(`Secret ${this.secretId} has no AWSCURRENT value.`, 'Put an initial value before rotating.');
     }
@@ -218,6 +258,33 @@ export class SecretStore {
   /** The AWSPENDING value of this rotation (VersionId = token), or undefined if not yet created. */
   async pending(): Promise<string | undefined> {
     return this.read(this.secretId, { VersionId: this.token, VersionStage: AWSPENDING });
+  }
+
+  /**
+   * The labels of this rotation's version, learnt from GetSecretValue(VersionId = token,
+   * VersionStage = AWSPENDING), which the service answers only while the token holds AWSPENDING
+   * (InvalidRequestException otherwise) and has a value (ResourceNotFoundException for
+   * RotateSecret's placeholder): `undefined` when that read found nothing, and the step must ask
+   * DescribeSecret why. The value is kept for pending().
+   */
+  async pendingStages(): Promise<string[] | undefined> {
+    const k = this.key(this.secretId, { VersionId: this.token, VersionStage: AWSPENDING });
+    let p = this.cache.get(k);
+    if (!p) {
+      // Not through read(): a refusal here (InvalidRequestException: the token is not AWSPENDING)
+      // is an answer, not an error; DescribeSecret then tells the whole story.
+      p = this.fetch(this.secretId, { VersionId: this.token, VersionStage: AWSPENDING });
+      this.cache.set(k, p);
+    }
+    try {
+      return (await p)?.stages;
+    } catch (err) {
+      this.cache.delete(k);
+      // The token is not AWSPENDING (InvalidRequestException) or not even a well-formed version id
+      // (a validation error): DescribeSecret, not this read, says which.
+      if (err instanceof RotationError && (err.code === 'STATE' || err.code === 'EVENT')) return undefined;
+      throw err;
+    }
   }
 
   /** The pending value, which a step after createSecret requires. */
@@ -277,7 +344,7 @@ export class SecretStore {
       this.cache.delete(key);
       return false;
     }
-    this.cache.set(key, Promise.resolve(secretString));
+    this.cache.set(key, Promise.resolve({ value: secretString, versionId: this.token, stages: [AWSPENDING] }));
     if (this.metadata?.ARN) this.versions.set(this.metadata.ARN, this.token, secretString);
     this.log.info('stored AWSPENDING value', { versionId: this.token });
     return true;
@@ -359,7 +426,7 @@ export class SecretStore {
    * A value of this secret an earlier step already read or stored: only when this invocation's
    * DescribeSecret shows the version and (when one is asked for) that it holds the label.
    */
-  private known(secretId: string, sel: { VersionId?: string; VersionStage?: string }): string | undefined {
+  private known(secretId: string, sel: { VersionId?: string; VersionStage?: string }): VersionRead | undefined {
     const m = this.metadata;
     if (secretId !== this.secretId || !m?.ARN || !m.VersionIdsToStages) return undefined;
     const stages = m.VersionIdsToStages;
@@ -367,11 +434,16 @@ export class SecretStore {
     if (id === undefined || !Object.hasOwn(stages, id)) return undefined;
     if (sel.VersionStage !== undefined && !stages[id].includes(sel.VersionStage)) return undefined;
     const v = this.versions.get(m.ARN, id);
-    if (v !== undefined) this.redactor.addSecretString(v);
-    return v;
+    if (v === undefined) return undefined;
+    this.redactor.addSecretString(v);
+    return { value: v, versionId: id, stages: stages[id] };
   }
 
-  private read(secretId: string, sel: { VersionId?: string; VersionStage?: string }): Promise<string | undefined> {
+  private async read(secretId: string, sel: { VersionId?: string; VersionStage?: string }): Promise<string | undefined> {
+    return (await this.readVersion(secretId, sel))?.value;
+  }
+
+  private readVersion(secretId: string, sel: { VersionId?: string; VersionStage?: string }): Promise<VersionRead | undefined> {
     const k = this.key(secretId, sel);
     let p = this.cache.get(k);
     if (!p) {
@@ -383,7 +455,7 @@ export class SecretStore {
     return p;
   }
 
-  private async fetch(secretId: string, sel: { VersionId?: string; VersionStage?: string }): Promise<string | undefined> {
+  private async fetch(secretId: string, sel: { VersionId?: string; VersionStage?: string }): Promise<VersionRead | undefined> {
     try {
       const out = await this.send('GetSecretValue', secretId, () => this.client.send(new GetSecretValueCommand({ SecretId: secretId, ...sel })), true);
       if (out.SecretString === undefined) {
@@ -393,8 +465,11 @@ export class SecretStore {
       }
       this.redactor.addSecretString(out.SecretString);
       // Only this secret's versions: another secret's (the admin's) are read once per invocation.
-      if (out.ARN && out.VersionId && out.ARN === this.metadata?.ARN) this.versions.set(out.ARN, out.VersionId, out.SecretString);
-      return out.SecretString;
+      if (secretId === this.secretId && out.ARN && out.VersionId) {
+        this.rememberArn(out.ARN);
+        this.versions.set(out.ARN, out.VersionId, out.SecretString);
+      }
+      return { value: out.SecretString, versionId: out.VersionId, stages: out.VersionStages ?? [] };
     } catch (err) {
       if (awsErrorName(err) === 'ResourceNotFoundException') return undefined;
       throw err;

@@ -169,8 +169,10 @@ describe('single user', () => {
     const r = await h.rotate(arn);
     expect(r.error).toBeUndefined();
     expect(r.succeeded).toBe(true);
-    // The recovery path needs AWSPREVIOUS, which the warm function stored itself in the previous rotation.
-    expect(handlerCalls(r.calls)).toBe(6);
+    // The recovery path needs AWSPREVIOUS, which the warm function stored itself in the previous
+    // rotation: no read for it. (createSecret reads AWSCURRENT at the same time as its
+    // DescribeSecret, before it could know the version is one it holds: 7, not 6.)
+    expect(handlerCalls(r.calls)).toBe(7);
     expect(h.records().some((l) => l.message === 'changed own password' && l.loggedInWith === 'AWSPREVIOUS')).toBe(true);
 
     const cur = await h.credentials(arn);

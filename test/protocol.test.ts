@@ -123,8 +123,8 @@ describe('event validation', () => {
   });
 });
 
-describe('label checks (one DescribeSecret per invocation)', () => {
-  it('fails when rotation is disabled on the secret', async () => {
+describe('label checks', () => {
+  it('createSecret fails when rotation is disabled on the secret (it starts every rotation; the later steps check only the token\'s labels)', async () => {
     const r = await sm.rotateAndWait(arn, { lambdaArn: LAMBDA });
     expect(r.succeeded).toBe(true);
     await client.send(new CancelRotateSecretCommand({ SecretId: arn }));
@@ -138,10 +138,28 @@ describe('label checks (one DescribeSecret per invocation)', () => {
     await expect(handler({ SecretId: arn, ClientRequestToken: token, Step: 'testSecret' })).resolves.toBeUndefined();
   });
 
-  it.each([randomUUID(), 'constructor', '__proto__'])('fails when the token is not a version of the secret (%s)', async (token) => {
-    const err = await handler({ SecretId: arn, ClientRequestToken: token, Step: 'createSecret' }).catch((e) => e);
-    expect(err).toBeInstanceOf(RotationStateError);
-    expect(err.message).toMatch(/has no stage for rotation/);
+  it.each([randomUUID(), 'constructor', '__proto__'])('fails when the token is not a version of the secret (%s), in every step', async (token) => {
+    for (const Step of ['createSecret', 'setSecret', 'testSecret', 'finishSecret']) {
+      const err = await handler({ SecretId: arn, ClientRequestToken: token, Step }).catch((e) => e);
+      expect(err, Step).toBeInstanceOf(RotationStateError);
+      expect(err.message).toMatch(/has no stage for rotation/);
+    }
+  });
+
+  it('a fresh container per step learns the labels from its reads: a token that is not (or no longer) AWSPENDING is refused, a finished one is a no-op', async () => {
+    const fresh = () => createHandler(rotator, { client: sm.client(), env: {}, logSink: (l) => lines.push(l) });
+    const custom = randomUUID();
+    await client.send(new PutSecretValueCommand({ SecretId: arn, ClientRequestToken: custom, SecretString: INITIAL, VersionStages: ['CUSTOM'] }));
+    for (const Step of ['setSecret', 'testSecret', 'finishSecret']) {
+      await expect(fresh()({ SecretId: arn, ClientRequestToken: custom, Step }), Step).rejects.toThrow(/not set as AWSPENDING/);
+    }
+    const r = await sm.rotateAndWait(arn, { lambdaArn: LAMBDA });
+    const setBefore = rotator.setCalls;
+    sm.resetCalls();
+    for (const Step of ['setSecret', 'testSecret', 'finishSecret']) await fresh()({ SecretId: arn, ClientRequestToken: r.versionId, Step });
+    expect(rotator.setCalls).toBe(setBefore);
+    expect(stagesOf(r.versionId)).toContain('AWSCURRENT');
+    expect(sm.countCalls('UpdateSecretVersionStage')).toBe(0);
   });
 
   it('fails when the version is not AWSPENDING', async () => {
@@ -157,8 +175,11 @@ describe('label checks (one DescribeSecret per invocation)', () => {
     for (const Step of ['createSecret', 'setSecret', 'testSecret', 'finishSecret']) {
       await handler({ SecretId: arn, ClientRequestToken: r.versionId, Step });
     }
-    expect(sm.countCalls()).toBe(4);
+    // createSecret: Describe (with the AWSCURRENT read it would need in flight); the warm
+    // container holds the version's value, so the others make one DescribeSecret each.
     expect(sm.countCalls('DescribeSecret')).toBe(4);
+    expect(sm.countCalls()).toBe(5);
+    expect(sm.countCalls('PutSecretValue') + sm.countCalls('UpdateSecretVersionStage')).toBe(0);
     expect(rotator.setCalls).toBe(setBefore);
   });
 });
@@ -194,16 +215,17 @@ describe('a full rotation through RotateSecret', () => {
     expect(quiet.map((l) => JSON.parse(l).message)).toContain('step started');
   });
 
-  it('makes one DescribeSecret per step and no redundant calls', async () => {
+  it('warm: one DescribeSecret per step and no redundant calls', async () => {
     sm.resetCalls();
     await sm.rotateAndWait(arn, { lambdaArn: LAMBDA });
     const ours = sm.calls.filter((c) => c.operation !== 'RotateSecret');
     expect(sm.countCalls('DescribeSecret')).toBe(4);
-    // createSecret: Describe, GSV current, Put (the password is generated in the function; no pending read)
-    // setSecret, testSecret: Describe only (the warm container already holds both versions' values:
-    // their version ids come from this step's Describe); finishSecret: Describe, UpdateStage
+    // createSecret: GSV current and Describe (at once), Put (the password is generated in the
+    // function; no pending read). setSecret, testSecret: Describe only (the warm container already
+    // holds both versions' values: their version ids come from this step's Describe);
+    // finishSecret: Describe, UpdateStage
     expect(ours.map((c) => c.operation)).toEqual([
-      'DescribeSecret', 'GetSecretValue', 'PutSecretValue',
+      'GetSecretValue', 'DescribeSecret', 'PutSecretValue',
       'DescribeSecret',
       'DescribeSecret',
       'DescribeSecret', 'UpdateSecretVersionStage',

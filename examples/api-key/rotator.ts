@@ -13,7 +13,7 @@
  *   GET  {endpoint}/whoami        (authorised by any valid key)  answers 200
  */
 import { randomUUID } from 'node:crypto';
-import { createHandler, parseJsonSecret, RotationError, Rotator, SecretFormatError, type StepContext } from 'rotation-lambdas';
+import { createHandler, parseJsonSecret, RotationError, Rotator, SecretFormatError, type Step, type StepContext } from 'rotation-lambdas';
 
 /** A service that does not answer fails the step instead of running into the Lambda timeout. */
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -52,6 +52,11 @@ export class ApiKeyRotator extends Rotator {
       RequireEachIncludedType: true,
     });
     return JSON.stringify({ ...current, keyId: `k-${randomUUID()}`, apiKey });
+  }
+
+  /** setSecret (and finishSecret) read AWSCURRENT: the handler starts that read with its label check. */
+  override readsCurrent(step: Step): boolean {
+    return step !== 'testSecret';
   }
 
   async setSecret(ctx: StepContext): Promise<void> {

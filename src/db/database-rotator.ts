@@ -244,24 +244,16 @@ export class DatabaseRotator<C = unknown> extends Rotator {
     ctx.log.info('new password set and verified by login', { username: pending.username });
   }
 
-  /**
-   * testSecret and finishSecret compare AWSPENDING with AWSCURRENT (verify): AWSCURRENT is read
-   * while the base class reads AWSPENDING, so a cold container waits one round trip, not two.
-   * (A failed read is reported where verify or preflight awaits it.)
-   */
-  override async testSecret(ctx: StepContext): Promise<void> {
-    prefetch(ctx.secrets.current());
-    return super.testSecret(ctx);
-  }
-
-  override async finishSecret(ctx: StepContext): Promise<void> {
-    prefetch(ctx.secrets.current());
-    return super.finishSecret(ctx);
+  /** Every step compares AWSPENDING with AWSCURRENT (setSecret also logs in with it). */
+  override readsCurrent(): boolean {
+    return true;
   }
 
   /**
    * Proves a value logs in and runs the engine's check (testSecret, and finishSecret before it
-   * promotes AWSPENDING). AWSPENDING must first match AWSCURRENT where the strategy says.
+   * promotes AWSPENDING). AWSPENDING must first match AWSCURRENT where the strategy says: a
+   * pending value naming another endpoint or weaker TLS is never logged in with (the handler
+   * has the AWSCURRENT read in flight already).
    */
   override async verify(secretString: string, label: string, ctx: StepContext): Promise<void> {
     const secret = this.parse(secretString, label, ctx);
@@ -552,11 +544,6 @@ export class DatabaseRotator<C = unknown> extends Rotator {
       log.warn('closing a connection failed', { reason: describeError(err) });
     }
   }
-}
-
-/** Starts a read whose result a later await of the same (cached) read uses; its failure is reported there. */
-function prefetch(read: Promise<unknown>): void {
-  read.catch(() => undefined);
 }
 
 function ownAdminDatabase(profile: EngineProfile): boolean {

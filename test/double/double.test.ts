@@ -715,10 +715,10 @@ describe('createSecret without a pending read: PutSecretValue decides', () => {
     return perStep;
   }
 
-  it('counts the calls per step: 7 in a warm function, 10 with a cold container per step (the previous design: 12)', async () => {
+  it('counts the calls per step: 7 in a warm function, 7 with a cold container per step (the previous design: 12)', async () => {
     const warm = await countPerStep(false);
     expect(warm).toEqual({
-      createSecret: ['DescribeSecret', 'GetSecretValue', 'PutSecretValue'],
+      createSecret: ['GetSecretValue', 'DescribeSecret', 'PutSecretValue'],
       // The values createSecret read and stored are reused by version id (from each step's DescribeSecret).
       setSecret: ['DescribeSecret'],
       testSecret: ['DescribeSecret'],
@@ -726,11 +726,12 @@ describe('createSecret without a pending read: PutSecretValue decides', () => {
     });
     const cold = await countPerStep(true);
     expect(cold).toEqual({
-      createSecret: ['DescribeSecret', 'GetSecretValue', 'PutSecretValue'],
-      setSecret: ['DescribeSecret', 'GetSecretValue'],
-      testSecret: ['DescribeSecret', 'GetSecretValue'],
-      // finishSecret verifies AWSPENDING before promoting it: a cold container reads it.
-      finishSecret: ['DescribeSecret', 'GetSecretValue', 'UpdateSecretVersionStage'],
+      createSecret: ['GetSecretValue', 'DescribeSecret', 'PutSecretValue'],
+      // The read of AWSPENDING (VersionId = token, VersionStage = AWSPENDING) is the label check.
+      setSecret: ['GetSecretValue'],
+      testSecret: ['GetSecretValue'],
+      // finishSecret verifies AWSPENDING before promoting it, and names AWSCURRENT's holder (both read at once).
+      finishSecret: ['GetSecretValue', 'GetSecretValue', 'UpdateSecretVersionStage'],
     });
   });
 
@@ -759,6 +760,7 @@ describe('createSecret without a pending read: PutSecretValue decides', () => {
     sm.resetCalls();
     await h(run.event('createSecret'));
     expect(sm.calls.map((c) => [c.operation, c.error])).toEqual([
+      ['GetSecretValue', undefined],
       ['DescribeSecret', undefined],
       ['PutSecretValue', 'ResourceExistsException'],
       ['GetSecretValue', undefined],
