@@ -67,7 +67,7 @@ describe('template.yaml: the per-engine blocks are one definition', () => {
   it('has no per-engine resource other than these blocks and the function', () => {
     const perEngine = Object.keys(resources).filter((k) => ENGINES.some((e) => k.startsWith(e.id)));
     const expected = ENGINES.flatMap((e) => OWN.map((s) => `${e.id}${s}`));
-    expect(perEngine.sort()).toEqual(expected.sort());
+    expect(perEngine.sort(), 'a new per-engine resource: add its suffix to SUFFIXES so its copies are compared too').toEqual(expected.sort());
   });
 
   describe.each(ENGINES.filter((e) => e !== REFERENCE).map((e) => [e.name, e] as const))('%s', (_name, engine) => {
