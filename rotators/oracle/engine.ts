@@ -488,8 +488,12 @@ function statementError(err: unknown, what: string): Error {
     return new PrivilegeError(`Oracle refused to ${what}: ${detail}.`, 'Grant the missing privilege to the user this step runs as (see the Oracle section of the README).', err);
   }
   if (PASSWORD_POLICY_CODES.has(code) || /^ORA-20\d{3}$/.test(code)) {
+    // A password verify function's text (ORA-20000..20999 from raise_application_error, often
+    // after ORA-28003) is the function author's and may quote the password it rejected: only the
+    // error codes are kept, and not the driver error either.
+    const codes = [...new Set(detail.match(/ORA-\d{5}/g) ?? [code])].join(', ');
     return new ConfigError(
-      `Oracle refused to ${what}: ${detail}.`,
+      `Oracle refused to ${what}: ${codes} (the password profile's message is not shown: a verify function may quote the password).`,
       "The user's profile (password verify function, reuse rules) rejected the change; align PASSWORD_LENGTH / EXCLUDE_* with the profile.",
     );
   }
