@@ -11,7 +11,8 @@
  * inside the Lambda runtime is pinned per Region and may predate PutSecretValue's RotationToken
  * (3.596.0). Only the control-plane clients for service-managed admin secrets (RDS, Redshift,
  * Redshift Serverless; `RUNTIME_SDK` in scripts/engines.ts) are External: they are required on
- * first use only, and the runtime's SDK serves them (see src/db/admin-endpoint.ts).
+ * first use only, and the runtime's SDK serves them (see src/db/admin-endpoint.ts). The engine's
+ * `alias` map replaces a few never-used dependencies by local stand-ins (scripts/shims/).
  *
  * No source maps by default: `--enable-source-maps` (which Lambda needs to use them) slows every
  * cold start, and every error the framework raises is typed with an actionable message.
@@ -73,6 +74,7 @@ export function esbuildOptions(engine: EngineSpec, outdir: string, sourcemap = f
     mainFields: BUILD_PROPERTIES.MainFields.split(','),
     sourcemap: sourcemap ? 'external' : false,
     external: [...engine.external],
+    alias: { ...engine.alias },
     metafile: true,
     logLevel: 'warning',
   };

@@ -22,6 +22,13 @@ export interface EngineSpec {
    * in Node: the runtime's own SDK may predate RotationToken.
    */
   external: string[];
+  /**
+   * Packages replaced by a small local module (esbuild `alias`, SAM `BuildProperties.Alias`,
+   * which aws-lambda-builders passes on as `--alias:<package>=<path>`; paths relative to the
+   * repository root, where both builds run esbuild): dead weight that a reachable module
+   * requires at load time but that the rotator never uses. Each stand-in says why it is safe.
+   */
+  alias: Record<string, string>;
 }
 
 /** Optional add-ons of the MongoDB driver (kerberos/GSSAPI, compression, cloud credentials, SOCKS, CSFLE). */
@@ -52,6 +59,15 @@ const BROWSER_ONLY = ['bowser'];
  * long-standing operations (DescribeDBInstances/Clusters, DescribeClusters, ListNamespaces,
  * ListWorkgroups), so any runtime's SDK version serves them.
  */
+/**
+ * tedious's `@azure/identity` (with @azure/msal-node, about 450 KiB): constructed only for Azure AD
+ * authentication types, never used by the SQL Server rotator (SQL Server logins only).
+ */
+const NO_AZURE_IDENTITY = { '@azure/identity': './scripts/shims/azure-identity.ts' };
+
+/** `tr46` (231 KiB of IDNA tables) under the MongoDB connection-string parser: Node's url.domainToASCII does the same. */
+const TR46_FROM_NODE = { tr46: './scripts/shims/tr46.ts' };
+
 export const RUNTIME_SDK = {
   rds: ['@aws-sdk/client-rds'],
   redshift: ['@aws-sdk/client-redshift', '@aws-sdk/client-redshift-serverless'],
@@ -65,6 +81,7 @@ export const ENGINES: readonly EngineSpec[] = [
     description: 'PostgreSQL (RDS, Aurora PostgreSQL, self-managed): single-user and alternating-users rotation',
     drivers: ['pg'],
     external: ['pg-native', ...BROWSER_ONLY, ...RUNTIME_SDK.rds],
+    alias: {},
   },
   {
     name: 'mysql',
@@ -73,6 +90,7 @@ export const ENGINES: readonly EngineSpec[] = [
     description: 'MySQL, Aurora MySQL and MariaDB: single-user and alternating-users rotation',
     drivers: ['mysql2'],
     external: [...BROWSER_ONLY, ...RUNTIME_SDK.rds],
+    alias: {},
   },
   {
     name: 'redshift',
@@ -81,6 +99,7 @@ export const ENGINES: readonly EngineSpec[] = [
     description: 'Amazon Redshift (provisioned): single-user and alternating-users rotation',
     drivers: ['pg'],
     external: ['pg-native', ...BROWSER_ONLY, ...RUNTIME_SDK.rds, ...RUNTIME_SDK.redshift],
+    alias: {},
   },
   {
     name: 'sqlserver',
@@ -89,6 +108,7 @@ export const ENGINES: readonly EngineSpec[] = [
     description: 'Microsoft SQL Server (RDS, self-managed): single-user and alternating-users rotation',
     drivers: ['tedious'],
     external: [...BROWSER_ONLY, ...RUNTIME_SDK.rds],
+    alias: { ...NO_AZURE_IDENTITY },
   },
   {
     name: 'oracle',
@@ -97,6 +117,7 @@ export const ENGINES: readonly EngineSpec[] = [
     description: 'Oracle Database (RDS, self-managed; node-oracledb thin mode): single-user and alternating-users rotation',
     drivers: ['oracledb'],
     external: [...BROWSER_ONLY, ...RUNTIME_SDK.rds],
+    alias: {},
   },
   {
     name: 'mongodb',
@@ -105,6 +126,7 @@ export const ENGINES: readonly EngineSpec[] = [
     description: 'MongoDB and Amazon DocumentDB: single-user and alternating-users rotation',
     drivers: ['mongodb'],
     external: [...MONGODB_OPTIONAL, ...BROWSER_ONLY, ...RUNTIME_SDK.rds],
+    alias: { ...TR46_FROM_NODE },
   },
 ];
 

@@ -61,6 +61,11 @@ describe('bundles', () => {
       // The control-plane clients of managed admin secrets are left to the Lambda runtime's SDK,
       // required (not imported: NODE_PATH must apply) on first use.
       for (const x of engine.external) expect(packages, x).not.toContain(x);
+      // Aliased packages are replaced by their local stand-ins (scripts/shims/).
+      for (const [pkg, path] of Object.entries(engine.alias)) {
+        expect(packages, pkg).not.toContain(pkg);
+        expect(bundle().inputs, path).toContain(path.replace(/^\.\//, ''));
+      }
       const text = code.get(name)!;
       const runtimeSdk = engine.external.filter((x) => x.startsWith('@aws-sdk/'));
       expect(runtimeSdk).toContain('@aws-sdk/client-rds');

@@ -13,8 +13,7 @@
  * - without it, setSecret fails with CONFIG naming the package and the remedy, after the
  *   AWSCURRENT guard and before anything is asked of the service or changed.
  */
-import { spawn } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
@@ -23,8 +22,9 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createHandler } from '../src';
 import { RdsDouble, RedshiftDouble, type SecretsManagerServer, startSecretsManagerServer } from '../src/testing';
 import type { JsonResponse } from '../src/testing/wire';
-import { type BuildResult, buildBundles, isolatedEnv } from '../scripts/build';
+import { type BuildResult, buildBundles } from '../scripts/build';
 import { engineByName, RUNTIME_SDK } from '../scripts/engines';
+import { type BundleRun, runBundle } from './support/bundle-run';
 import { pgLogin } from './support/logins';
 import { assertNoLeaksInAll, createRotationHarness } from './support/rotation-harness';
 
@@ -87,37 +87,6 @@ async function serve(handle: (target: string | undefined, body: string) => JsonR
   return { server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}` };
 }
 
-// Runs the events read from stdin through the bundle's handler; prints each step's error code and
-// message, and the files Node loaded from NODE_PATH.
-const CHILD = `
-const bundle = require(process.argv[1]);
-let input = '';
-process.stdin.on('data', (d) => (input += d));
-process.stdin.on('end', async () => {
-  const out = [];
-  for (const event of JSON.parse(input)) {
-    try { await bundle.handler(event); out.push({ step: event.Step, code: null }); }
-    catch (e) { out.push({ step: event.Step, code: (e && e.code) || String(e && e.name), name: e && e.name, message: String(e && e.message), remedy: e && e.remedy }); }
-  }
-  const runtime = process.env.NODE_PATH;
-  const fromRuntime = runtime ? Object.keys(require.cache).filter((f) => f.startsWith(runtime)).length : 0;
-  process.stdout.write('RESULT ' + JSON.stringify({ steps: out, fromRuntime }) + '\\n');
-  process.exit(0);
-});`;
-
-interface Step {
-  step: string;
-  code: string | null;
-  name?: string;
-  message?: string;
-  remedy?: string;
-}
-interface Outcome {
-  steps: Step[];
-  fromRuntime: number;
-  logs: Array<Record<string, unknown>>;
-}
-
 const rds = new RdsDouble();
 const redshift = new RedshiftDouble();
 const h = createRotationHarness({ handler: (opts) => createHandler({ name: 'unused' } as never, opts) });
@@ -163,12 +132,8 @@ afterAll(async () => {
   assertNoLeaksInAll();
 });
 
-function runBundle(name: string, events: object[], nodePath: string | undefined): Promise<Outcome> {
-  const alone = mkdtempSync(join(tmpdir(), 'rl-runtime-sdk-bundle-'));
-  const copy = join(alone, 'index.js');
-  copyFileSync(built.bundles.find((x) => x.engine.name === name)!.file, copy);
+async function runEngineBundle(name: string, events: ReadonlyArray<{ Step: string }>, nodePath: string | undefined): Promise<BundleRun> {
   const env: NodeJS.ProcessEnv = {
-    ...isolatedEnv(),
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
     AWS_SECRET_ACCESS_KEY: 'secret-key-example',
@@ -182,28 +147,11 @@ function runBundle(name: string, events: object[], nodePath: string | undefined)
     LOG_LEVEL: 'info',
   };
   if (nodePath) env.NODE_PATH = nodePath;
-  return new Promise<Outcome>((resolve, reject) => {
-    const child = spawn(process.execPath, ['-e', CHILD, copy], { cwd: alone, env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      rmSync(alone, { recursive: true, force: true });
-      const m = /^RESULT (.+)$/m.exec(out);
-      if (code !== 0 || !m) return reject(new Error(`exit ${code}: ${err.slice(0, 800)}`));
-      const logs = out
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
-      // The no-leak check covers the child's log lines, its errors and its stderr.
-      h.logs.push(...logs.map((l) => JSON.stringify(l)));
-      h.errors.push(m[1], err);
-      resolve({ ...(JSON.parse(m[1]) as Omit<Outcome, 'logs'>), logs });
-    });
-    child.stdin.end(JSON.stringify(events));
-  });
+  const r = await runBundle(built.bundles.find((x) => x.engine.name === name)!.file, events, env);
+  // The no-leak check covers the child's log lines, its errors and its stderr.
+  h.logs.push(...r.logs.map((l) => JSON.stringify(l)));
+  h.errors.push(...r.raw);
+  return r;
 }
 
 /**
@@ -260,7 +208,7 @@ describe('postgres bundle, RDS-managed admin secret', () => {
     const dbArn = rds.addInstance({ id: `bundle-pg-${ID}`, engine: 'postgres', address: 'localhost', port: pg.port });
     const { arn, run, user, events } = await managedPair('postgres', MASTER(), { Key: 'aws:rds:primaryDBInstanceArn', Value: dbArn });
     const before = rds.calls.length;
-    const r = await runBundle('postgres', events, runtimeDirs.get('postgres')!.dir);
+    const r = await runEngineBundle('postgres', events, runtimeDirs.get('postgres')!.dir);
     expect(r.steps.map((s) => [s.step, s.code, s.message])).toEqual(events.map((e) => [e.Step, null, undefined]));
     run.complete();
     expect(rds.calls.slice(before).map((c) => [c.action, c.params.DBInstanceIdentifier])).toEqual([['DescribeDBInstances', dbArn]]);
@@ -273,7 +221,7 @@ describe('postgres bundle, RDS-managed admin secret', () => {
     const dbArn = rds.addInstance({ id: `bundle-pg2-${ID}`, engine: 'postgres', address: 'localhost', port: pg.port });
     const { arn, user, events } = await managedPair('postgres', MASTER(), { Key: 'aws:rds:primaryDBInstanceArn', Value: dbArn });
     const before = rds.calls.length;
-    const r = await runBundle('postgres', events.slice(0, 2), undefined);
+    const r = await runEngineBundle('postgres', events.slice(0, 2), undefined);
     expect(r.steps[0]).toEqual({ step: 'createSecret', code: null });
     expect(r.steps[1]).toMatchObject({ step: 'setSecret', code: 'CONFIG', name: 'ConfigError' });
     expect(r.steps[1].message).toContain('"@aws-sdk/client-rds" cannot be loaded');
@@ -301,7 +249,7 @@ describe('redshift bundle, Redshift-managed admin secrets (PostgreSQL standing i
       [{ Key: 'aws:redshift-serverless:namespaceArn', Value: nsArn }, `Redshift Serverless workgroup bundle-wg-${ID} of namespace bundle-ns-${ID}`],
     ] as const) {
       const { arn, run, user, events } = await managedPair('redshift', admin, tag);
-      const r = await runBundle('redshift', events, runtimeDirs.get('redshift')!.dir);
+      const r = await runEngineBundle('redshift', events, runtimeDirs.get('redshift')!.dir);
       expect(r.steps.map((s) => [s.step, s.code, s.message])).toEqual(events.map((e) => [e.Step, null, undefined]));
       run.complete();
       expect(r.logs.find((l) => l.message === 'admin secret endpoint')).toMatchObject({ host: 'localhost', port: pg.port, endpointFrom: from });
@@ -317,7 +265,7 @@ describe('redshift bundle, Redshift-managed admin secrets (PostgreSQL standing i
     const value = key.includes('serverless') ? redshift.addNamespace(`bundle-ns2-${ID}`) : redshift.addCluster(`bundle-rs2-${ID}`, 'localhost', pg.port);
     const { arn, user, events } = await managedPair('redshift', admin, { Key: key, Value: value });
     const before = redshift.calls.length;
-    const r = await runBundle('redshift', events.slice(0, 2), undefined);
+    const r = await runEngineBundle('redshift', events.slice(0, 2), undefined);
     expect(r.steps[1]).toMatchObject({ step: 'setSecret', code: 'CONFIG', name: 'ConfigError' });
     expect(r.steps[1].message).toContain(`"${pkg}" cannot be loaded`);
     expect(r.steps[1].remedy).toContain(`Add "host" and "port" to the admin secret, or run where ${pkg} is present`);

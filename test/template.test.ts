@@ -76,6 +76,10 @@ describe('template.yaml', () => {
       const runtimeSdk: string[] = [...RUNTIME_SDK.rds, ...RUNTIME_SDK.redshift];
       expect((bp.External ?? []).filter((x: string) => /^@aws-sdk\/(client-|core$|\*$)|^@smithy\//.test(x) && !runtimeSdk.includes(x))).toEqual([]);
       expect(bp.External).toContain('@aws-sdk/client-rds');
+      // Alias: a list of "package=path" (aws-lambda-builders makes each one --alias:package=path).
+      const alias = (bp.Alias ?? []).map((x: string) => [x.slice(0, x.indexOf('=')), x.slice(x.indexOf('=') + 1)]);
+      expect(Object.fromEntries(alias)).toEqual(engine.alias);
+      for (const [, path] of alias) expect(existsSync(join(ROOT, path)), path).toBe(true);
       // Anything the function overrides must stay within the rules above.
       expect(fn.Properties.Runtime ?? template.Globals.Function.Runtime).toMatch(/^nodejs(2[2-9]|[3-9]\d)\.x$/);
       expect(fn.Properties.Handler ?? template.Globals.Function.Handler).toBe('index.handler');
