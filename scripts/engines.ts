@@ -51,6 +51,20 @@ const MONGODB_OPTIONAL = [
 const BROWSER_ONLY = ['bowser'];
 
 /**
+ * tedious's `@azure/identity` (with @azure/msal-node and their dependencies, about 540 KiB):
+ * constructed only for Azure AD authentication types, never used by the SQL Server rotator (SQL
+ * Server logins only). The stand-in's classes throw.
+ */
+const NO_AZURE_IDENTITY = { '@azure/identity': './scripts/shims/azure-identity.ts' };
+
+/**
+ * `tr46` (231 KiB of IDNA tables) under the MongoDB connection-string parser (whatwg-url): called
+ * only for hosts of special URLs (http:, https:, ...), never for mongodb:// hosts. The stand-in
+ * answers as tr46 for plain ASCII domains and throws for anything else.
+ */
+const TR46_ASCII_ONLY = { tr46: './scripts/shims/tr46.ts' };
+
+/**
  * AWS SDK clients left to the Lambda runtime (nodejs22.x and later ship the whole AWS SDK for
  * JavaScript v3 in /var/runtime/node_modules, on NODE_PATH). Only the lookups of service-managed
  * admin secrets that name no host use them, each with a literal `require` on first use
@@ -59,15 +73,6 @@ const BROWSER_ONLY = ['bowser'];
  * long-standing operations (DescribeDBInstances/Clusters, DescribeClusters, ListNamespaces,
  * ListWorkgroups), so any runtime's SDK version serves them.
  */
-/**
- * tedious's `@azure/identity` (with @azure/msal-node, about 450 KiB): constructed only for Azure AD
- * authentication types, never used by the SQL Server rotator (SQL Server logins only).
- */
-const NO_AZURE_IDENTITY = { '@azure/identity': './scripts/shims/azure-identity.ts' };
-
-/** `tr46` (231 KiB of IDNA tables) under the MongoDB connection-string parser: Node's url.domainToASCII does the same. */
-const TR46_FROM_NODE = { tr46: './scripts/shims/tr46.ts' };
-
 export const RUNTIME_SDK = {
   rds: ['@aws-sdk/client-rds'],
   redshift: ['@aws-sdk/client-redshift', '@aws-sdk/client-redshift-serverless'],
@@ -126,7 +131,7 @@ export const ENGINES: readonly EngineSpec[] = [
     description: 'MongoDB and Amazon DocumentDB: single-user and alternating-users rotation',
     drivers: ['mongodb'],
     external: [...MONGODB_OPTIONAL, ...BROWSER_ONLY, ...RUNTIME_SDK.rds],
-    alias: { ...TR46_FROM_NODE },
+    alias: { ...TR46_ASCII_ONLY },
   },
 ];
 
