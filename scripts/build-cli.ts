@@ -11,7 +11,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
 import { isolatedEnv, ROOT } from './build';
-import { ENGINES } from './engines';
+import { ENGINES, RUNTIME_SDK } from './engines';
+
+const RUNTIME_SDK_PACKAGES: readonly string[] = [...RUNTIME_SDK.rds, ...RUNTIME_SDK.redshift];
 
 export async function buildCli(outdir = join(ROOT, 'dist')): Promise<string> {
   const file = join(resolve(outdir), 'cli', 'index.js');
@@ -24,8 +26,10 @@ export async function buildCli(outdir = join(ROOT, 'dist')): Promise<string> {
     target: 'node20',
     format: 'cjs',
     minify: true,
-    // The drivers' optional add-ons, as the function bundles leave them out.
-    external: [...new Set(ENGINES.flatMap((e) => e.external))],
+    // The drivers' optional add-ons, as the function bundles leave them out; but not the
+    // control-plane clients the functions leave to the Lambda runtime's SDK: the CLI runs on an
+    // operator's machine, where no runtime provides them.
+    external: [...new Set(ENGINES.flatMap((e) => e.external))].filter((x) => !RUNTIME_SDK_PACKAGES.includes(x)),
     logLevel: 'warning',
   });
   const dir = mkdtempSync(join(tmpdir(), 'rl-cli-'));

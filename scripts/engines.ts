@@ -16,11 +16,19 @@ export interface EngineSpec {
   /**
    * Packages left out of the bundle (esbuild `external`, SAM `BuildProperties.External`): the
    * driver's optional native or feature add-ons, required lazily inside try/catch and never on
-   * the code paths the rotator uses; and the AWS SDK's browser-only `bowser` (BROWSER_ONLY).
-   * Never `@aws-sdk/client-secrets-manager` or a dependency it runs in Node: the runtime's own
-   * SDK may predate RotationToken.
+   * the code paths the rotator uses; the AWS SDK's browser-only `bowser` (BROWSER_ONLY); and the
+   * control-plane clients of service-managed admin secrets (RUNTIME_SDK), which the Lambda
+   * runtime's own AWS SDK serves. Never `@aws-sdk/client-secrets-manager` or a dependency it runs
+   * in Node: the runtime's own SDK may predate RotationToken.
    */
   external: string[];
+  /**
+   * Packages replaced by a small local module (esbuild `alias`, SAM `BuildProperties.Alias`,
+   * which aws-lambda-builders passes on as `--alias:<package>=<path>`; paths relative to the
+   * repository root, where both builds run esbuild): dead weight that a reachable module
+   * requires at load time but that the rotator never uses. Each stand-in says why it is safe.
+   */
+  alias: Record<string, string>;
 }
 
 /** Optional add-ons of the MongoDB driver (kerberos/GSSAPI, compression, cloud credentials, SOCKS, CSFLE). */
@@ -42,6 +50,34 @@ const MONGODB_OPTIONAL = [
  */
 const BROWSER_ONLY = ['bowser'];
 
+/**
+ * tedious's `@azure/identity` (with @azure/msal-node and their dependencies, about 540 KiB):
+ * constructed only for Azure AD authentication types, never used by the SQL Server rotator (SQL
+ * Server logins only). The stand-in's classes throw.
+ */
+const NO_AZURE_IDENTITY = { '@azure/identity': './scripts/shims/azure-identity.ts' };
+
+/**
+ * `tr46` (231 KiB of IDNA tables) under the MongoDB connection-string parser (whatwg-url): called
+ * only for hosts of special URLs (http:, https:, ...), never for mongodb:// hosts. The stand-in
+ * answers as tr46 for plain ASCII domains and throws for anything else.
+ */
+const TR46_ASCII_ONLY = { tr46: './scripts/shims/tr46.ts' };
+
+/**
+ * AWS SDK clients left to the Lambda runtime (nodejs22.x and later ship the whole AWS SDK for
+ * JavaScript v3 in /var/runtime/node_modules, on NODE_PATH). Only the lookups of service-managed
+ * admin secrets that name no host use them, each with a literal `require` on first use
+ * (src/db/admin-endpoint.ts, rotators/redshift/managed-admin.ts); where the package cannot be
+ * loaded, that lookup fails with a ConfigError naming it and the remedy. They use only
+ * long-standing operations (DescribeDBInstances/Clusters, DescribeClusters, ListNamespaces,
+ * ListWorkgroups), so any runtime's SDK version serves them.
+ */
+export const RUNTIME_SDK = {
+  rds: ['@aws-sdk/client-rds'],
+  redshift: ['@aws-sdk/client-redshift', '@aws-sdk/client-redshift-serverless'],
+} as const;
+
 export const ENGINES: readonly EngineSpec[] = [
   {
     name: 'postgres',
@@ -49,7 +85,8 @@ export const ENGINES: readonly EngineSpec[] = [
     entry: 'rotators/postgres/index.ts',
     description: 'PostgreSQL (RDS, Aurora PostgreSQL, self-managed): single-user and alternating-users rotation',
     drivers: ['pg'],
-    external: ['pg-native', ...BROWSER_ONLY],
+    external: ['pg-native', ...BROWSER_ONLY, ...RUNTIME_SDK.rds],
+    alias: {},
   },
   {
     name: 'mysql',
@@ -57,7 +94,8 @@ export const ENGINES: readonly EngineSpec[] = [
     entry: 'rotators/mysql/index.ts',
     description: 'MySQL, Aurora MySQL and MariaDB: single-user and alternating-users rotation',
     drivers: ['mysql2'],
-    external: [...BROWSER_ONLY],
+    external: [...BROWSER_ONLY, ...RUNTIME_SDK.rds],
+    alias: {},
   },
   {
     name: 'redshift',
@@ -65,7 +103,8 @@ export const ENGINES: readonly EngineSpec[] = [
     entry: 'rotators/redshift/index.ts',
     description: 'Amazon Redshift (provisioned): single-user and alternating-users rotation',
     drivers: ['pg'],
-    external: ['pg-native', ...BROWSER_ONLY],
+    external: ['pg-native', ...BROWSER_ONLY, ...RUNTIME_SDK.rds, ...RUNTIME_SDK.redshift],
+    alias: {},
   },
   {
     name: 'sqlserver',
@@ -73,7 +112,8 @@ export const ENGINES: readonly EngineSpec[] = [
     entry: 'rotators/sqlserver/index.ts',
     description: 'Microsoft SQL Server (RDS, self-managed): single-user and alternating-users rotation',
     drivers: ['tedious'],
-    external: [...BROWSER_ONLY],
+    external: [...BROWSER_ONLY, ...RUNTIME_SDK.rds],
+    alias: { ...NO_AZURE_IDENTITY },
   },
   {
     name: 'oracle',
@@ -81,7 +121,8 @@ export const ENGINES: readonly EngineSpec[] = [
     entry: 'rotators/oracle/index.ts',
     description: 'Oracle Database (RDS, self-managed; node-oracledb thin mode): single-user and alternating-users rotation',
     drivers: ['oracledb'],
-    external: [...BROWSER_ONLY],
+    external: [...BROWSER_ONLY, ...RUNTIME_SDK.rds],
+    alias: {},
   },
   {
     name: 'mongodb',
@@ -89,7 +130,8 @@ export const ENGINES: readonly EngineSpec[] = [
     entry: 'rotators/mongodb/index.ts',
     description: 'MongoDB and Amazon DocumentDB: single-user and alternating-users rotation',
     drivers: ['mongodb'],
-    external: [...MONGODB_OPTIONAL, ...BROWSER_ONLY],
+    external: [...MONGODB_OPTIONAL, ...BROWSER_ONLY, ...RUNTIME_SDK.rds],
+    alias: { ...TR46_ASCII_ONLY },
   },
 ];
 

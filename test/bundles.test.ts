@@ -58,10 +58,24 @@ describe('bundles', () => {
       const { packages } = bundle();
       for (const d of engine.drivers) expect(packages, d).toContain(d);
       expect(packages).toContain('@aws-sdk/client-secrets-manager');
-      // The RDS client for RDS-managed admin secrets: bundled, evaluated only on first use.
-      expect(packages).toContain('@aws-sdk/client-rds');
+      // The control-plane clients of managed admin secrets are left to the Lambda runtime's SDK,
+      // required (not imported: NODE_PATH must apply) on first use.
       for (const x of engine.external) expect(packages, x).not.toContain(x);
+      // Aliased packages are replaced by their local stand-ins (scripts/shims/).
+      for (const [pkg, path] of Object.entries(engine.alias)) {
+        expect(packages, pkg).not.toContain(pkg);
+        expect(bundle().inputs, path).toContain(path.replace(/^\.\//, ''));
+      }
       const text = code.get(name)!;
+      const runtimeSdk = engine.external.filter((x) => x.startsWith('@aws-sdk/'));
+      expect(runtimeSdk).toContain('@aws-sdk/client-rds');
+      for (const x of runtimeSdk) {
+        expect(text, x).toContain(`require("${x}")`);
+        expect(text, x).not.toContain(`import("${x}")`);
+      }
+      // The AWS SDK's ES module builds (MainFields module,main), which esbuild tree-shakes.
+      expect(bundle().inputs.some((p) => p.includes('/@aws-sdk/client-secrets-manager/dist-es/')), 'dist-es').toBe(true);
+      expect(bundle().inputs.some((p) => p.includes('/@aws-sdk/client-secrets-manager/dist-cjs/')), 'dist-cjs').toBe(false);
       expect(text).toContain('RotationToken');
       for (const d of engine.drivers) expect(text.includes(DRIVER_MARKERS[d]), `${d} marker`).toBe(true);
     });

@@ -112,9 +112,9 @@ describe('sam build (replayed)', () => {
   });
 
   it('maps PascalCase build properties the way SAM and aws-lambda-builders do', () => {
-    expect(esbuildArgs({ EntryPoints: ['a.ts'], KeepNames: true, Sourcemap: false, MainFields: 'module,main', External: ['x', 'y'], Banner: ['js=//b'] }, '/o')).toEqual([
+    expect(esbuildArgs({ EntryPoints: ['a.ts'], KeepNames: true, Sourcemap: false, MainFields: 'module,main', External: ['x', 'y'], Banner: ['js=//b'], Alias: ['@s/p=./shim.ts'] }, '/o')).toEqual([
       'a.ts', '--bundle', '--platform=node', '--outdir=/o', '--target=es2020', '--format=cjs', '--minify',
-      '--keep-names', '--main-fields=module,main', '--external:x', '--external:y', '--banner:js=//b',
+      '--keep-names', '--main-fields=module,main', '--external:x', '--external:y', '--banner:js=//b', '--alias:@s/p=./shim.ts',
     ]);
   });
 });

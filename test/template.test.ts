@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BUILD_PROPERTIES, ROOT } from '../scripts/build';
-import { ENGINES, type EngineSpec } from '../scripts/engines';
+import { ENGINES, type EngineSpec, RUNTIME_SDK } from '../scripts/engines';
 import { loadTemplate } from './support/cfn-template';
 
 /** A parsed template: plain JSON with CloudFormation's long-form intrinsics. */
@@ -69,10 +69,17 @@ describe('template.yaml', () => {
       expect(fn.Metadata.BuildMethod).toBe('esbuild');
       const bp = fn.Metadata.BuildProperties;
       expect(bp.EntryPoints).toEqual([engine.entry]);
-      expect({ Target: bp.Target, Format: bp.Format, Minify: bp.Minify, Sourcemap: bp.Sourcemap, KeepNames: bp.KeepNames }).toEqual(BUILD_PROPERTIES);
+      expect({ Target: bp.Target, Format: bp.Format, Minify: bp.Minify, Sourcemap: bp.Sourcemap, KeepNames: bp.KeepNames, MainFields: bp.MainFields }).toEqual(BUILD_PROPERTIES);
       expect([...(bp.External ?? [])].sort()).toEqual([...engine.external].sort());
-      // The runtime's own AWS SDK may predate RotationToken: it must be bundled.
-      expect((bp.External ?? []).filter((x: string) => x.startsWith('@aws-sdk/client-') || x === '@aws-sdk/*')).toEqual([]);
+      // The runtime's own AWS SDK may predate RotationToken: Secrets Manager's client and the SDK
+      // core must be bundled. Only the control-plane clients of managed admin secrets are left to it.
+      const runtimeSdk: string[] = [...RUNTIME_SDK.rds, ...RUNTIME_SDK.redshift];
+      expect((bp.External ?? []).filter((x: string) => /^@aws-sdk\/(client-|core$|\*$)|^@smithy\//.test(x) && !runtimeSdk.includes(x))).toEqual([]);
+      expect(bp.External).toContain('@aws-sdk/client-rds');
+      // Alias: a list of "package=path" (aws-lambda-builders makes each one --alias:package=path).
+      const alias = (bp.Alias ?? []).map((x: string) => [x.slice(0, x.indexOf('=')), x.slice(x.indexOf('=') + 1)]);
+      expect(Object.fromEntries(alias)).toEqual(engine.alias);
+      for (const [, path] of alias) expect(existsSync(join(ROOT, path)), path).toBe(true);
       // Anything the function overrides must stay within the rules above.
       expect(fn.Properties.Runtime ?? template.Globals.Function.Runtime).toMatch(/^nodejs(2[2-9]|[3-9]\d)\.x$/);
       expect(fn.Properties.Handler ?? template.Globals.Function.Handler).toBe('index.handler');

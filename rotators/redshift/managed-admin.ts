@@ -6,7 +6,7 @@
  */
 import type { RedshiftClient } from '@aws-sdk/client-redshift';
 import type { ListNamespacesCommandOutput, ListWorkgroupsCommandOutput, RedshiftServerlessClient } from '@aws-sdk/client-redshift-serverless';
-import { type AdminEndpoint, lookupFailed, type ManagedAdminLookup, perRegion, regionOfArn, tagValue } from '../../src/db';
+import { type AdminEndpoint, loadSdkClient, lookupFailed, type ManagedAdminLookup, perRegion, regionOfArn, tagValue } from '../../src/db';
 import { RotationStateError } from '../../src/api';
 
 export const REDSHIFT_CLUSTER_TAG = 'aws:redshift:primaryClusterArn';
@@ -17,8 +17,10 @@ export interface RedshiftLookupClients {
   serverless?: (region: string | undefined) => RedshiftServerlessClient | Promise<RedshiftServerlessClient>;
 }
 
-const loadRedshift = () => import('@aws-sdk/client-redshift');
-const loadServerless = () => import('@aws-sdk/client-redshift-serverless');
+// Literal requires, loaded on first use: the Lambda bundles leave these clients to the runtime's SDK.
+const loadRedshift = async () => loadSdkClient('@aws-sdk/client-redshift', () => require('@aws-sdk/client-redshift') as typeof import('@aws-sdk/client-redshift'));
+const loadServerless = async () =>
+  loadSdkClient('@aws-sdk/client-redshift-serverless', () => require('@aws-sdk/client-redshift-serverless') as typeof import('@aws-sdk/client-redshift-serverless'));
 
 // AWS_ENDPOINT_URL_REDSHIFT / AWS_ENDPOINT_URL_REDSHIFT_SERVERLESS (read by the SDK) select VPC endpoints.
 const defaultRedshift = perRegion(async (region) => new (await loadRedshift()).RedshiftClient(region ? { region } : {}));

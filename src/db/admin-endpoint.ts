@@ -84,10 +84,35 @@ export function regionOfArn(arn: string): string | undefined {
 export type RdsClientFactory = (region: string | undefined) => RDSClient | Promise<RDSClient>;
 
 /**
+ * Loads an AWS SDK control-plane client on first use. The Lambda bundles leave these clients
+ * out (External, scripts/engines.ts RUNTIME_SDK) and use the Lambda runtime's own AWS SDK, found
+ * through NODE_PATH: hence a literal `require` (an `import()` would ignore NODE_PATH). Where the
+ * package cannot be loaded (a bundle run outside Lambda), a ConfigError names it and the remedy.
+ */
+export function loadSdkClient<T>(pkg: string, load: () => T): T {
+  try {
+    return load();
+  } catch (e) {
+    throw sdkClientLoadError(pkg, e);
+  }
+}
+
+/** A missing module while loading `pkg` -> a ConfigError naming it; anything else unchanged. */
+export function sdkClientLoadError(pkg: string, err: unknown): unknown {
+  if ((err as { code?: unknown } | null)?.code !== 'MODULE_NOT_FOUND') return err;
+  const missing = /Cannot find module '([^']+)'/.exec(describeError(err))?.[1];
+  return new ConfigError(
+    `The AWS SDK package "${pkg}" cannot be loaded${missing && missing !== pkg ? ` (its module "${missing}" is missing)` : ''}. ` +
+      'It is needed only to find the database of a service-managed admin secret that holds no host; the Lambda bundles leave it to the AWS SDK of the Lambda runtime.',
+    `Add "host" and "port" to the admin secret, or run where ${pkg} is present (a Lambda Node.js runtime, or npm install --save-exact ${pkg}).`,
+  );
+}
+
+/**
  * The RDS SDK is loaded on first use only: most rotations never need it, and a cold start
  * should not pay for evaluating it.
  */
-const loadRds = () => import('@aws-sdk/client-rds');
+const loadRds = async () => loadSdkClient('@aws-sdk/client-rds', () => require('@aws-sdk/client-rds') as typeof import('@aws-sdk/client-rds'));
 
 /**
  * One client per region, made on first use and kept for the container's life. The promise is

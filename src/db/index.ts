@@ -14,6 +14,7 @@ export {
   RDS_INSTANCE_TAG,
   tagValue,
   lookupFailed,
+  loadSdkClient,
   perRegion,
   regionOfArn,
 } from './admin-endpoint';

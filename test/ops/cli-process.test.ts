@@ -5,7 +5,7 @@
  * server. Hostile passwords throughout; no value of any secret (passwords, whole secret strings)
  * may appear in stdout or stderr, raw, JSON-escaped, base64 or URL-encoded, in any command or mode.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
@@ -75,6 +75,12 @@ afterEach(() => {
 });
 
 describe('rotation-lambdas, spawned', () => {
+  it('bundles the control-plane clients the Lambda bundles leave to the runtime (an operator machine has no runtime SDK)', () => {
+    const text = readFileSync(bundle, 'utf8');
+    for (const pkg of ['@aws-sdk/client-rds', '@aws-sdk/client-redshift', '@aws-sdk/client-redshift-serverless']) expect(text, pkg).not.toContain(`require("${pkg}")`);
+    expect(text).toContain('DescribeDBInstances');
+  });
+
   it('status, repair (dry run, then --yes) and preflight on a stuck single-user rotation: readable, right exit codes, no secret printed', { timeout: 180_000 }, async () => {
     const user = uniq('cli app');
     const pw = hostilePassword('single');

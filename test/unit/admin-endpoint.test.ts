@@ -6,7 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaultRdsClientFactory, normaliseRdsEngine, rdsEndpoint, rdsTargetFromTags, regionOfArn } from '../../src/db/admin-endpoint';
+import { defaultRdsClientFactory, loadSdkClient, normaliseRdsEngine, rdsEndpoint, rdsTargetFromTags, regionOfArn } from '../../src/db/admin-endpoint';
 import { ConfigError, RotationStateError } from '../../src/errors';
 import { RdsDouble } from '../../src/testing';
 
@@ -99,5 +99,30 @@ describe('rdsEndpoint with the default client over HTTP', () => {
     const refused = await rdsEndpoint({ kind: 'instance', arn: 'arn:aws:rds:sa-east-1:123456789012:db:x' }, defaultRdsClientFactory).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(ConfigError);
     expect((refused as Error).message).toMatch(/\(RDS instance arn:aws:rds:sa-east-1:123456789012:db:x\) failed: InvalidClientTokenId: .* needs rds:DescribeDBInstances on it/);
+  });
+});
+
+describe('loadSdkClient (control-plane clients the Lambda bundles leave to the runtime\'s SDK)', () => {
+  it('turns a missing package into a CONFIG error naming it and the remedy', () => {
+    let err: unknown;
+    try {
+      loadSdkClient('@aws-sdk/client-not-there', () => require('@aws-sdk/client-not-there'));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).code).toBe('CONFIG');
+    expect((err as ConfigError).message).toMatch(/^The AWS SDK package "@aws-sdk\/client-not-there" cannot be loaded\. /);
+    expect((err as ConfigError).remedy).toBe(
+      'Add "host" and "port" to the admin secret, or run where @aws-sdk/client-not-there is present (a Lambda Node.js runtime, or npm install --save-exact @aws-sdk/client-not-there).',
+    );
+  });
+
+  it('names a missing dependency of the package too; other failures pass unchanged; a present package loads', () => {
+    const missingDep = Object.assign(new Error("Cannot find module '@smithy/gone'\nRequire stack:\n- /x"), { code: 'MODULE_NOT_FOUND' });
+    expect(() => loadSdkClient('@aws-sdk/client-rds', () => { throw missingDep; })).toThrow(/"@aws-sdk\/client-rds" cannot be loaded \(its module "@smithy\/gone" is missing\)/);
+    const other = new SyntaxError('boom');
+    expect(() => loadSdkClient('@aws-sdk/client-rds', () => { throw other; })).toThrow(other);
+    expect(typeof loadSdkClient('@aws-sdk/client-rds', () => require('@aws-sdk/client-rds') as typeof import('@aws-sdk/client-rds')).RDSClient).toBe('function');
   });
 });
