@@ -431,6 +431,60 @@ export function conformanceSuite(target: ConformanceTarget): void {
       });
     });
 
+    describe('one error taxonomy: the same failure gives the same code on every engine', () => {
+      /** A child secret for a new working user whose masterarn is `admin` (a whole admin secret value). */
+      async function childWithAdmin(ctx: Ctx, admin: Record<string, unknown>) {
+        const { h, w } = ctx;
+        const username = w.userName('tax');
+        const password = w.password();
+        h.sensitive(password);
+        await w.setUser(username, password);
+        const masterarn = await h.createSecret(admin);
+        const arn = await h.createSecret({ ...w.base, username, password, masterarn });
+        return { arn, username, password };
+      }
+
+      async function expectNothingChanged(ctx: Ctx, arn: string, username: string, password: string, before: unknown) {
+        const { h, w } = ctx;
+        expect(await h.current(arn)).toEqual(before);
+        expect(await w.tryLogin(username, password), 'AWSCURRENT still logs in').toBe(true);
+        const pending = h.holderOf(arn, 'AWSPENDING');
+        const p = (await h.version(arn, pending!)).json as { username: string; password: string };
+        expect(await w.tryLogin(p.username, p.password), 'the pending user/password does not log in').toBe(false);
+      }
+
+      it('the admin secret\'s password is wrong: AUTH, and nothing changes', async () => {
+        const ctx = await world();
+        const wrong = ctx.w.password();
+        ctx.h.sensitive(wrong);
+        const { arn, username, password } = await childWithAdmin(ctx, { ...ctx.w.admin.secret, password: wrong });
+        const before = await ctx.h.current(arn);
+        const r = await ctx.h.rotate(arn);
+        expect(r.succeeded).toBe(false);
+        expect(failedStepCodes(ctx.h).at(-1)).toBe('AUTH');
+        expect(r.error).toMatch(/admin secret/);
+        expect(ctx.rec.calls.filter((c) => c === 'upsertAlternateUser')).toEqual([]);
+        await expectNothingChanged(ctx, arn, username, password, before);
+      });
+
+      it('the admin is an ordinary login without the rights to manage users: PRIVILEGE, and nothing changes', async () => {
+        const ctx = await world();
+        const { w, h } = ctx;
+        const weak = w.userName('weak');
+        const weakPw = w.password();
+        h.sensitive(weakPw);
+        await w.setUser(weak, weakPw);
+        // Where this engine's users live (MongoDB: the application database) is where the weak admin authenticates.
+        const scope = w.base.dbname === undefined ? {} : { dbname: w.base.dbname };
+        const { arn, username, password } = await childWithAdmin(ctx, { ...w.admin.secret, ...scope, username: weak, password: weakPw });
+        const before = await h.current(arn);
+        const r = await h.rotate(arn);
+        expect(r.succeeded).toBe(false);
+        expect(failedStepCodes(h).at(-1), r.error).toBe('PRIVILEGE');
+        await expectNothingChanged(ctx, arn, username, password, before);
+      });
+    });
+
     describe('alternating users: the admin is used only for a working pair, and never on itself', () => {
       it('confused deputy: AWSCURRENT does not log in, so the admin secret is never used and nothing changes', async () => {
         const ctx = await world();
