@@ -78,12 +78,21 @@ export function createHandler(rotator: Rotator, options: HandlerOptions = {}): R
       log = log.child({ secretId, step, versionId: token });
       log.info('step started');
       const secrets = new SecretStore(getClient(env), secretId, token, redactor, log, rotationToken);
-      // createSecret: DescribeSecret (rotation enabled? is the token RotateSecret's AWSPENDING?),
-      // with the AWSCURRENT read it needs in flight at the same time. The other steps: see below.
+      // createSecret and setSecret, the steps that store a value or change the target, read
+      // DescribeSecret: rotation must still be enabled (after CancelRotateSecret the leftover
+      // AWSPENDING must not be set on the target: nobody would finish it) and the token must be
+      // RotateSecret's AWSPENDING. Their reads of AWSCURRENT and AWSPENDING go out at the same time.
+      // testSecret (changes nothing) and finishSecret (promotes only a value that logs in and
+      // matches AWSCURRENT) learn the labels from their reads in a fresh container.
       let metadata: DescribeSecretResponse | undefined;
       let stages: readonly string[];
-      if (step === 'createSecret') {
-        prefetch(secrets.current());
+      if (step === 'createSecret' || step === 'setSecret') {
+        if (step === 'createSecret') {
+          prefetch(secrets.current());
+        } else if (!secrets.holdsPendingValue()) {
+          prefetch(secrets.pending());
+          if (rotator.readsCurrent(step)) prefetch(secrets.current());
+        }
         metadata = await secrets.describe();
         if (metadata.RotationEnabled === false) {
           throw new RotationStateError(`Secret ${secretId} is not enabled for rotation.`, 'Enable rotation on the secret (RotateSecret with a RotationLambdaARN).');
@@ -97,8 +106,8 @@ export function createHandler(rotator: Rotator, options: HandlerOptions = {}): R
       } else {
         // A fresh container: the step reads AWSPENDING anyway (and AWSCURRENT, when the rotator
         // says so: the database rotators compare them), and GetSecretValue(VersionId = token,
-        // VersionStage = AWSPENDING) answers only while the token holds AWSPENDING: the reads at
-        // once, no DescribeSecret.
+        // VersionStage = AWSPENDING) answers only while the token holds AWSPENDING (and lists the
+        // version's labels): the reads at once, no DescribeSecret.
         if (rotator.readsCurrent(step)) prefetch(secrets.current());
         const read = await secrets.pendingStages();
         if (read !== undefined) {

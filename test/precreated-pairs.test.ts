@@ -64,10 +64,10 @@ describe('secret rules for alternateUsername', () => {
   it('AWSPENDING must name the same pair, swapped: a third user mid-rotation is a STATE error', () => {
     const current = { ...base, alternateUsername: 'app_b' } as DbSecret;
     const swapped = { ...current, username: 'app_b', alternateUsername: 'app_a', password: 'y'.repeat(20) } as DbSecret;
-    expect(() => rotator.checkPending(current, swapped)).not.toThrow();
+    expect(() => rotator.checkPending(current, swapped, {})).not.toThrow();
     const state = (p: DbSecret) => {
       try {
-        rotator.checkPending(current, p);
+        rotator.checkPending(current, p, {});
       } catch (err) {
         return (err as { code?: string }).code;
       }

@@ -132,6 +132,38 @@ describe('label checks', () => {
     await expect(handler({ SecretId: arn, ClientRequestToken: token, Step: 'createSecret' })).rejects.toThrow(/not enabled for rotation/);
   });
 
+  it('after CancelRotateSecret, an invoker cannot set the leftover AWSPENDING on the target (setSecret refuses, warm or fresh): AWSCURRENT keeps working', async () => {
+    const fresh = () => createHandler(rotator, { client: sm.client(), env: {}, logSink: (l) => lines.push(l) });
+    const r = await sm.rotateAndWait(arn, { lambdaArn: LAMBDA });
+    expect(r.succeeded).toBe(true);
+    const run = sm.beginRotation(arn);
+    await handler(run.event('createSecret'));
+    await client.send(new CancelRotateSecretCommand({ SecretId: arn }));
+    const setBefore = rotator.setCalls;
+    for (const h of [handler, fresh()]) {
+      await expect(h(run.event('setSecret'))).rejects.toThrow(/not enabled for rotation/);
+    }
+    expect(rotator.setCalls).toBe(setBefore);
+  });
+
+  it('a fresh container meets a token that holds AWSCURRENT and still AWSPENDING (the service has not stripped it yet): every step is a no-op', async () => {
+    sm = new SecretsManagerDouble({ stripPendingAfterRotation: false });
+    client = sm.client();
+    handler = createHandler(rotator, { client, env: {}, logSink: (l) => lines.push(l) });
+    sm.registerFunction(LAMBDA, handler);
+    arn = (await client.send(new CreateSecretCommand({ Name: `proto/${randomUUID()}`, SecretString: INITIAL }))).ARN!;
+    const r = await sm.rotateAndWait(arn, { lambdaArn: LAMBDA });
+    expect(stagesOf(r.versionId).sort()).toEqual(['AWSCURRENT', 'AWSPENDING']);
+    const setBefore = rotator.setCalls;
+    sm.resetCalls();
+    for (const Step of ['createSecret', 'setSecret', 'testSecret', 'finishSecret']) {
+      await createHandler(rotator, { client: sm.client(), env: {}, logSink: (l) => lines.push(l) })({ SecretId: arn, ClientRequestToken: r.versionId, Step });
+    }
+    expect(rotator.setCalls).toBe(setBefore);
+    expect(sm.countCalls('PutSecretValue') + sm.countCalls('UpdateSecretVersionStage')).toBe(0);
+    expect(lines.filter((l) => l.includes('step is a no-op')).length).toBeGreaterThanOrEqual(4);
+  });
+
   it('tolerates a secret whose rotation was never configured (RotationEnabled absent)', async () => {
     const token = randomUUID();
     await client.send(new PutSecretValueCommand({ SecretId: arn, ClientRequestToken: token, SecretString: INITIAL, VersionStages: ['AWSPENDING'] }));

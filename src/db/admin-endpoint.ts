@@ -166,13 +166,13 @@ function notFound(target: RdsTarget): RotationError {
 /**
  * The engine value RDS reported, as one of the values the engine's profile lists, without
  * naming any engine here: an RDS Custom name loses its `custom-` prefix (`custom-sqlserver-ee`
- * -> `sqlserver-ee`), a variant maps to its family (`sqlserver-dev` -> `sqlserver`,
- * `oracle-ee-cdb` -> `oracle`), and a family to its only listed variant (Aurora MySQL 1's
- * `aurora` -> `aurora-mysql`). Unknown names are returned unchanged (and then refused).
+ * -> `sqlserver-ee`), and a variant maps to its family (`sqlserver-dev` -> `sqlserver`,
+ * `oracle-ee-cdb` -> `oracle`). Anything else is returned unchanged and then refused, e.g. Aurora
+ * MySQL 1's `aurora` (end of life): an admin secret of such a cluster names its `engine` itself.
  */
 export function normaliseRdsEngine(engine: string, known: readonly string[]): string {
   const bare = engine.replace(/^custom-/, '');
   if (known.includes(engine)) return engine;
   if (known.includes(bare)) return bare;
-  return known.find((k) => bare.startsWith(`${k}-`)) ?? known.find((k) => k.startsWith(`${bare}-`)) ?? engine;
+  return known.find((k) => bare.startsWith(`${k}-`)) ?? engine;
 }

@@ -140,7 +140,7 @@ export class DatabaseRotator<C = unknown> extends Rotator {
    * alternating users the username. Any other difference (host, port, ssl, sslCa, dbname,
    * masterarn, ...) would send the new password elsewhere, or promote a weaker setting.
    */
-  checkPending(current: DbSecret, pending: DbSecret): void {
+  checkPending(current: DbSecret, pending: DbSecret, env: Env): void {
     const strategy = strategyOf(current);
     if (strategy !== strategyOf(pending)) {
       throw new RotationStateError('AWSCURRENT and AWSPENDING use different rotation strategies.', 'Cancel this rotation and start a new one.');
@@ -169,6 +169,8 @@ export class DatabaseRotator<C = unknown> extends Rotator {
         );
       }
     }
+    // A hand-written AWSPENDING skips createSecret's check: the server must not truncate the name it creates.
+    if (strategy === 'alternating') this.checkUsernameLength(pending, env);
     const field = pendingDifference(current, pending, strategy);
     if (field !== undefined) {
       throw new RotationStateError(
@@ -212,7 +214,7 @@ export class DatabaseRotator<C = unknown> extends Rotator {
     const pending = this.parse(pendingString, AWSPENDING, ctx);
     // Before anything logs in: a pending value naming another user, server or TLS setting must
     // never receive a password or become AWSCURRENT, even when it happens to log in.
-    this.checkPending(current, pending);
+    this.checkPending(current, pending, ctx.env);
 
     if (strategyOf(current) === 'alternating') {
       // No "pending already logs in" shortcut here: an earlier attempt may have set the password
@@ -257,7 +259,7 @@ export class DatabaseRotator<C = unknown> extends Rotator {
    */
   override async verify(secretString: string, label: string, ctx: StepContext): Promise<void> {
     const secret = this.parse(secretString, label, ctx);
-    if (label === AWSPENDING) this.checkPending(this.parse(await ctx.secrets.current(), AWSCURRENT, ctx), secret);
+    if (label === AWSPENDING) this.checkPending(this.parse(await ctx.secrets.current(), AWSCURRENT, ctx), secret, ctx.env);
     const login = await this.login(secret, label, ctx);
     if (!login.ok) {
       const remedy =

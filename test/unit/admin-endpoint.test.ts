@@ -37,7 +37,9 @@ describe('rdsTargetFromTags', () => {
     expect(normaliseRdsEngine('custom-oracle-se2', ['oracle', 'oracle-se2'])).toBe('oracle-se2');
     expect(normaliseRdsEngine('neo4j', ['mongo', 'docdb'])).toBe('neo4j');
     expect(normaliseRdsEngine('custom-oracle-ee-cdb', ['oracle'])).toBe('oracle');
-    expect(normaliseRdsEngine('aurora', ['mysql', 'aurora-mysql', 'mariadb'])).toBe('aurora-mysql');
+    // Aurora MySQL 1 (end of life) is not guessed: refused later unless the admin secret names its engine.
+    expect(normaliseRdsEngine('aurora', ['mysql', 'aurora-mysql', 'mariadb'])).toBe('aurora');
+    expect(normaliseRdsEngine('aurora', ['postgres', 'aurora-postgresql'])).toBe('aurora');
     expect(normaliseRdsEngine('docdb', ['mongo', 'docdb'])).toBe('docdb');
   });
 });

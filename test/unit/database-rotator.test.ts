@@ -595,6 +595,28 @@ describe('the value-less placeholder left by an abandoned rotation', () => {
   });
 });
 
+describe('a hand-written AWSPENDING cannot bypass createSecret\'s username limit', () => {
+  it('an alternate name over the limit, stored by a writer of the secret, is refused by setSecret before the admin is used', async () => {
+    const long = 'u'.repeat(60); // its clone, 66 characters, is over the engine's 63
+    servers.get('db-a')!.set(long, CURRENT_PW);
+    const adminArn = await h.createSecret({ username: 'admin', password: ADMIN_PW, host: 'db-a', ssl: false });
+    const arn = await h.createSecret(secret({ username: long, masterarn: adminArn }));
+    const run = h.begin(arn);
+    const created = await h.invoke(run.event('createSecret')).catch((e: unknown) => e as RotationError);
+    expect(created).toMatchObject({ code: 'SECRET_FORMAT' });
+    await h.client.send(new PutSecretValueCommand({
+      SecretId: arn, ClientRequestToken: run.versionId, VersionStages: ['AWSPENDING'],
+      SecretString: JSON.stringify(secret({ username: `${long}_clone`, password: 'Pending-Password-0010', masterarn: adminArn })),
+    }));
+    h.sensitive('Pending-Password-0010');
+    const err = (await h.invoke(run.event('setSecret')).catch((e: unknown) => e)) as RotationError;
+    expect(err.code).toBe('SECRET_FORMAT');
+    expect(err.message).toMatch(/would be 66 characters long; memory allows 63/);
+    expect(changes).toEqual([]);
+    expect(logins.map((l) => l.who)).not.toContain('admin@db-a:1');
+  });
+});
+
 describe('Secrets Manager calls per step (issue #14), both strategies, warm and cold', () => {
   /**
    * One rotation, step by step, with the calls each step made (GetSecretValue shown with what it
@@ -638,7 +660,7 @@ describe('Secrets Manager calls per step (issue #14), both strategies, warm and 
   const total = (steps: Record<string, string[]>) => Object.values(steps).flat().length;
   let concurrent: Record<string, number> = {};
 
-  it('single user: 7 warm, 10 with a fresh container per step (no DescribeSecret after createSecret: the reads show the labels)', async () => {
+  it('single user: 7 warm, 11 with a fresh container per step (testSecret and finishSecret: no DescribeSecret, the reads show the labels)', async () => {
     const arn = await h.createSecret(secret());
     const warm = await perStep(arn, false);
     expect(warm).toEqual({
@@ -651,17 +673,18 @@ describe('Secrets Manager calls per step (issue #14), both strategies, warm and 
     const cold = await perStep(arn, true);
     expect(cold).toEqual({
       createSecret: ['Get AWSCURRENT', 'Describe', 'Put'],
-      setSecret: ['Get AWSCURRENT', 'Get AWSPENDING (token)'],
+      // setSecret changes the target: DescribeSecret (rotation still enabled?) with its two reads.
+      setSecret: ['Get AWSPENDING (token)', 'Get AWSCURRENT', 'Describe'],
       testSecret: ['Get AWSCURRENT', 'Get AWSPENDING (token)'],
       finishSecret: ['Get AWSCURRENT', 'Get AWSPENDING (token)', 'UpdateStage'],
     });
-    expect([total(warm), total(cold)]).toEqual([7, 10]);
+    expect([total(warm), total(cold)]).toEqual([7, 11]);
     // The reads of a step are made together: one round trip of waiting before its work.
     expect(warmConcurrent).toEqual({ createSecret: 2, setSecret: 1, testSecret: 1, finishSecret: 1 });
-    expect(concurrent).toEqual({ createSecret: 2, setSecret: 2, testSecret: 2, finishSecret: 2 });
+    expect(concurrent).toEqual({ createSecret: 2, setSecret: 3, testSecret: 2, finishSecret: 2 });
   });
 
-  it('alternating users: 8 warm (the admin secret is read in every setSecret); 11 with a fresh container per step', async () => {
+  it('alternating users: 8 warm (the admin secret is read in every setSecret); 12 with a fresh container per step', async () => {
     const adminArn = await h.createSecret({ username: 'admin', password: ADMIN_PW, host: 'db-a', ssl: false });
     const arn = await h.createSecret(secret({ masterarn: adminArn }));
     const warm = await perStep(arn, false);
@@ -674,11 +697,11 @@ describe('Secrets Manager calls per step (issue #14), both strategies, warm and 
     const cold = await perStep(arn, true);
     expect(cold).toEqual({
       createSecret: ['Get AWSCURRENT', 'Describe', 'Put'],
-      setSecret: ['Get AWSCURRENT', 'Get AWSPENDING (token)', 'Get admin'],
+      setSecret: ['Get AWSPENDING (token)', 'Get AWSCURRENT', 'Describe', 'Get admin'],
       testSecret: ['Get AWSCURRENT', 'Get AWSPENDING (token)'],
       finishSecret: ['Get AWSCURRENT', 'Get AWSPENDING (token)', 'UpdateStage'],
     });
-    expect([total(warm), total(cold)]).toEqual([8, 11]);
-    expect(concurrent).toEqual({ createSecret: 2, setSecret: 2, testSecret: 2, finishSecret: 2 });
+    expect([total(warm), total(cold)]).toEqual([8, 12]);
+    expect(concurrent).toEqual({ createSecret: 2, setSecret: 3, testSecret: 2, finishSecret: 2 });
   });
 });
