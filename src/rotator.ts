@@ -16,10 +16,11 @@ export interface StepContext {
   /** The ClientRequestToken: the version id of the value being rotated in. */
   token: string;
   /**
-   * The DescribeSecret result, when this invocation made one: always in createSecret (which
-   * checks that rotation is enabled and the token's labels); in the other steps only when the
-   * token's AWSPENDING value could not be read (e.g. RotateSecret's value-less placeholder).
-   * setSecret, testSecret and finishSecret otherwise learn the labels from GetSecretValue.
+   * The DescribeSecret result, when this invocation made one: always in createSecret and
+   * setSecret (which check that rotation is enabled and the token's labels); in testSecret and
+   * finishSecret only in a warm container that holds the version's value, or when the token's
+   * AWSPENDING value could not be read (e.g. RotateSecret's value-less placeholder): otherwise
+   * they learn the labels from GetSecretValue.
    */
   metadata?: DescribeSecretResponse;
   secrets: SecretStore;
