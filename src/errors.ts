@@ -33,6 +33,23 @@ export class RotationError extends Error {
   }
 }
 
+/**
+ * The database refused or failed a statement for a reason the engine does not classify (not a
+ * privilege, password-policy, network or TLS failure): the same code, STATE, on every engine,
+ * with the server's own code and message (scrubbed) in the message and the driver's error as
+ * the cause. Engines may throw it; the framework wraps any other error an engine operation throws
+ * into it (src/db/middleware.ts). An idempotent operation that fails with it may be retried.
+ */
+export class DatabaseError extends RotationError {
+  override name = 'DatabaseError';
+  constructor(message: string, cause?: unknown, remedy?: string) {
+    super('STATE', /[.!?]$/.test(message) ? message : `${message}.`, {
+      remedy: remedy ?? 'The database refused a statement for a reason this rotator does not classify (its own code is above); fix the cause and let the rotation retry.',
+      cause,
+    });
+  }
+}
+
 export class EventError extends RotationError {
   override name = 'EventError';
   constructor(message: string) {

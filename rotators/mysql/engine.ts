@@ -32,6 +32,7 @@ import {
 import {
   ConfigError,
   ConnectError,
+  DatabaseError,
   type Env,
   type Logger,
   PrivilegeError,
@@ -818,7 +819,8 @@ function classifyStatementError(err: unknown, n: number | undefined, conn: Mysql
   if (n === ER_CREDENTIALS_CONTRADICT_TO_HISTORY) {
     return new ConfigError(`${what} failed: the server's password history rejects the new password (${detail}).`);
   }
-  return new RotationError(n === undefined ? 'NETWORK' : 'STATE', `${what} failed on ${describeServer(conn.server)}: ${detail}.`);
+  const message = `${what} failed on ${describeServer(conn.server)}: ${detail}.`;
+  return n === undefined ? new RotationError('NETWORK', message) : new DatabaseError(message);
 }
 
 /**

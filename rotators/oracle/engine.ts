@@ -13,6 +13,7 @@ import {
 import {
   ConfigError,
   ConnectError,
+  DatabaseError,
   type Env,
   type Logger,
   PrivilegeError,
@@ -497,7 +498,7 @@ function statementError(err: unknown, what: string): Error {
       "The user's profile (password verify function, reuse rules) rejected the change; align PASSWORD_LENGTH / EXCLUDE_* with the profile.",
     );
   }
-  return new RotationError('UNSUPPORTED', `Oracle failed to ${what}: ${detail}`, { cause: err });
+  return new DatabaseError(`Oracle failed to ${what}: ${detail}.`, err);
 }
 
 /** What one GRANT statement of GET_GRANTED_DDL gives. */

@@ -22,6 +22,7 @@ import {
 import {
   ConfigError,
   ConnectError,
+  DatabaseError,
   type Env,
   type Logger,
   PrivilegeError,
@@ -343,11 +344,11 @@ const PRIVILEGE_ERRORS = new Set([229, 230, 262, 297, 300, 916, 1088, 4604, 4613
 const PASSWORD_POLICY_ERRORS = new Set([15114, 15115, 15116, 15118, 15119]);
 
 /** A statement failed for a reason other than privileges or the password policy. */
-export class SqlServerStatementError extends RotationError {
+export class SqlServerStatementError extends DatabaseError {
   override name = 'SqlServerStatementError';
 
   constructor(message: string, readonly number?: number, cause?: unknown) {
-    super('UNSUPPORTED', message, { cause });
+    super(message, cause);
   }
 }
 

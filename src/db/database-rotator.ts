@@ -5,7 +5,7 @@ import { Rotator, type StepContext } from '../rotator';
 import { AWSCURRENT, AWSPENDING, AWSPREVIOUS } from '../secrets';
 import { type AdminEndpoint, type ManagedAdminLookup, normaliseRdsEngine, type RdsClientFactory, rdsManagedAdminLookup } from './admin-endpoint';
 import { type DatabaseEngine, type EngineContext, type EngineProfile, maxUsernameLength, usernameLength } from './engine';
-import { engineCalls, type EngineCalls } from './middleware';
+import { engineCalls, type EngineCalls, UnclassifiedDatabaseError } from './middleware';
 import { preflightOrThrow } from '../ops/preflight';
 import {
   type DbSecret,
@@ -440,7 +440,7 @@ export class DatabaseRotator<C = unknown> extends Rotator {
           // An unclassified server error (not a RotationError: no privilege, bad state...) may be a
           // duplicate invocation of this step racing this one (PostgreSQL: "duplicate key" on
           // CREATE ROLE, "tuple concurrently updated"). The upsert is idempotent: run it again.
-          if (err instanceof RotationError || attempt >= UPSERT_ATTEMPTS) throw err;
+          if (!(err instanceof UnclassifiedDatabaseError) || attempt >= UPSERT_ATTEMPTS) throw err;
           ctx.log.warn('creating or updating the alternate user failed; trying again (a concurrent invocation?)', { username: pending.username, attempt, reason: describeError(err) });
           await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
         }

@@ -17,7 +17,8 @@ import type { TlsOptions } from './tls';
  * RotationError with the framework's code for it (see "Errors" in the README): a refused login
  * AUTH, an unreachable or stalled server NETWORK, a certificate TLS, a statement refused for
  * lack of privilege PRIVILEGE, a state the rotation cannot fix (a user that is not a login, a
- * clone that is not this pair's) STATE. Any other error is reported as the driver gave it.
+ * clone that is not this pair's) STATE. Any other error leaves the operation as a DatabaseError
+ * (STATE, the engine's message kept, the driver's error as its cause): the framework wraps it.
  */
 export interface DatabaseEngine<Conn = unknown> {
   readonly profile: EngineProfile;

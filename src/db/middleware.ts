@@ -4,14 +4,19 @@
  * failure, the framework's error code — the same fields for every engine, so an engine never
  * logs its own timings. No argument or result is logged: they hold passwords.
  */
-import { RotationError } from '../errors';
+import { DatabaseError, describeError, RotationError } from '../errors';
 import type { Logger } from '../log';
 import type { AlternateUserChange, ConnectOptions, DatabaseEngine, EngineContext, PasswordChange } from './engine';
 import type { DbSecret } from './secret';
 
 export type EngineCall = 'connect' | 'close' | 'check' | 'setOwnPassword' | 'checkAlternateUser' | 'upsertAlternateUser' | 'setAlternatePassword';
 
-/** Runs one engine call with start/end debug lines (`engine call started` / `engine call ended`). */
+/**
+ * Runs one engine call with start/end debug lines (`engine call started` / `engine call ended`).
+ * An error that is not a RotationError leaves as a DatabaseError (STATE), the same on every
+ * engine, keeping the engine's message and the driver's error as its cause; a failed `connect`
+ * or `close` is left as it is (the login path classifies it).
+ */
 export async function timed<T>(log: Logger, engine: string, call: EngineCall, fields: Record<string, unknown>, fn: () => Promise<T>): Promise<T> {
   const started = performance.now();
   log.debug('engine call started', { engine, call, ...fields });
@@ -19,7 +24,8 @@ export async function timed<T>(log: Logger, engine: string, call: EngineCall, fi
     const result = await fn();
     log.debug('engine call ended', { engine, call, ...fields, outcome: 'ok', durationMs: ms(started) });
     return result;
-  } catch (err) {
+  } catch (caught) {
+    const err = caught instanceof RotationError || call === 'connect' || call === 'close' ? caught : new UnclassifiedDatabaseError(describeError(caught), caught);
     log.debug('engine call ended', {
       engine,
       call,
@@ -27,11 +33,18 @@ export async function timed<T>(log: Logger, engine: string, call: EngineCall, fi
       outcome: 'error',
       durationMs: ms(started),
       errorCode: err instanceof RotationError ? err.code : null,
-      errorType: err instanceof Error ? err.constructor.name : typeof err,
+      errorType: err instanceof Error ? err.name : typeof err,
     });
     throw err;
   }
 }
+
+/**
+ * A DatabaseError made by the framework from an error the engine left unclassified (a driver or
+ * server error as it came). It may be a duplicate invocation racing this one (PostgreSQL:
+ * "duplicate key" on CREATE ROLE), so DatabaseRotator runs an idempotent upsert once more on it.
+ */
+export class UnclassifiedDatabaseError extends DatabaseError {}
 
 function ms(started: number): number {
   return Math.round((performance.now() - started) * 10) / 10;

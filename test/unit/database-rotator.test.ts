@@ -595,6 +595,40 @@ describe('the value-less placeholder left by an abandoned rotation', () => {
   });
 });
 
+describe('an error an engine leaves unclassified', () => {
+  it('leaves the step as a DatabaseError (STATE) with the engine\'s message, the same on every engine; an upsert gets its retries first', async () => {
+    let upserts = 0;
+    const failing = defineEngine<Conn>({
+      ...engine,
+      profile: engine.profile,
+      async setOwnPassword() {
+        throw new Error('the server failed to change the password (SQLSTATE XX000)');
+      },
+      async upsertAlternateUser() {
+        upserts++;
+        throw Object.assign(new Error('duplicate key value violates unique constraint (SQLSTATE 23505)'), { code: '23505' });
+      },
+    });
+    const hh = createRotationHarness({ handler: (opts) => createHandler(new DatabaseRotator(failing), opts) });
+    const single = await hh.createSecret(secret());
+    const r1 = await hh.rotate(single);
+    expect(r1.succeeded).toBe(false);
+    expect(r1.error).toMatch(/^DatabaseError: the server failed to change the password \(SQLSTATE XX000\)\. The database refused a statement/);
+    expect(hh.records().find((l) => l.message === 'step failed')).toMatchObject({ errorCode: 'STATE', errorName: 'DatabaseError', step: 'setSecret' });
+    expect(hh.records().find((l) => l.message === 'engine call ended' && l.outcome === 'error')).toBeUndefined(); // debug lines are off by default
+
+    const adminArn = await hh.createSecret({ username: 'admin', password: ADMIN_PW, host: 'db-a', ssl: false });
+    const multi = await hh.createSecret(secret({ masterarn: adminArn }));
+    hh.env.LOG_LEVEL = 'debug';
+    const r2 = await hh.rotate(multi);
+    expect(r2.succeeded).toBe(false);
+    expect(upserts).toBe(3);
+    expect(hh.records().filter((l) => l.message === 'step failed').at(-1)).toMatchObject({ errorCode: 'STATE', errorName: 'DatabaseError' });
+    expect(hh.records().filter((l) => l.message === 'engine call ended' && l.call === 'upsertAlternateUser').map((l) => [l.outcome, l.errorCode, l.errorType]))
+      .toEqual([['error', 'STATE', 'DatabaseError'], ['error', 'STATE', 'DatabaseError'], ['error', 'STATE', 'DatabaseError']]);
+  });
+});
+
 describe('a hand-written AWSPENDING cannot bypass createSecret\'s username limit', () => {
   it('an alternate name over the limit, stored by a writer of the secret, is refused by setSecret before the admin is used', async () => {
     const long = 'u'.repeat(60); // its clone, 66 characters, is over the engine's 63
