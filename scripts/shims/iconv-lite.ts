@@ -43,10 +43,12 @@ export const ASCII_COMPATIBLE = new Set([
   'sjis', 'tis620',
 ]);
 
-/** Node's text encodings, by iconv-lite's normalised name ('utf-8' -> 'utf8'). */
-const NODE: Record<string, BufferEncoding> = {
-  utf8: 'utf8', unicode11utf8: 'utf8', ucs2: 'utf16le', utf16le: 'utf16le', latin1: 'latin1', binary: 'latin1', ascii: 'ascii',
-};
+/**
+ * The encodings iconv-lite itself hands to Node (its "internal" codecs, minus base64 and hex), by
+ * its normalised name ('utf-8' -> 'utf8', mysql2's 'utf16-le' -> 'utf16le'). latin1 and ascii are
+ * not among them (iconv-lite has its own tables), and mysql2 never asks for them: Node knows them.
+ */
+const NODE: Record<string, BufferEncoding> = { utf8: 'utf8', unicode11utf8: 'utf8', ucs2: 'utf16le', utf16le: 'utf16le', binary: 'latin1' };
 
 const REMEDY =
   'this rotation bundle decodes only UTF-8 (utf8mb4), latin1, binary and CESU-8 (utf8mb3) text. Make the server answer this client in utf8mb4: ' +
