@@ -270,8 +270,10 @@ describe('the MySQL bundle with the stand-in, on the real MariaDB 10.11 server',
     }
   }, 120_000);
 
-  it('alternating users with the RDS-like admin: user -> user_clone -> user, each new password logs in', async () => {
-    const user = `Alt q'"\\; %_?ü中🎉 ${RUN}`;
+  // No emoji in this name: MariaDB's mysql.user is utf8mb3, and the engine's lookup of a name with
+  // a 4-byte character fails on the server (ER_CANT_AGGREGATE_2COLLATIONS), whichever decoder.
+  it('alternating users with the RDS-like admin: user -> user_clone -> user, each new password (with an emoji) logs in', async () => {
+    const user = `Alt q'"\\; %_?ü中 ${RUN}`;
     const pw0 = `Alt'"\\;--%?Ü 😀 ${RUN}-Pw9`;
     h.sensitive(pw0);
     await root.query('CREATE USER ?@? IDENTIFIED BY ?', [user, '%', pw0]);
