@@ -65,6 +65,15 @@ const NO_AZURE_IDENTITY = { '@azure/identity': './scripts/shims/azure-identity.t
 const TR46_ASCII_ONLY = { tr46: './scripts/shims/tr46.ts' };
 
 /**
+ * `iconv-lite` (483 KiB of code pages) under mysql2's string parser: called only for encodings
+ * Node lacks. With the rotator's utf8mb4 connections that is CESU-8 (the handshake's server
+ * version, utf8mb3 text), and a server's legacy default character set for OK-packet info (ASCII).
+ * The stand-in decodes Node's encodings and CESU-8 as iconv-lite does, ASCII text in the other
+ * ASCII-compatible character sets, and throws for anything else, naming the setting to change.
+ */
+const ICONV_UTF8_ONLY = { 'iconv-lite': './scripts/shims/iconv-lite.ts' };
+
+/**
  * AWS SDK clients left to the Lambda runtime (nodejs22.x and later ship the whole AWS SDK for
  * JavaScript v3 in /var/runtime/node_modules, on NODE_PATH). Only the lookups of service-managed
  * admin secrets that name no host use them, each with a literal `require` on first use
@@ -95,7 +104,7 @@ export const ENGINES: readonly EngineSpec[] = [
     description: 'MySQL, Aurora MySQL and MariaDB: single-user and alternating-users rotation',
     drivers: ['mysql2'],
     external: [...BROWSER_ONLY, ...RUNTIME_SDK.rds],
-    alias: {},
+    alias: { ...ICONV_UTF8_ONLY },
   },
   {
     name: 'redshift',
