@@ -677,7 +677,6 @@ export function createOracleEngine(options: OracleEngineOptions = {}): DatabaseE
       checkedService(secret.dbname, where);
       checkedHost(secret.host, where);
       oracleUserName(secret.username, where);
-      if (label === 'AWSPENDING') quotePassword(secret.password, where);
     },
 
     async connect(secret: DbSecret, { tls, connectTimeoutMs, statementTimeoutMs, log }: ConnectOptions): Promise<OracleConnectionLike> {

@@ -131,6 +131,9 @@ export class DatabaseRotator<C = unknown> extends Rotator {
   parse(secretString: string, label: string, ctx: Pick<StepContext, 'env'>): DbSecret {
     const secret = parseDbSecret(secretString, label, this.profile.engines);
     this.engine.validateSecret?.(secret, label, ctx.env);
+    // The password a rotation sets: the engine's password rule holds for it even when a writer of
+    // the secret stored it by hand (createSecret checked the ones it generated).
+    if (label === AWSPENDING) this.profile.password?.validate?.(secret.password);
     parseTlsMode(secret.ssl, ctx.env, label);
     return secret;
   }

@@ -118,7 +118,7 @@ export interface PasswordRule {
    * break (Redshift): refuse a setting with a ConfigError. Replaces defaults + variables.
    */
   policy?(env: Env): PasswordPolicy;
-  /** Reject a generated or stored password the engine cannot carry safely (SecretFormatError). */
+  /** Reject a password the engine cannot carry safely (SecretFormatError): every generated one, and every AWSPENDING value read. */
   validate?(password: string): void;
 }
 

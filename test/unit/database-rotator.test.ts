@@ -6,7 +6,7 @@
 import { PutSecretValueCommand, UpdateSecretVersionStageCommand } from '@aws-sdk/client-secrets-manager';
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConnectError, createHandler, type DatabaseEngine, DatabaseRotator, defineEngine, type DbSecret, type RotationError, RotationStateError } from '../../src';
+import { ConnectError, createHandler, type DatabaseEngine, DatabaseRotator, defineEngine, type DbSecret, type RotationError, RotationStateError, SecretFormatError } from '../../src';
 import { RdsDouble } from '../../src/testing';
 import { assertNoLeaksInAll, createRotationHarness, type RotationHarness } from '../support/rotation-harness';
 
@@ -626,6 +626,36 @@ describe('an error an engine leaves unclassified', () => {
     expect(hh.records().filter((l) => l.message === 'step failed').at(-1)).toMatchObject({ errorCode: 'STATE', errorName: 'DatabaseError' });
     expect(hh.records().filter((l) => l.message === 'engine call ended' && l.call === 'upsertAlternateUser').map((l) => [l.outcome, l.errorCode, l.errorType]))
       .toEqual([['error', 'STATE', 'DatabaseError'], ['error', 'STATE', 'DatabaseError'], ['error', 'STATE', 'DatabaseError']]);
+  });
+});
+
+describe('a hand-written AWSPENDING cannot bypass the engine\'s password rule', () => {
+  it('a pending password the engine cannot carry is refused by setSecret, testSecret and finishSecret before any login', async () => {
+    const strict = defineEngine<Conn>({
+      ...engine,
+      profile: {
+        ...engine.profile,
+        password: {
+          validate(password: string) {
+            if (password.includes('"')) throw new SecretFormatError('The AWSPENDING secret\'s "password" field contains ", which this server cannot quote.');
+          },
+        },
+      },
+    });
+    const hh = createRotationHarness({ handler: (opts) => createHandler(new DatabaseRotator(strict), opts) });
+    const arn = await hh.createSecret(secret());
+    const run = hh.begin(arn);
+    const bad = 'Hand"Written-Pending-0011';
+    hh.sensitive(bad);
+    await hh.client.send(new PutSecretValueCommand({ SecretId: arn, ClientRequestToken: run.versionId, VersionStages: ['AWSPENDING'], SecretString: JSON.stringify(secret({ password: bad })) }));
+    logins.length = 0;
+    for (const step of ['setSecret', 'testSecret', 'finishSecret'] as const) {
+      const err = (await hh.invoke(run.event(step)).catch((e: unknown) => e)) as RotationError;
+      expect(err.code, step).toBe('SECRET_FORMAT');
+    }
+    expect(logins).toEqual([]);
+    expect(changes).toEqual([]);
+    expect(hh.holderOf(arn, 'AWSCURRENT')).not.toBe(run.versionId);
   });
 });
 
