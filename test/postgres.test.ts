@@ -12,7 +12,7 @@ import { createHandler } from '../src/handler';
 import { Logger } from '../src/log';
 import type { Env } from '../src/password';
 import { STEPS } from '../src/rotator';
-import { classifyConnectError, classifyStatementError, PostgresEngine, postgresEngine, scramSha256Verifier } from '../rotators/postgres/engine';
+import { classifyConnectError, classifyStatementError, createPostgresEngine, type PostgresEngine, postgresEngine, scramSha256Verifier } from '../rotators/postgres/engine';
 import { RdsDouble } from '../src/testing';
 import { SSL_ONLY_GROUP } from './support/postgres';
 import type { PostgresInfo } from './support/provided';
@@ -701,7 +701,7 @@ describe('password hashing', () => {
     ['scram-sha-256', 'never appears', false],
     ['plaintext', 'appears', true],
   ] as const)('PASSWORD_ENCRYPTION=%s: the new password %s in the server log (log_statement=all)', async (mode, _label, visible) => {
-    const h = harness({}, new PostgresEngine({ env: { PASSWORD_ENCRYPTION: mode } }));
+    const h = harness({}, createPostgresEngine({ env: { PASSWORD_ENCRYPTION: mode } }));
     const user = uniq('logged');
     const initial = hostilePassword('log');
     await createRole(user, initial);
@@ -722,7 +722,7 @@ describe('password hashing', () => {
   });
 
   it('rejects an unknown PASSWORD_ENCRYPTION value with a configuration error in createSecret, before AWSPENDING is written', async () => {
-    const h = harness({}, new PostgresEngine({ env: { PASSWORD_ENCRYPTION: 'sha1' } }));
+    const h = harness({}, createPostgresEngine({ env: { PASSWORD_ENCRYPTION: 'sha1' } }));
     const user = uniq('cfg');
     const initial = hostilePassword('cfg');
     await createRole(user, initial);

@@ -239,116 +239,14 @@ export const MONGO_PROFILE: EngineProfile = {
   adminDatabase: 'own',
 };
 
-export class MongoEngine implements DatabaseEngine<MongoConnection> {
-  readonly profile = MONGO_PROFILE;
-  readonly preflight = (): Promise<PreflightHooks<MongoConnection>> => import('./preflight').then((m) => m.mongoPreflight);
-  private readonly connectFn: MongoConnectFn;
+/** The Mongo engine, as `createMongoEngine` builds it. */
+export type MongoEngine = DatabaseEngine<MongoConnection>;
 
-  constructor(options: MongoEngineOptions = {}) {
-    this.connectFn = options.connect ?? connectWithDriver;
-  }
+/** The one way to build it: `defineEngine` checks the profile and the operations. */
+export function createMongoEngine(options: MongoEngineOptions = {}): MongoEngine {
+  const connectFn: MongoConnectFn = options.connect ?? connectWithDriver;
 
-  validateSecret(secret: DbSecret, label: string, env: Env = {}): void {
-    // The variables this engine reads: a bad value fails createSecret, before AWSPENDING exists.
-    markerModeFor(env, secret.host);
-    const adopt = env[ADOPT_ENV]?.trim().toLowerCase() ?? '';
-    if (adopt !== '' && !FLAG_VALUES.has(adopt)) {
-      throw new ConfigError(`${ADOPT_ENV} must be true or false, got "${adopt.slice(0, 40)}".`);
-    }
-    const host = secret.host.trim();
-    if (!/^[A-Za-z0-9._-]+$/.test(host) && !/^\[?[0-9A-Fa-f:.]+\]?$/.test(host)) {
-      throw new SecretFormatError(
-        `The ${label} secret's "host" field must be a single host name or IP address (not a connection string or a host list).`,
-        'Put the cluster endpoint in "host", the port in "port" and the replica set name in "replicaSet".',
-      );
-    }
-    for (const field of ['authSource', 'replicaSet'] as const) {
-      const v = secret[field];
-      if (v !== undefined && v !== null && (typeof v !== 'string' || v.length === 0)) {
-        throw new SecretFormatError(`The ${label} secret's "${field}" field must be a non-empty string.`);
-      }
-    }
-    const authDb = authDatabaseOf(secret);
-    if (authDb.length > 63 || /[/\\. "$\u0000]/.test(authDb)) {
-      const field = typeof secret.authSource === 'string' && secret.authSource ? 'authSource' : 'dbname';
-      throw new SecretFormatError(
-        `The ${label} secret's "${field}" field is not a valid MongoDB database name (at most 63 characters, none of / \\ . " $ or space).`,
-      );
-    }
-    // The Node driver escapes only the first ',' and '=' of a SCRAM user name (RFC 5802 wants
-    // all of them), so a name with two of either can never log in: say so instead of "auth failed".
-    if ((secret.username.match(/,/g)?.length ?? 0) > 1 || (secret.username.match(/=/g)?.length ?? 0) > 1) {
-      throw new SecretFormatError(
-        `The ${label} secret's "username" field contains more than one "," or "="; the MongoDB Node.js driver cannot authenticate such a user.`,
-      );
-    }
-  }
-
-  async connect(secret: DbSecret, options: ConnectOptions): Promise<MongoConnection> {
-    const config = mongoClientConfig(secret, options);
-    const statementTimeoutMs = options.statementTimeoutMs;
-    options.log.debug('connecting to MongoDB', {
-      host: config.host,
-      port: config.port,
-      authSource: config.authSource,
-      replicaSet: config.replicaSet ?? null,
-      tls: options.tls.enabled,
-      verifyChain: options.tls.verifyChain,
-      verifyHostname: options.tls.verifyHostname,
-    });
-    try {
-      // Authenticated once this returns (see connectWithDriver): no extra round trip to prove it.
-      const client = await this.connectFn(config);
-      return {
-        client, username: secret.username, authDb: config.authSource, address: `${config.host}:${config.port}`,
-        host: config.host, statementTimeoutMs: statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS,
-      };
-    } catch (err) {
-      throw classifyConnectError(err, config, secret.username);
-    }
-  }
-
-  async close(conn: MongoConnection): Promise<void> {
-    await conn.client.close();
-  }
-
-  async setOwnPassword(conn: MongoConnection, change: PasswordChange, { log }: EngineContext): Promise<void> {
-    await runUserCommand(conn, conn.authDb, { updateUser: change.username, pwd: change.newPassword }, `change the password of "${change.username}"`,
-      `Give "${change.username}" a role with the changeOwnPassword action on database "${conn.authDb}" (see README), or use the alternating-users strategy.`);
-    log.info('updateUser (own password) done', { username: change.username, authDb: conn.authDb });
-  }
-
-  /**
-   * Read-only proof that an existing alternate user is this pair's (see the file comment).
-   * Refuses with PrivilegeError (capabilities beyond the current user's, or the admin itself)
-   * or RotationStateError (missing current user, not a password login, unmarked pair).
-   */
-  async checkAlternateUser(admin: MongoConnection, change: AlternateUserChange, ctx: EngineContext): Promise<void> {
-    admin.pairCheck = await this.provePair(admin, change, ctx);
-  }
-
-  /** Pre-created pairs (`alternateUsername`): check both users, set only the alternate's password (precreated.ts). */
-  readonly setAlternatePassword = (admin: MongoConnection, change: AlternateUserChange, ctx: EngineContext): Promise<void> => import('./precreated').then((m) => m.setPrecreatedPassword(admin, change, ctx, { provePair: (a, c, x) => this.provePair(a, c, x), runUserCommand }));
-
-  async upsertAlternateUser(admin: MongoConnection, change: AlternateUserChange, ctx: EngineContext): Promise<void> {
-    const { log } = ctx;
-    const key = pairKey(change);
-    let pair = admin.pairCheck?.key === key ? admin.pairCheck : await this.provePair(admin, change, ctx);
-    admin.pairCheck = undefined;
-    try {
-      await this.applyPair(admin, change, pair, log);
-    } catch (err) {
-      // Another invocation of the same step created the clone between our read and our
-      // createUser: prove the pair again (it must carry that invocation's marker), then update.
-      const e = serverError(err);
-      if (pair.alternate || !e || (e.code !== 51003 && e.code !== 11000)) throw err;
-      log.info('alternate user was created concurrently; checking it again and updating it', { username: change.alternateUser });
-      pair = await this.provePair(admin, change, ctx);
-      await this.applyPair(admin, change, pair, log);
-    }
-  }
-
-  private async provePair(admin: MongoConnection, change: AlternateUserChange, { log, env }: EngineContext): Promise<PairCheck> {
+  async function provePair(admin: MongoConnection, change: AlternateUserChange, { log, env }: EngineContext): Promise<PairCheck> {
     const db = authDatabaseOf(change.current);
     const { currentUser, alternateUser } = change;
     const remedy = adminRemedy(admin, db);
@@ -416,7 +314,7 @@ export class MongoEngine implements DatabaseEngine<MongoConnection> {
     return check;
   }
 
-  private async applyPair(admin: MongoConnection, change: AlternateUserChange, pair: PairCheck, log: Logger): Promise<void> {
+  async function applyPair(admin: MongoConnection, change: AlternateUserChange, pair: PairCheck, log: Logger): Promise<void> {
     const db = authDatabaseOf(change.current);
     const { currentUser, alternateUser } = change;
     const remedy = adminRemedy(admin, db);
@@ -443,25 +341,132 @@ export class MongoEngine implements DatabaseEngine<MongoConnection> {
     });
   }
 
-  /** connectionStatus must show this user (usersInfo on oneself where connectionStatus is missing). */
-  async check(conn: MongoConnection, _ctx: EngineContext): Promise<void> {
-    let ok: boolean;
-    try {
-      const me = await whoAmI(conn);
-      // DocumentDB authenticates every user against admin, whatever database the client named.
-      ok = me !== undefined && me.user === conn.username && (me.db === conn.authDb || me.db === DEFAULT_AUTH_DATABASE);
-    } catch (err) {
-      const code = serverError(err)?.code;
-      if (code !== 59 && code !== 303) throw classifyCommandError(err, conn, 'run connectionStatus', 'Any user may run connectionStatus; check the server.');
-      ok = (await findUser(conn, conn.authDb, conn.username, 'Any user may read its own usersInfo; check the server.')) !== undefined;
-    }
-    if (!ok) {
-      throw new VerificationError(
-        `connectionStatus does not show "${conn.username}" authenticated on database "${conn.authDb}".`,
-        'The server accepted the login but does not report the user; check the server\'s authentication configuration.',
-      );
-    }
-  }
+  const engine: MongoEngine = defineEngine<MongoConnection>({
+    profile: MONGO_PROFILE,
+
+    preflight: (): Promise<PreflightHooks<MongoConnection>> => import('./preflight').then((m) => m.mongoPreflight),
+
+    validateSecret(secret: DbSecret, label: string, env: Env = {}): void {
+      // The variables this engine reads: a bad value fails createSecret, before AWSPENDING exists.
+      markerModeFor(env, secret.host);
+      const adopt = env[ADOPT_ENV]?.trim().toLowerCase() ?? '';
+      if (adopt !== '' && !FLAG_VALUES.has(adopt)) {
+        throw new ConfigError(`${ADOPT_ENV} must be true or false, got "${adopt.slice(0, 40)}".`);
+      }
+      const host = secret.host.trim();
+      if (!/^[A-Za-z0-9._-]+$/.test(host) && !/^\[?[0-9A-Fa-f:.]+\]?$/.test(host)) {
+        throw new SecretFormatError(
+          `The ${label} secret's "host" field must be a single host name or IP address (not a connection string or a host list).`,
+          'Put the cluster endpoint in "host", the port in "port" and the replica set name in "replicaSet".',
+        );
+      }
+      for (const field of ['authSource', 'replicaSet'] as const) {
+        const v = secret[field];
+        if (v !== undefined && v !== null && (typeof v !== 'string' || v.length === 0)) {
+          throw new SecretFormatError(`The ${label} secret's "${field}" field must be a non-empty string.`);
+        }
+      }
+      const authDb = authDatabaseOf(secret);
+      if (authDb.length > 63 || /[/\\. "$\u0000]/.test(authDb)) {
+        const field = typeof secret.authSource === 'string' && secret.authSource ? 'authSource' : 'dbname';
+        throw new SecretFormatError(
+          `The ${label} secret's "${field}" field is not a valid MongoDB database name (at most 63 characters, none of / \\ . " $ or space).`,
+        );
+      }
+      // The Node driver escapes only the first ',' and '=' of a SCRAM user name (RFC 5802 wants
+      // all of them), so a name with two of either can never log in: say so instead of "auth failed".
+      if ((secret.username.match(/,/g)?.length ?? 0) > 1 || (secret.username.match(/=/g)?.length ?? 0) > 1) {
+        throw new SecretFormatError(
+          `The ${label} secret's "username" field contains more than one "," or "="; the MongoDB Node.js driver cannot authenticate such a user.`,
+        );
+      }
+    },
+
+    async connect(secret: DbSecret, options: ConnectOptions): Promise<MongoConnection> {
+      const config = mongoClientConfig(secret, options);
+      const statementTimeoutMs = options.statementTimeoutMs;
+      options.log.debug('connecting to MongoDB', {
+        host: config.host,
+        port: config.port,
+        authSource: config.authSource,
+        replicaSet: config.replicaSet ?? null,
+        tls: options.tls.enabled,
+        verifyChain: options.tls.verifyChain,
+        verifyHostname: options.tls.verifyHostname,
+      });
+      try {
+        // Authenticated once this returns (see connectWithDriver): no extra round trip to prove it.
+        const client = await connectFn(config);
+        return {
+          client, username: secret.username, authDb: config.authSource, address: `${config.host}:${config.port}`,
+          host: config.host, statementTimeoutMs: statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS,
+        };
+      } catch (err) {
+        throw classifyConnectError(err, config, secret.username);
+      }
+    },
+
+    async close(conn: MongoConnection): Promise<void> {
+      await conn.client.close();
+    },
+
+    async setOwnPassword(conn: MongoConnection, change: PasswordChange, { log }: EngineContext): Promise<void> {
+      await runUserCommand(conn, conn.authDb, { updateUser: change.username, pwd: change.newPassword }, `change the password of "${change.username}"`,
+        `Give "${change.username}" a role with the changeOwnPassword action on database "${conn.authDb}" (see README), or use the alternating-users strategy.`);
+      log.info('updateUser (own password) done', { username: change.username, authDb: conn.authDb });
+    },
+
+    /**
+     * Read-only proof that an existing alternate user is this pair's (see the file comment).
+     * Refuses with PrivilegeError (capabilities beyond the current user's, or the admin itself)
+     * or RotationStateError (missing current user, not a password login, unmarked pair).
+     */
+    async checkAlternateUser(admin: MongoConnection, change: AlternateUserChange, ctx: EngineContext): Promise<void> {
+      admin.pairCheck = await provePair(admin, change, ctx);
+    },
+
+    /** Pre-created pairs (`alternateUsername`): check both users, set only the alternate's password (precreated.ts). */
+    setAlternatePassword: (admin: MongoConnection, change: AlternateUserChange, ctx: EngineContext): Promise<void> => import('./precreated').then((m) => m.setPrecreatedPassword(admin, change, ctx, { provePair: (a, c, x) => provePair(a, c, x), runUserCommand })),
+
+    async upsertAlternateUser(admin: MongoConnection, change: AlternateUserChange, ctx: EngineContext): Promise<void> {
+      const { log } = ctx;
+      const key = pairKey(change);
+      let pair = admin.pairCheck?.key === key ? admin.pairCheck : await provePair(admin, change, ctx);
+      admin.pairCheck = undefined;
+      try {
+        await applyPair(admin, change, pair, log);
+      } catch (err) {
+        // Another invocation of the same step created the clone between our read and our
+        // createUser: prove the pair again (it must carry that invocation's marker), then update.
+        const e = serverError(err);
+        if (pair.alternate || !e || (e.code !== 51003 && e.code !== 11000)) throw err;
+        log.info('alternate user was created concurrently; checking it again and updating it', { username: change.alternateUser });
+        pair = await provePair(admin, change, ctx);
+        await applyPair(admin, change, pair, log);
+      }
+    },
+
+    /** connectionStatus must show this user (usersInfo on oneself where connectionStatus is missing). */
+    async check(conn: MongoConnection, _ctx: EngineContext): Promise<void> {
+      let ok: boolean;
+      try {
+        const me = await whoAmI(conn);
+        // DocumentDB authenticates every user against admin, whatever database the client named.
+        ok = me !== undefined && me.user === conn.username && (me.db === conn.authDb || me.db === DEFAULT_AUTH_DATABASE);
+      } catch (err) {
+        const code = serverError(err)?.code;
+        if (code !== 59 && code !== 303) throw classifyCommandError(err, conn, 'run connectionStatus', 'Any user may run connectionStatus; check the server.');
+        ok = (await findUser(conn, conn.authDb, conn.username, 'Any user may read its own usersInfo; check the server.')) !== undefined;
+      }
+      if (!ok) {
+        throw new VerificationError(
+          `connectionStatus does not show "${conn.username}" authenticated on database "${conn.authDb}".`,
+          'The server accepted the login but does not report the user; check the server\'s authentication configuration.',
+        );
+      }
+    },
+  });
+  return engine;
 }
 
 const CLONE_SUFFIX = '_clone';
@@ -642,9 +647,5 @@ export function classifyConnectError(err: unknown, config: Pick<MongoConnectConf
   return new ConnectError('NETWORK', `Could not reach MongoDB at ${where}${rs}: ${reason}. Check host, port, network access and the "ssl" setting.`, err);
 }
 
-/** The one way to build it: `defineEngine` checks the profile and the operations. */
-export function createMongoEngine(options: MongoEngineOptions = {}): MongoEngine {
-  return defineEngine<MongoConnection, MongoEngine>(new MongoEngine(options));
-}
 
 export const mongoEngine = createMongoEngine();

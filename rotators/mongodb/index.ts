@@ -19,7 +19,7 @@ export {
   MAX_USERNAME_LENGTH,
   MONGO_EXCLUDE_CHARACTERS,
   mongoClientConfig,
-  MongoEngine,
+  type MongoEngine,
   mongoEngine,
   type MongoClientLike,
   type MongoConnectConfig,

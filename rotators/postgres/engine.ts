@@ -132,103 +132,13 @@ export const POSTGRES_PROFILE: EngineProfile = {
   },
 };
 
-export class PostgresEngine implements DatabaseEngine<Client> {
-  readonly profile = POSTGRES_PROFILE;
-  /** Pre-created pairs (`alternateUsername`): check both users, set only the alternate's password (precreated.ts). */
-  readonly setAlternatePassword = (admin: Client, change: AlternateUserChange, ctx: EngineContext): Promise<void> => import('./precreated').then((m) => m.setPrecreatedPassword(this, admin, change, ctx));
-  readonly preflight = (): Promise<PreflightHooks<Client>> => import('./preflight').then((m) => m.postgresPreflight);
+/** The Postgres engine, as `createPostgresEngine` builds it. */
+export type PostgresEngine = DatabaseEngine<Client>;
 
-  constructor(private readonly options: PostgresEngineOptions = {}) {}
-
-  async connect(secret: DbSecret, options: ConnectOptions): Promise<Client> {
-    return connectPg(secret, options, {
-      product: 'PostgreSQL',
-      defaultPort: POSTGRES_PROFILE.defaultPort,
-      defaultDatabase: POSTGRES_PROFILE.defaultDatabase!,
-      classify: classifyConnectError,
-      serverTimeout: 'startup',
-    });
-  }
-
-  async close(conn: Client): Promise<void> {
-    await closePg(conn);
-  }
-
-  async setOwnPassword(conn: Client, change: PasswordChange, { log, env }: EngineContext): Promise<void> {
-    const password = await this.passwordSql(conn, change.username, change.newPassword, env, 'self');
-    const alter = () =>
-      exec(conn, `change the password of "${change.username}"`, `ALTER ROLE ${conn.escapeIdentifier(change.username)} WITH PASSWORD ${password.sql}`, undefined, {
-        secrets: [change.newPassword, change.oldPassword, password.sql],
-        privilegeRemedy:
-          'The user may not change its own password. On RDS with rds.restrict_password_commands, grant it the rds_password role, ' +
-          'or use the alternating-users strategy with an admin secret (masterarn).',
-      });
-    try {
-      await alter();
-    } catch (err) {
-      // A concurrent duplicate of this step changed the same role at the same moment
-      // (`tuple concurrently updated`): setting the same password again converges.
-      const state = concurrentDuplicate(err);
-      if (!state) throw err;
-      log.warn('a concurrent invocation changed the password at the same time; setting it once more', { username: change.username, sqlstate: state });
-      await alter();
-    }
-    log.info('ALTER ROLE ... PASSWORD executed', { username: change.username, passwordEncryption: password.encryption, passwordEncryptionFrom: password.source });
-  }
-
-  async checkAlternateUser(admin: Client, change: AlternateUserChange, ctx: EngineContext): Promise<void> {
-    const { log, env } = ctx;
-    const { currentUser, alternateUser } = change;
-    const { rows } = await exec<RoleAttributes & { oid: number; rolcanlogin: boolean; marker: string | null }>(
-      admin,
-      'look up the current and alternate users',
-      `SELECT oid, rolname, rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolconnlimit,
-              shobj_description(oid, 'pg_authid') AS marker
-         FROM pg_roles WHERE rolname = ANY($1::text[])`,
-      [[currentUser, alternateUser]],
-    );
-    const alt = rows.find((r) => r.rolname === alternateUser);
-    if (!alt) return; // upsertAlternateUser creates it, with the marker
-    const cur = rows.find((r) => r.rolname === currentUser);
-    if (!cur) throw new PrivilegeError(`The admin user cannot see the current user "${currentUser}" in pg_roles.`);
-    const refuse = `Refusing to change the existing role "${alternateUser}" for a secret whose current user is "${currentUser}"`;
-    if (!alt.rolcanlogin) {
-      throw new RotationStateError(
-        `${refuse}: it is not a login (NOLOGIN, e.g. a group role), so it cannot be "${currentUser}"'s alternate user. Nothing was changed.`,
-        `If this secret really belongs to "${currentUser}", rename or drop the role "${alternateUser}"; otherwise fix the secret's username.`,
-      );
-    }
-    const { clone, original } = pairSides(change);
-    const marked = (clone === alternateUser ? alt : cur).marker === alternateMarker(original);
-    // Objects a marked clone created while it was the current user are the application's own;
-    // never accepted for the original user (alt = `<x>`), whose ownership a forged clone must not reach.
-    const ownedMayStay = marked && clone === alternateUser;
-    const reasons: string[] = [];
-    for (const [col, kw] of ATTRIBUTES) if (alt[col] === true && cur[col] !== true) reasons.push(`${kw} (which "${currentUser}" lacks)`);
-    // A current user with the privileges of the alternate one (membership with INHERIT: the way
-    // back, user_clone -> user) already has everything it owns, holds and can grant.
-    const { rows: [reach] } = await exec<{ inherits: boolean }>(admin, 'compare the two users', `SELECT pg_has_role($1::oid, $2::oid, 'USAGE') AS inherits`, [cur.oid, alt.oid]);
-    if (!reach?.inherits) reasons.push(...(await this.extraCapabilities(admin, cur.oid, alt.oid, currentUser, ownedMayStay, log)));
-    if (reasons.length) {
-      throw new PrivilegeError(
-        `${refuse}: it holds what "${currentUser}" does not: ${reasons.join('; ')}. It is not this pair's alternate user, and its password must not be reset. Nothing was changed.`,
-        `If "${alternateUser}" really is "${currentUser}"'s alternate, remove from it what "${currentUser}" lacks (or give that to "${currentUser}"); otherwise use another username for this secret.`,
-      );
-    }
-    if (!marked) {
-      if (!adoptUnmarked(env)) {
-        throw new PrivilegeError(
-          `${refuse}: the pair is not marked as created by this function (role "${clone}" has no comment ${alternateMarker(original)}), so "${alternateUser}" cannot be proven to be "${currentUser}"'s alternate. Nothing was changed.`,
-          `If "${original}" and "${clone}" are one application's alternating pair (for example created by AWS's rotation function, or by this project before pairs were marked), set ADOPT_UNMARKED_ALTERNATE=true for one rotation: the pair is then accepted on the capability check alone and marked.`,
-        );
-      }
-      log.warn('adopting an unmarked alternating pair (ADOPT_UNMARKED_ALTERNATE=true); it passed the capability check and is marked now', { username: alternateUser, clone });
-    }
-    log.info('the existing alternate user is this pair\'s', { username: alternateUser, template: currentUser, marked });
-  }
-
+/** The one way to build it: `defineEngine` checks the profile and the operations. */
+export function createPostgresEngine(options: PostgresEngineOptions = {}): PostgresEngine {
   /** What `alt` holds and the current user does not: memberships, admin options, object privileges, owned objects. */
-  private async extraCapabilities(admin: Client, curOid: number, altOid: number, currentUser: string, ownedMayStay: boolean, log: Logger): Promise<string[]> {
+  async function extraCapabilities(admin: Client, curOid: number, altOid: number, currentUser: string, ownedMayStay: boolean, log: Logger): Promise<string[]> {
     const reasons: string[] = [];
     const { rows: memberships } = await exec<{ role: string; admin: boolean; cur_member: boolean; cur_admin: boolean }>(
       admin,
@@ -290,25 +200,10 @@ export class PostgresEngine implements DatabaseEngine<Client> {
     return reasons;
   }
 
-  async upsertAlternateUser(admin: Client, change: AlternateUserChange, ctx: EngineContext): Promise<void> {
-    const { log } = ctx;
-    try {
-      await this.upsertOnce(admin, change, ctx);
-    } catch (err) {
-      const state = concurrentDuplicate(err);
-      if (!state) throw err;
-      // Another invocation of the same step created or changed the role at the same moment.
-      // Its work is the same as ours: prove the pair again, then apply the idempotent upsert.
-      log.warn('a concurrent invocation changed the alternate user at the same time; checking and applying once more', { username: change.alternateUser, sqlstate: state });
-      await this.checkAlternateUser(admin, change, ctx);
-      await this.upsertOnce(admin, change, ctx);
-    }
-  }
-
-  private async upsertOnce(admin: Client, change: AlternateUserChange, { log, env }: EngineContext): Promise<void> {
+  async function upsertOnce(admin: Client, change: AlternateUserChange, { log, env }: EngineContext): Promise<void> {
     const { currentUser, alternateUser } = change;
     const alt = admin.escapeIdentifier(alternateUser);
-    const password = await this.passwordSql(admin, alternateUser, change.newPassword, env, 'admin');
+    const password = await passwordSql(admin, alternateUser, change.newPassword, env, 'admin');
     const secrets = [change.newPassword, password.sql];
     const version = await serverVersion(admin);
     await exec(admin, 'begin a transaction', 'BEGIN');
@@ -321,11 +216,11 @@ export class PostgresEngine implements DatabaseEngine<Client> {
           ? `The admin user needs the CREATEROLE attribute (or to be superuser / rds_superuser) to create "${alternateUser}".`
           : adminOptionRemedy(version, alternateUser, 'alter'),
       });
-      const marked = await this.mark(admin, change, env, created, version, log);
-      const attributes = await this.copyAttributes(admin, currentUser, alternateUser, log);
-      const granted = await this.copyMemberships(admin, currentUser, alternateUser, version, log);
-      const settings = await this.copySettings(admin, currentUser, alternateUser, log);
-      const actsAs = await this.actAsOriginal(admin, change, env);
+      const marked = await mark(admin, change, env, created, version, log);
+      const attributes = await copyAttributes(admin, currentUser, alternateUser, log);
+      const granted = await copyMemberships(admin, currentUser, alternateUser, version, log);
+      const settings = await copySettings(admin, currentUser, alternateUser, log);
+      const actsAs = await actAsOriginal(admin, change, env);
       await exec(admin, 'commit', 'COMMIT');
       log.info(created ? 'created the alternate user' : 'updated the alternate user', {
         username: alternateUser,
@@ -350,7 +245,7 @@ export class PostgresEngine implements DatabaseEngine<Client> {
    * two users are interchangeable for DDL. Needs the clone's membership in `<x>` (granted above;
    * on 16+ with the SET option, the default). Returns the role set, if any.
    */
-  private async actAsOriginal(admin: Client, change: AlternateUserChange, env: Env): Promise<string | undefined> {
+  async function actAsOriginal(admin: Client, change: AlternateUserChange, env: Env): Promise<string | undefined> {
     if (!cloneSetsRole(env)) return undefined;
     const { clone, original } = pairSides(change);
     if (clone !== change.alternateUser) return undefined; // the original user keeps its own sessions
@@ -359,7 +254,7 @@ export class PostgresEngine implements DatabaseEngine<Client> {
   }
 
   /** Mark the `_clone` side when this upsert created the pair's other user, or when adopting. Returns whether it wrote. */
-  private async mark(admin: Client, change: AlternateUserChange, env: Env, created: boolean, version: number, log: Logger): Promise<boolean> {
+  async function mark(admin: Client, change: AlternateUserChange, env: Env, created: boolean, version: number, log: Logger): Promise<boolean> {
     const { clone, original } = pairSides(change);
     const marker = alternateMarker(original);
     const { rows: [row] } = await exec<{ marker: string | null }>(admin, 'read the pair marker', `SELECT shobj_description(oid, 'pg_authid') AS marker FROM pg_roles WHERE rolname = $1`, [clone]);
@@ -374,30 +269,13 @@ export class PostgresEngine implements DatabaseEngine<Client> {
     return true;
   }
 
-  async check(conn: Client, _ctx: EngineContext): Promise<void> {
-    const { rows } = await exec<{ ok: number }>(conn, 'run the check query', 'SELECT 1 AS ok');
-    if (rows[0]?.ok !== 1) throw new Error('The check query SELECT 1 returned an unexpected result.');
-  }
-
-  validateSecret(secret: DbSecret, label: string, env: Env = {}): void {
-    if (secret.username.includes('\u0000')) {
-      throw new SecretFormatError(`The ${label} secret's "username" field contains a NUL character, which PostgreSQL does not allow.`);
-    }
-    if (secret.password.includes('\u0000')) {
-      throw new SecretFormatError(`The ${label} secret's "password" field contains a NUL character, which PostgreSQL does not allow.`);
-    }
-    // Environment variables this engine reads fail here, in createSecret, before AWSPENDING exists.
-    this.encryptionSetting(env);
-    cloneSetsRole(env);
-  }
-
   /**
    * The SQL literal to put after PASSWORD, and which verifier type it is and why. `who`: the
    * logged-in user's own password ('self': its login tells how it is stored), or another user's
    * on the admin connection ('admin': the server's password_encryption).
    */
-  private async passwordSql(conn: Client, username: string, password: string, env: Env, who: 'self' | 'admin'): Promise<{ sql: string; encryption: PasswordEncryption; source: string }> {
-    let mode = this.encryptionSetting(env);
+  async function passwordSql(conn: Client, username: string, password: string, env: Env, who: 'self' | 'admin'): Promise<{ sql: string; encryption: PasswordEncryption; source: string }> {
+    let mode = encryptionSetting(env);
     let source = 'PASSWORD_ENCRYPTION';
     if (mode === 'auto') {
       const auth = who === 'self' ? authMethodOf(conn) : 'none';
@@ -419,9 +297,9 @@ export class PostgresEngine implements DatabaseEngine<Client> {
     return { sql: conn.escapeLiteral(scramSha256Verifier(password)), encryption: 'scram-sha-256', source };
   }
 
-  private encryptionSetting(env: Env): PasswordEncryptionSetting {
-    if (this.options.passwordEncryption) return this.options.passwordEncryption;
-    const raw = (this.options.env ?? env).PASSWORD_ENCRYPTION?.trim().toLowerCase();
+  function encryptionSetting(env: Env): PasswordEncryptionSetting {
+    if (options.passwordEncryption) return options.passwordEncryption;
+    const raw = (options.env ?? env).PASSWORD_ENCRYPTION?.trim().toLowerCase();
     if (!raw || raw === 'auto') return 'auto';
     if (raw === 'scram-sha-256' || raw === 'md5' || raw === 'plaintext') return raw;
     throw new ConfigError(
@@ -430,7 +308,7 @@ export class PostgresEngine implements DatabaseEngine<Client> {
   }
 
   /** Role attributes the current user has and the alternate user lacks. Returns what was copied. */
-  private async copyAttributes(admin: Client, currentUser: string, alternateUser: string, log: Logger): Promise<string[]> {
+  async function copyAttributes(admin: Client, currentUser: string, alternateUser: string, log: Logger): Promise<string[]> {
     const q = `SELECT rolname, rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolconnlimit
                  FROM pg_roles WHERE rolname = ANY($1::text[])`;
     const { rows } = await exec<RoleAttributes>(admin, 'read role attributes', q, [[currentUser, alternateUser]]);
@@ -446,7 +324,7 @@ export class PostgresEngine implements DatabaseEngine<Client> {
     if (cur.rolconnlimit !== alt.rolconnlimit && Number.isInteger(cur.rolconnlimit)) clauses.push(`CONNECTION LIMIT ${cur.rolconnlimit}`);
     const copied: string[] = [];
     for (const clause of clauses) {
-      const ok = await this.optional(admin, `ALTER ROLE ${admin.escapeIdentifier(alternateUser)} WITH ${clause}`);
+      const ok = await optional(admin, `ALTER ROLE ${admin.escapeIdentifier(alternateUser)} WITH ${clause}`);
       if (ok) copied.push(clause);
       else log.warn('the admin user may not give this attribute; the alternate user lacks it', { username: alternateUser, attribute: clause });
     }
@@ -457,7 +335,7 @@ export class PostgresEngine implements DatabaseEngine<Client> {
    * Grant the alternate user membership in the current user, then in each role the current
    * user is a direct member of that it does not already have. Returns the roles granted.
    */
-  private async copyMemberships(admin: Client, currentUser: string, alternateUser: string, version: number, log: Logger): Promise<string[]> {
+  async function copyMemberships(admin: Client, currentUser: string, alternateUser: string, version: number, log: Logger): Promise<string[]> {
     const alt = admin.escapeIdentifier(alternateUser);
     const granted: string[] = [];
 
@@ -496,7 +374,7 @@ export class PostgresEngine implements DatabaseEngine<Client> {
     for (const row of rows) {
       if (row.role === alternateUser || row.circular) continue;
       if (row.alt_member && (!row.admin || row.alt_admin)) continue;
-      const ok = await this.optional(admin, `GRANT ${admin.escapeIdentifier(row.role)} TO ${alt}${row.admin ? ' WITH ADMIN OPTION' : ''}`);
+      const ok = await optional(admin, `GRANT ${admin.escapeIdentifier(row.role)} TO ${alt}${row.admin ? ' WITH ADMIN OPTION' : ''}`);
       if (ok) {
         granted.push(row.role);
       } else if (row.alt_member) {
@@ -516,7 +394,7 @@ export class PostgresEngine implements DatabaseEngine<Client> {
    * search_path) that the alternate user lacks or has with another value. A setting the admin
    * may not set (a superuser-only parameter) is skipped with a warning naming it.
    */
-  private async copySettings(admin: Client, currentUser: string, alternateUser: string, log: Logger): Promise<string[]> {
+  async function copySettings(admin: Client, currentUser: string, alternateUser: string, log: Logger): Promise<string[]> {
     const { rows } = await exec<{ rolname: string; datname: string | null; setconfig: string[] }>(
       admin,
       'read per-role settings',
@@ -550,7 +428,7 @@ export class PostgresEngine implements DatabaseEngine<Client> {
         ? splitQuotedList(s.value).map((v) => admin.escapeLiteral(v)).join(', ')
         : admin.escapeLiteral(s.value);
       const label = `${s.name}${s.db === null ? '' : ` (database ${s.db})`}`;
-      const ok = await this.optional(admin, `ALTER ROLE ${admin.escapeIdentifier(alternateUser)}${where} SET ${name} = ${value}`, true);
+      const ok = await optional(admin, `ALTER ROLE ${admin.escapeIdentifier(alternateUser)}${where} SET ${name} = ${value}`, true);
       if (ok) copied.push(label);
       else log.warn('the admin user may not copy this per-role setting; the alternate user lacks it', { username: alternateUser, setting: label });
     }
@@ -561,7 +439,7 @@ export class PostgresEngine implements DatabaseEngine<Client> {
    * Run a statement inside a savepoint; false if the server refused it for lack of privilege
    * (or, with `anyError`, for any reason).
    */
-  private async optional(admin: Client, sql: string, anyError = false): Promise<boolean> {
+  async function optional(admin: Client, sql: string, anyError = false): Promise<boolean> {
     await exec(admin, 'set a savepoint', 'SAVEPOINT rotation_optional');
     try {
       await admin.query(sql);
@@ -574,6 +452,135 @@ export class PostgresEngine implements DatabaseEngine<Client> {
       throw statementError(err, admin, 'copy a privilege to the alternate user', []);
     }
   }
+
+  const engine: PostgresEngine = defineEngine<Client>({
+    profile: POSTGRES_PROFILE,
+
+    /** Pre-created pairs (`alternateUsername`): check both users, set only the alternate's password (precreated.ts). */
+    setAlternatePassword: (admin: Client, change: AlternateUserChange, ctx: EngineContext): Promise<void> => import('./precreated').then((m) => m.setPrecreatedPassword(engine, admin, change, ctx)),
+
+    preflight: (): Promise<PreflightHooks<Client>> => import('./preflight').then((m) => m.postgresPreflight),
+
+    async connect(secret: DbSecret, options: ConnectOptions): Promise<Client> {
+      return connectPg(secret, options, {
+        product: 'PostgreSQL',
+        defaultPort: POSTGRES_PROFILE.defaultPort,
+        defaultDatabase: POSTGRES_PROFILE.defaultDatabase!,
+        classify: classifyConnectError,
+        serverTimeout: 'startup',
+      });
+    },
+
+    async close(conn: Client): Promise<void> {
+      await closePg(conn);
+    },
+
+    async setOwnPassword(conn: Client, change: PasswordChange, { log, env }: EngineContext): Promise<void> {
+      const password = await passwordSql(conn, change.username, change.newPassword, env, 'self');
+      const alter = () =>
+        exec(conn, `change the password of "${change.username}"`, `ALTER ROLE ${conn.escapeIdentifier(change.username)} WITH PASSWORD ${password.sql}`, undefined, {
+          secrets: [change.newPassword, change.oldPassword, password.sql],
+          privilegeRemedy:
+            'The user may not change its own password. On RDS with rds.restrict_password_commands, grant it the rds_password role, ' +
+            'or use the alternating-users strategy with an admin secret (masterarn).',
+        });
+      try {
+        await alter();
+      } catch (err) {
+        // A concurrent duplicate of this step changed the same role at the same moment
+        // (`tuple concurrently updated`): setting the same password again converges.
+        const state = concurrentDuplicate(err);
+        if (!state) throw err;
+        log.warn('a concurrent invocation changed the password at the same time; setting it once more', { username: change.username, sqlstate: state });
+        await alter();
+      }
+      log.info('ALTER ROLE ... PASSWORD executed', { username: change.username, passwordEncryption: password.encryption, passwordEncryptionFrom: password.source });
+    },
+
+    async checkAlternateUser(admin: Client, change: AlternateUserChange, ctx: EngineContext): Promise<void> {
+      const { log, env } = ctx;
+      const { currentUser, alternateUser } = change;
+      const { rows } = await exec<RoleAttributes & { oid: number; rolcanlogin: boolean; marker: string | null }>(
+        admin,
+        'look up the current and alternate users',
+        `SELECT oid, rolname, rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolconnlimit,
+                shobj_description(oid, 'pg_authid') AS marker
+           FROM pg_roles WHERE rolname = ANY($1::text[])`,
+        [[currentUser, alternateUser]],
+      );
+      const alt = rows.find((r) => r.rolname === alternateUser);
+      if (!alt) return; // upsertAlternateUser creates it, with the marker
+      const cur = rows.find((r) => r.rolname === currentUser);
+      if (!cur) throw new PrivilegeError(`The admin user cannot see the current user "${currentUser}" in pg_roles.`);
+      const refuse = `Refusing to change the existing role "${alternateUser}" for a secret whose current user is "${currentUser}"`;
+      if (!alt.rolcanlogin) {
+        throw new RotationStateError(
+          `${refuse}: it is not a login (NOLOGIN, e.g. a group role), so it cannot be "${currentUser}"'s alternate user. Nothing was changed.`,
+          `If this secret really belongs to "${currentUser}", rename or drop the role "${alternateUser}"; otherwise fix the secret's username.`,
+        );
+      }
+      const { clone, original } = pairSides(change);
+      const marked = (clone === alternateUser ? alt : cur).marker === alternateMarker(original);
+      // Objects a marked clone created while it was the current user are the application's own;
+      // never accepted for the original user (alt = `<x>`), whose ownership a forged clone must not reach.
+      const ownedMayStay = marked && clone === alternateUser;
+      const reasons: string[] = [];
+      for (const [col, kw] of ATTRIBUTES) if (alt[col] === true && cur[col] !== true) reasons.push(`${kw} (which "${currentUser}" lacks)`);
+      // A current user with the privileges of the alternate one (membership with INHERIT: the way
+      // back, user_clone -> user) already has everything it owns, holds and can grant.
+      const { rows: [reach] } = await exec<{ inherits: boolean }>(admin, 'compare the two users', `SELECT pg_has_role($1::oid, $2::oid, 'USAGE') AS inherits`, [cur.oid, alt.oid]);
+      if (!reach?.inherits) reasons.push(...(await extraCapabilities(admin, cur.oid, alt.oid, currentUser, ownedMayStay, log)));
+      if (reasons.length) {
+        throw new PrivilegeError(
+          `${refuse}: it holds what "${currentUser}" does not: ${reasons.join('; ')}. It is not this pair's alternate user, and its password must not be reset. Nothing was changed.`,
+          `If "${alternateUser}" really is "${currentUser}"'s alternate, remove from it what "${currentUser}" lacks (or give that to "${currentUser}"); otherwise use another username for this secret.`,
+        );
+      }
+      if (!marked) {
+        if (!adoptUnmarked(env)) {
+          throw new PrivilegeError(
+            `${refuse}: the pair is not marked as created by this function (role "${clone}" has no comment ${alternateMarker(original)}), so "${alternateUser}" cannot be proven to be "${currentUser}"'s alternate. Nothing was changed.`,
+            `If "${original}" and "${clone}" are one application's alternating pair (for example created by AWS's rotation function, or by this project before pairs were marked), set ADOPT_UNMARKED_ALTERNATE=true for one rotation: the pair is then accepted on the capability check alone and marked.`,
+          );
+        }
+        log.warn('adopting an unmarked alternating pair (ADOPT_UNMARKED_ALTERNATE=true); it passed the capability check and is marked now', { username: alternateUser, clone });
+      }
+      log.info('the existing alternate user is this pair\'s', { username: alternateUser, template: currentUser, marked });
+    },
+
+    async upsertAlternateUser(admin: Client, change: AlternateUserChange, ctx: EngineContext): Promise<void> {
+      const { log } = ctx;
+      try {
+        await upsertOnce(admin, change, ctx);
+      } catch (err) {
+        const state = concurrentDuplicate(err);
+        if (!state) throw err;
+        // Another invocation of the same step created or changed the role at the same moment.
+        // Its work is the same as ours: prove the pair again, then apply the idempotent upsert.
+        log.warn('a concurrent invocation changed the alternate user at the same time; checking and applying once more', { username: change.alternateUser, sqlstate: state });
+        await engine.checkAlternateUser(admin, change, ctx);
+        await upsertOnce(admin, change, ctx);
+      }
+    },
+
+    async check(conn: Client, _ctx: EngineContext): Promise<void> {
+      const { rows } = await exec<{ ok: number }>(conn, 'run the check query', 'SELECT 1 AS ok');
+      if (rows[0]?.ok !== 1) throw new Error('The check query SELECT 1 returned an unexpected result.');
+    },
+
+    validateSecret(secret: DbSecret, label: string, env: Env = {}): void {
+      if (secret.username.includes('\u0000')) {
+        throw new SecretFormatError(`The ${label} secret's "username" field contains a NUL character, which PostgreSQL does not allow.`);
+      }
+      if (secret.password.includes('\u0000')) {
+        throw new SecretFormatError(`The ${label} secret's "password" field contains a NUL character, which PostgreSQL does not allow.`);
+      }
+      // Environment variables this engine reads fail here, in createSecret, before AWSPENDING exists.
+      encryptionSetting(env);
+      cloneSetsRole(env);
+    },
+  });
+  return engine;
 }
 
 /** POSTGRES_CLONE_SET_ROLE: `true` or `false` (default); anything else is a ConfigError. */
@@ -684,11 +691,6 @@ interface MembershipRow {
 }
 
 /** The engine instance the packaged handler uses. */
-/** The one way to build it: `defineEngine` checks the profile and the operations. */
-export function createPostgresEngine(options: PostgresEngineOptions = {}): PostgresEngine {
-  return defineEngine<Client, PostgresEngine>(new PostgresEngine(options));
-}
-
 export const postgresEngine = createPostgresEngine();
 
 /**

@@ -6,7 +6,7 @@ import { DatabaseRotator } from '../../src/db';
 import { createHandler } from '../../src/api';
 import { postgresEngine } from './engine';
 
-export { classifyConnectError, createPostgresEngine, POSTGRES_PROFILE, PostgresEngine, postgresEngine, scramSha256Verifier, type PostgresEngineOptions } from './engine';
+export { classifyConnectError, createPostgresEngine, POSTGRES_PROFILE, type PostgresEngine, postgresEngine, scramSha256Verifier, type PostgresEngineOptions } from './engine';
 
 export const rotator = new DatabaseRotator(postgresEngine);
 

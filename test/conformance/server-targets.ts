@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { type Connection, createConnection } from 'mysql2/promise';
 import { Client } from 'pg';
 import { createMysqlEngine } from '../../rotators/mysql/engine';
-import { PostgresEngine } from '../../rotators/postgres/engine';
+import { createPostgresEngine } from '../../rotators/postgres/engine';
 import { RedshiftRotator, redshiftEngine } from '../../rotators/redshift';
 import type { ConformanceTarget, TargetWorld } from './target';
 
@@ -43,7 +43,7 @@ export function postgresTarget(name: string, server: () => PgServer, options: { 
   const lit = (s: string) => `E'${s.split('\\').join('\\\\').split("'").join("''")}'`;
   return {
     name,
-    engine: redshift ? redshiftEngine : new PostgresEngine(),
+    engine: redshift ? redshiftEngine : createPostgresEngine(),
     rotator: redshift ? (e) => new RedshiftRotator(e) : undefined,
     async dispose() {
       await su?.end();
