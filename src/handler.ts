@@ -84,24 +84,23 @@ export function createHandler(rotator: Rotator, options: HandlerOptions = {}): R
       // RotateSecret's AWSPENDING. Their reads of AWSCURRENT and AWSPENDING go out at the same time.
       // testSecret (changes nothing) and finishSecret (promotes only a value that logs in and
       // matches AWSCURRENT) learn the labels from their reads in a fresh container.
+      // A warm container that stored or read this rotation's value makes DescribeSecret alone: it
+      // names the versions holding the labels, whose values the container already has.
+      const changes = step === 'createSecret' || step === 'setSecret';
+      const warm = step !== 'createSecret' && secrets.holdsPendingValue();
       let metadata: DescribeSecretResponse | undefined;
       let stages: readonly string[];
-      if (step === 'createSecret' || step === 'setSecret') {
+      if (changes || warm) {
         if (step === 'createSecret') {
           prefetch(secrets.current());
-        } else if (!secrets.holdsPendingValue()) {
+        } else if (!warm) {
           prefetch(secrets.pending());
           if (rotator.readsCurrent(step)) prefetch(secrets.current());
         }
         metadata = await secrets.describe();
-        if (metadata.RotationEnabled === false) {
+        if (changes && metadata.RotationEnabled === false) {
           throw new RotationStateError(`Secret ${secretId} is not enabled for rotation.`, 'Enable rotation on the secret (RotateSecret with a RotationLambdaARN).');
         }
-        stages = stagesOf(metadata, secretId, token);
-      } else if (secrets.holdsPendingValue()) {
-        // A warm container that stored or read this rotation's value: DescribeSecret names the
-        // versions holding the labels, whose values this container already has (one call).
-        metadata = await secrets.describe();
         stages = stagesOf(metadata, secretId, token);
       } else {
         // A fresh container: the step reads AWSPENDING anyway (and AWSCURRENT, when the rotator

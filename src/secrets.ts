@@ -181,12 +181,6 @@ function versionCacheOf(client: SecretsManagerClient): VersionValueCache {
   return c;
 }
 
-/**
- * The per-invocation view of Secrets Manager a rotator works through. It reads each version at
- * most once per invocation (and, in a warm container, a version an earlier step already read or
- * stored not at all: VersionValueCache), registers every value it reads with the redactor, and
- * always passes the ClientRequestToken (and the RotationToken, when the event has one) on writes.
- */
 /** One version as GetSecretValue returned it: its value, id and labels. */
 interface VersionRead {
   value: string;
@@ -194,6 +188,12 @@ interface VersionRead {
   stages: string[];
 }
 
+/**
+ * The per-invocation view of Secrets Manager a rotator works through. It reads each version at
+ * most once per invocation (and, in a warm container, a version an earlier step already read or
+ * stored not at all: VersionValueCache), registers every value it reads with the redactor, and
+ * always passes the ClientRequestToken (and the RotationToken, when the event has one) on writes.
+ */
 export class SecretStore {
   private readonly cache = new Map<string, Promise<VersionRead | undefined>>();
   private readonly versions: VersionValueCache;
@@ -268,20 +268,11 @@ export class SecretStore {
    * DescribeSecret why. The value is kept for pending().
    */
   async pendingStages(): Promise<string[] | undefined> {
-    const k = this.key(this.secretId, { VersionId: this.token, VersionStage: AWSPENDING });
-    let p = this.cache.get(k);
-    if (!p) {
-      // Not through read(): a refusal here (InvalidRequestException: the token is not AWSPENDING)
-      // is an answer, not an error; DescribeSecret then tells the whole story.
-      p = this.fetch(this.secretId, { VersionId: this.token, VersionStage: AWSPENDING });
-      this.cache.set(k, p);
-    }
     try {
-      return (await p)?.stages;
+      return (await this.readVersion(this.secretId, { VersionId: this.token, VersionStage: AWSPENDING }))?.stages;
     } catch (err) {
-      this.cache.delete(k);
       // The token is not AWSPENDING (InvalidRequestException) or not even a well-formed version id
-      // (a validation error): DescribeSecret, not this read, says which.
+      // (a validation error): an answer, not a failure; DescribeSecret, not this read, says which.
       if (err instanceof RotationError && (err.code === 'STATE' || err.code === 'EVENT')) return undefined;
       throw err;
     }

@@ -15,6 +15,7 @@ import { STEPS } from '../src/rotator';
 import { classifyConnectError, classifyStatementError, createPostgresEngine, type PostgresEngine, postgresEngine, scramSha256Verifier } from '../rotators/postgres/engine';
 import { RdsDouble } from '../src/testing';
 import { SSL_ONLY_GROUP } from './support/postgres';
+import { pgLogin } from './support/logins';
 import type { PostgresInfo } from './support/provided';
 import { assertNoLeaksInAll, createRotationHarness, handlerCalls, type RotationHarness } from './support/rotation-harness';
 
@@ -44,26 +45,7 @@ async function roleExists(name: string): Promise<boolean> {
 }
 
 /** 'ok', or the SQLSTATE / error code of the failed login. */
-async function tryLogin(user: string, password: string, tls: false | { ca: string; host: string } = false): Promise<string> {
-  const c = new Client({
-    host: tls ? tls.host : info.host,
-    port: info.port,
-    user,
-    password,
-    database: info.database,
-    ssl: tls ? { ca: tls.ca } : false,
-    connectionTimeoutMillis: 5000,
-  });
-  try {
-    await c.connect();
-    await c.query('SELECT 1');
-    return 'ok';
-  } catch (err) {
-    return String((err as { code?: string }).code ?? (err as Error).message);
-  } finally {
-    await c.end().catch(() => undefined);
-  }
-}
+const tryLogin = (user: string, password: string, tls: false | { ca: string; host: string } = false): Promise<string> => pgLogin(info, user, password, tls);
 
 function dbSecret(username: string, password: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { engine: 'postgres', host: info.host, port: info.port, dbname: info.database, username, password, ssl: false, ...extra };

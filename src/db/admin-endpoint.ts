@@ -1,6 +1,7 @@
 import type { RDSClient } from '@aws-sdk/client-rds';
 import type { Tag } from '@aws-sdk/client-secrets-manager';
 import { ConfigError, describeError, RotationError, RotationStateError } from '../errors';
+import { missingModuleOf } from './driver';
 
 /**
  * Where an admin secret that names no host connects. An RDS-managed master secret (RDS or
@@ -100,7 +101,7 @@ export function loadSdkClient<T>(pkg: string, load: () => T): T {
 /** A missing module while loading `pkg` -> a ConfigError naming it; anything else unchanged. */
 export function sdkClientLoadError(pkg: string, err: unknown): unknown {
   if ((err as { code?: unknown } | null)?.code !== 'MODULE_NOT_FOUND') return err;
-  const missing = /Cannot find module '([^']+)'/.exec(describeError(err))?.[1];
+  const missing = missingModuleOf(err);
   return new ConfigError(
     `The AWS SDK package "${pkg}" cannot be loaded${missing && missing !== pkg ? ` (its module "${missing}" is missing)` : ''}. ` +
       'It is needed only to find the database of a service-managed admin secret that holds no host; the Lambda bundles leave it to the AWS SDK of the Lambda runtime.',

@@ -5,7 +5,7 @@ import { Rotator, type StepContext } from '../rotator';
 import { AWSCURRENT, AWSPENDING, AWSPREVIOUS } from '../secrets';
 import { type AdminEndpoint, type ManagedAdminLookup, normaliseRdsEngine, type RdsClientFactory, rdsManagedAdminLookup } from './admin-endpoint';
 import { type DatabaseEngine, type EngineContext, type EngineProfile, maxUsernameLength, usernameLength } from './engine';
-import { engineCalls, type EngineCalls, UnclassifiedDatabaseError } from './middleware';
+import { engineCalls, type EngineCalls, timed, UnclassifiedDatabaseError } from './middleware';
 import { preflightOrThrow } from '../ops/preflight';
 import {
   type DbSecret,
@@ -404,17 +404,17 @@ export class DatabaseRotator<C = unknown> extends Rotator {
     await this.close(guard.conn, ctx.log);
 
     const master = await this.adminSecret(current, ctx);
-    const ownAdminDatabase = this.profile.adminDatabase === 'own';
+    const ownDatabase = ownAdminDatabase(this.profile);
     // The admin would reset its own password to a value the child secret's readers can see. Where
     // a user is named by its authentication database too (MongoDB), the engine checks this itself.
-    if (!ownAdminDatabase && master.username.toLowerCase() === pending.username.toLowerCase()) {
+    if (!ownDatabase && master.username.toLowerCase() === pending.username.toLowerCase()) {
       throw new RotationStateError(
         `The alternate user "${pending.username}" is the admin secret's own user; refusing to change the admin's password.`,
         'Use a child secret whose users differ from the admin user.',
       );
     }
     // A pre-created pair names both users: the admin may be neither (the next rotation would change it).
-    if (precreated && !ownAdminDatabase && master.username.toLowerCase() === current.username.toLowerCase()) {
+    if (precreated && !ownDatabase && master.username.toLowerCase() === current.username.toLowerCase()) {
       throw new RotationStateError(
         `The pre-created pair's user "${current.username}" is the admin secret's own user; refusing to rotate the admin's password as one of the pair.`,
         'Use an admin secret whose user is neither "username" nor "alternateUsername".',
@@ -542,9 +542,10 @@ export class DatabaseRotator<C = unknown> extends Rotator {
     return { ...secret, port: portOf(secret, this.profile.defaultPort), ...(dbname === undefined ? {} : { dbname }) };
   }
 
+  /** Closes a connection (timed like every engine call); a failure is logged, never thrown. */
   async close(conn: C, log: Logger): Promise<void> {
     try {
-      await this.calls({ env: {}, log }).close(conn);
+      await timed(log, this.name, 'close', {}, () => this.engine.close(conn));
     } catch (err) {
       log.warn('closing a connection failed', { reason: describeError(err) });
     }

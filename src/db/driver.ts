@@ -1,5 +1,11 @@
 import { ConnectError, describeError } from '../errors';
 
+/** The module a failed `require` could not find (Node's MODULE_NOT_FOUND), or undefined for any other error. */
+export function missingModuleOf(err: unknown): string | undefined {
+  if ((err as { code?: unknown } | null)?.code !== 'MODULE_NOT_FOUND') return undefined;
+  return /Cannot find module '([^']+)'/.exec(describeError(err))?.[1];
+}
+
 /**
  * What a lazy `require` of a database driver throws: a missing package (an npm user of this
  * library who did not install the engine's driver, which is an optional peer dependency) becomes
@@ -9,8 +15,7 @@ import { ConnectError, describeError } from '../errors';
  * the driver.
  */
 export function driverLoadError(pkg: string, err: unknown): unknown {
-  const code = (err as { code?: unknown } | null)?.code;
-  if (code !== 'MODULE_NOT_FOUND' || !describeError(err).includes(`'${pkg}'`)) return err;
+  if (missingModuleOf(err) !== pkg) return err;
   return new ConnectError(
     'CONFIG',
     `The database driver "${pkg}" is not installed (it is loaded on the first connection): install it next to rotation-lambdas ` +

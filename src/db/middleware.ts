@@ -50,10 +50,9 @@ function ms(started: number): number {
   return Math.round((performance.now() - started) * 10) / 10;
 }
 
-/** The engine's operations as the framework calls them: each one timed and logged, with the invocation's context. */
+/** The engine's operations as the framework calls them: each one timed and logged, with the invocation's context (close: DatabaseRotator.close). */
 export interface EngineCalls<C> {
   connect(target: DbSecret, options: ConnectOptions): Promise<C>;
-  close(conn: C): Promise<void>;
   check(conn: C): Promise<void>;
   setOwnPassword(conn: C, change: PasswordChange): Promise<void>;
   checkAlternateUser(admin: C, change: AlternateUserChange): Promise<void>;
@@ -67,7 +66,6 @@ export function engineCalls<C>(engine: DatabaseEngine<C>, ctx: EngineContext): E
   const { log } = ctx;
   return {
     connect: (target, options) => timed(log, name, 'connect', { username: target.username }, () => engine.connect(target, options)),
-    close: (conn) => timed(log, name, 'close', {}, () => engine.close(conn)),
     check: (conn) => timed(log, name, 'check', {}, () => engine.check(conn, ctx)),
     setOwnPassword: (conn, change) => timed(log, name, 'setOwnPassword', { username: change.username }, () => engine.setOwnPassword(conn, change, ctx)),
     checkAlternateUser: (admin, change) =>

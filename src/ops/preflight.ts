@@ -16,7 +16,6 @@ import type { AlternateUserChange } from '../db/engine';
 import { type DbSecret, parseAdminSecret, strategyOf } from '../db/secret';
 import { parseTlsMode, resolveCa } from '../db/tls';
 import { describeError, type LoginFailure } from '../errors';
-import type { Logger } from '../log';
 import type { Env } from '../password';
 import type { StepContext } from '../rotator';
 import { AWSCURRENT } from '../secrets';
@@ -80,7 +79,7 @@ export async function runPreflight<C>(rotator: DatabaseRotator<C>, ctx: Prefligh
       await alternatingChecks(rotator, current, login.result, checks, ctx);
     }
   } finally {
-    if (login.result.ok) await closeQuietly(rotator, login.result.conn, ctx.log);
+    if (login.result.ok) await rotator.close(login.result.conn, ctx.log);
   }
   return done();
 }
@@ -191,7 +190,7 @@ async function alternatingChecks<C>(rotator: DatabaseRotator<C>, current: DbSecr
       }
     }
   } finally {
-    await closeQuietly(rotator, adminLogin.result.conn, ctx.log);
+    await rotator.close(adminLogin.result.conn, ctx.log);
   }
 }
 
@@ -300,7 +299,4 @@ function loginRemedy(code: string, label: string): string {
   }
 }
 
-function closeQuietly<C>(rotator: DatabaseRotator<C>, conn: C, log: Logger): Promise<void> {
-  return rotator.close(conn, log);
-}
 

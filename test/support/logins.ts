@@ -6,8 +6,17 @@
 import { createConnection } from 'mysql2/promise';
 import { Client } from 'pg';
 
-export async function pgLogin(server: { host: string; port: number; database: string }, user: string, password: string): Promise<string> {
-  const c = new Client({ host: server.host, port: server.port, user, password, database: server.database, ssl: false, connectionTimeoutMillis: 5000 });
+/** `tls`: log in over TLS, verifying the server's certificate with `ca` for the name `host` (dialled instead of server.host). */
+export async function pgLogin(server: { host: string; port: number; database: string }, user: string, password: string, tls: false | { ca: string; host: string } = false): Promise<string> {
+  const c = new Client({
+    host: tls ? tls.host : server.host,
+    port: server.port,
+    user,
+    password,
+    database: server.database,
+    ssl: tls ? { ca: tls.ca } : false,
+    connectionTimeoutMillis: 5000,
+  });
   try {
     await c.connect();
     await c.query('SELECT 1');
