@@ -6,6 +6,7 @@
  */
 import {
   CreateSecretCommand,
+  DeleteSecretCommand,
   PutSecretValueCommand,
   type SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
@@ -31,6 +32,7 @@ class MemoryRotator extends Rotator {
 let sm: SecretsManagerDouble;
 let rotator: MemoryRotator;
 let arn: string;
+let name: string;
 const LAMBDA = 'arn:aws:lambda:us-east-1:123456789012:function:memory-rotator';
 
 /** A client (fresh container) whose pending-by-token reads fail with `errName`. */
@@ -59,7 +61,8 @@ function fresh(client = sm.client()) {
 beforeEach(async () => {
   sm = new SecretsManagerDouble();
   rotator = new MemoryRotator();
-  const out = await sm.client().send(new CreateSecretCommand({ Name: `fresh/${randomUUID()}`, SecretString: JSON.stringify({ key: 'InitialKeyValue-123' }) }));
+  name = `fresh/${randomUUID()}`;
+  const out = await sm.client().send(new CreateSecretCommand({ Name: name, SecretString: JSON.stringify({ key: 'InitialKeyValue-123' }) }));
   arn = out.ARN!;
 });
 
@@ -106,5 +109,20 @@ describe('a fresh container per step', () => {
     await Promise.all([fresh()(run.event('finishSecret')), fresh()(run.event('finishSecret'))]);
     expect(sm.versionStages(arn)[run.versionId]).toContain('AWSCURRENT');
     expect(sm.versionStages(arn)[before]).toContain('AWSPREVIOUS');
+  });
+
+  it('attack on the warm path: a secret named by name is deleted and re-created with the same name, and its writer stores a value the target refuses under the same token; the warm container never uses what it cached, nothing is promoted', async () => {
+    const warm = fresh(sm.client());
+    const run = sm.beginRotation(arn, { lambdaArn: LAMBDA });
+    const byName = (step: 'createSecret' | 'setSecret' | 'testSecret' | 'finishSecret') => ({ ...run.event(step), SecretId: name });
+    await warm(byName('createSecret'));
+    await warm(byName('setSecret'));
+    await sm.client().send(new DeleteSecretCommand({ SecretId: arn, ForceDeleteWithoutRecovery: true }));
+    const again = (await sm.client().send(new CreateSecretCommand({ Name: name, SecretString: JSON.stringify({ key: 'InitialKeyValue-123' }) }))).ARN!;
+    await sm.client().send(new PutSecretValueCommand({ SecretId: again, ClientRequestToken: run.versionId, SecretString: JSON.stringify({ key: 'not-accepted' }), VersionStages: ['AWSPENDING'] }));
+    const err = await warm({ ...byName('finishSecret'), RotationToken: undefined }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RotationError);
+    expect((err as RotationError).code).toBe('AUTH');
+    expect(sm.versionStages(again)[run.versionId]).not.toContain('AWSCURRENT');
   });
 });
